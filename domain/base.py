@@ -1,0 +1,105 @@
+"""Shared building blocks of the aggregates: command context, base aggregate, errors.
+
+Every command takes a :class:`Ctx` that carries the instant the command is
+applied at (the system timeline), who asked, and the ids that trace it back to
+its cause. The aggregate never reads the clock and never makes ids itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+ERASED = "[erased]"
+SEALED_PREFIX = "pii:"
+
+NAMESPACE = uuid5(NAMESPACE_URL, "urn:vip-backend")
+
+
+class DomainError(Exception):
+    """A command was refused because it breaks a business rule."""
+
+
+class NotFoundError(DomainError):
+    """The aggregate the command names does not exist."""
+
+
+def aggregate_id(kind: str, business_id: str) -> UUID:
+    """The stable aggregate id for a business id (``member:M001`` and so on)."""
+    return uuid5(NAMESPACE, f"{kind}:{business_id}")
+
+
+def event_id(originator_id: UUID, version: int) -> UUID:
+    """The stable id of a domain event, the same on every replay and on the bus."""
+    return uuid5(originator_id, str(version))
+
+
+def require_aware(at: datetime, what: str = "time") -> datetime:
+    """Refuse naive datetimes: every instant in the system carries its zone."""
+    if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
+        raise DomainError(f"{what} must be a timezone-aware datetime, got {at!r}")
+    return at
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """The context of one command: when it applies, who asked, and why.
+
+    ``at`` is the instant on the system timeline the resulting events are
+    stamped with. ``causation_id`` is the id of the input or command that
+    caused them; ``correlation_id`` ties a whole conversation together.
+    """
+
+    at: datetime
+    actor: str = "system"
+    causation_id: str = ""
+    correlation_id: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        require_aware(self.at, "command time")
+
+    def meta(self, key: str = "") -> dict[str, Any]:
+        """Event metadata; ``key`` is the business id of the aggregate."""
+        meta = {
+            "key": key,
+            "actor": self.actor,
+            "causation_id": self.causation_id,
+            "correlation_id": self.correlation_id or self.causation_id,
+        }
+        meta.update(self.extra)
+        return meta
+
+
+class VipAggregate(Aggregate):
+    """Base aggregate: stamps every event with the command's time and metadata."""
+
+    class Event(Aggregate.Event):
+        meta: dict
+
+    class Created(Event, Aggregate.Created):
+        meta: dict
+
+    KEY = ""  # the attribute holding the business id, e.g. "member_id"
+    _ctx: Ctx | None = None
+
+    def _use(self, ctx: Ctx) -> None:
+        # Transient, not state: which command the next events belong to.
+        self._ctx = ctx
+
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+        ctx = self._ctx
+        if ctx is not None:
+            kwargs.setdefault("meta", ctx.meta(getattr(self, self.KEY, "")))
+            if kwargs.get("timestamp") is None:
+                kwargs["timestamp"] = ctx.at
+        kwargs.setdefault("meta", {"key": getattr(self, self.KEY, "")})
+        super().trigger_event(event_class, **kwargs)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_ctx", None)
+        return state

@@ -1,0 +1,434 @@
+"""The Contract aggregate: cooperation contracts (seed 000) and member agreements (seed 002).
+
+Drafted with terms → signed by each party → effective (seed 000 §1.3: from
+both signatures, valid one year) → milestones (§3.2), invoices, payments,
+discounts and waivers (§6, seed 002 §6) → amendments with both parties'
+consent (§11) → breach with compensation (§8) → dispute (§9) → terminated
+with settlement (§10), expired, or renewed (seed 002 §12.3).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from domain.base import Ctx, DomainError, VipAggregate, aggregate_id, require_aware
+
+KINDS = ("cooperation", "member_agreement")
+INVOICE_KINDS = ("membership_fee", "service_fee", "settlement", "compensation")
+LIVE = ("effective", "disputed")
+
+
+class ContractError(DomainError):
+    """A contract command was refused."""
+
+
+class TermsError(ContractError):
+    """The contract terms are incomplete or inconsistent."""
+
+
+def add_months(at: datetime, months: int) -> datetime:
+    """Same day-of-month ``months`` later (clamped to the month's end)."""
+    year, month = divmod(at.month - 1 + months, 12)
+    year += at.year
+    month += 1
+    for day in (at.day, 30, 29, 28):
+        try:
+            return at.replace(year=year, month=month, day=day)
+        except ValueError:
+            continue
+    raise ValueError(f"cannot add {months} months to {at}")
+
+
+def check_terms(kind: str, terms: dict) -> None:
+    """Refuse terms that could not be run: every problem named, with how to fix it."""
+    if kind not in KINDS:
+        raise TermsError(f"contract kind must be one of {KINDS}, got {kind!r}")
+    parties = terms.get("parties") or []
+    ids = [p.get("id") for p in parties]
+    if len(parties) != 2 or len(set(ids)) != 2 or not all(ids):
+        raise TermsError("terms need exactly two parties with distinct ids")
+    if kind == "member_agreement" and not terms.get("member_id"):
+        raise TermsError("a member agreement needs member_id")
+    months = terms.get("validity_months", 12)
+    if not isinstance(months, int) or months <= 0:
+        raise TermsError("validity_months must be a positive whole number")
+    share = terms.get("revenue_share") or {}
+    if share:
+        if set(share) - set(ids) - {"platform"}:
+            raise TermsError(f"revenue_share names parties not in the contract: {sorted(share)}")
+        if sum(share.values()) != 10000 or any(v < 0 for v in share.values()):
+            raise TermsError("revenue_share ratios are basis points and must add up to 10000")
+    seen = set()
+    for m in terms.get("milestones", []):
+        if not m.get("id") or m["id"] in seen:
+            raise TermsError("every milestone needs a unique id")
+        seen.add(m["id"])
+        if not m.get("due_months") and not m.get("due_at"):
+            raise TermsError(f"milestone {m['id']} needs due_months or due_at")
+    if terms.get("payment_terms_days", 30) < 0:
+        raise TermsError("payment_terms_days must not be negative")
+
+
+class Contract(VipAggregate):
+    """An agreement between two parties, run from draft to its end."""
+
+    KEY = "contract_id"
+
+    @staticmethod
+    def create_id(contract_id: str, **_: object) -> UUID:
+        return aggregate_id("contract", contract_id)
+
+    @classmethod
+    def draft(cls, ctx: Ctx, contract_id: str, kind: str, terms: dict) -> "Contract":
+        check_terms(kind, terms)
+        return cls(timestamp=ctx.at, meta=ctx.meta(contract_id), contract_id=contract_id, kind=kind,
+                   terms=terms)
+
+    @event("ContractDrafted")
+    def __init__(self, contract_id: str, kind: str, terms: dict, timestamp: datetime,
+                 meta: dict) -> None:
+        self.contract_id = contract_id
+        self.kind = kind
+        self.terms = terms
+        self.terms_version = 1
+        self.status = "draft"
+        self.signed_by: dict[str, datetime] = {}
+        self.effective_at: datetime | None = None
+        self.valid_until: datetime | None = None
+        self.milestones: dict[str, dict] = {}
+        self.invoices: dict[str, dict] = {}
+        self.amendments: dict[str, dict] = {}
+        self.breaches: list[dict] = []
+
+    @property
+    def party_ids(self) -> list[str]:
+        return [p["id"] for p in self.terms["parties"]]
+
+    # -- signing and effect -------------------------------------------------------
+
+    def sign(self, ctx: Ctx, party_id: str) -> None:
+        """Each party signs once; the contract takes effect at the last signature."""
+        if self.status != "draft":
+            raise ContractError(f"contract {self.contract_id} is {self.status}; only drafts are signed")
+        self._require_party(party_id)
+        if party_id in self.signed_by:
+            raise ContractError(f"party {party_id} already signed contract {self.contract_id}")
+        self._use(ctx)
+        self._signed(party_id=party_id)
+        if set(self.signed_by) == set(self.party_ids):
+            self._became_effective(ctx.at)
+
+    @event("ContractSigned")
+    def _signed(self, party_id: str) -> None:
+        self.signed_by[party_id] = self.modified_on
+
+    def _became_effective(self, at: datetime) -> None:
+        months = self.terms.get("validity_months", 12)
+        milestones = {}
+        for m in self.terms.get("milestones", []):
+            due = m.get("due_at") or add_months(at, m["due_months"])
+            milestones[m["id"]] = {"title": m.get("title", m["id"]), "due_at": due,
+                                   "status": "pending"}
+        self._effective(effective_at=at, valid_until=add_months(at, months),
+                        milestones=milestones)
+
+    @event("ContractBecameEffective")
+    def _effective(self, effective_at: datetime, valid_until: datetime, milestones: dict) -> None:
+        self.status = "effective"
+        self.effective_at = effective_at
+        self.valid_until = valid_until
+        self.milestones = milestones
+
+    # -- milestones -----------------------------------------------------------------
+
+    def complete_milestone(self, ctx: Ctx, milestone_id: str) -> None:
+        self._require_live("complete a milestone")
+        milestone = self._milestone(milestone_id)
+        if milestone["status"] == "completed":
+            raise ContractError(f"milestone {milestone_id} is already completed")
+        self._use(ctx)
+        self._milestone_completed(milestone_id=milestone_id, late=ctx.at > milestone["due_at"])
+
+    @event("MilestoneCompleted")
+    def _milestone_completed(self, milestone_id: str, late: bool) -> None:
+        self.milestones[milestone_id] = {**self.milestones[milestone_id], "status": "completed",
+                                         "completed_at": self.modified_on}
+
+    def mark_milestone_overdue(self, ctx: Ctx, milestone_id: str) -> None:
+        """Scheduled at the milestone's due date."""
+        milestone = self._milestone(milestone_id)
+        if milestone["status"] != "pending" or milestone["due_at"] > ctx.at or self.status not in LIVE:
+            raise ContractError(f"milestone {milestone_id} is not overdue at {ctx.at}")
+        self._use(ctx)
+        self._milestone_overdue(milestone_id=milestone_id, due_at=milestone["due_at"])
+
+    @event("MilestoneOverdue")
+    def _milestone_overdue(self, milestone_id: str, due_at: datetime) -> None:
+        self.milestones[milestone_id] = {**self.milestones[milestone_id], "status": "overdue"}
+
+    # -- money ---------------------------------------------------------------------
+
+    def issue_invoice(self, ctx: Ctx, invoice_id: str, payer: str, amount_fen: int,
+                      currency: str, kind: str, due_at: datetime | None = None) -> None:
+        """Seed 000 §6 / seed 002 §6.2: an invoice with amount, payer and due date."""
+        self._require_live("issue an invoice")
+        if invoice_id in self.invoices:
+            raise ContractError(f"invoice {invoice_id} already exists on {self.contract_id}")
+        self._require_party(payer)
+        _check_money(amount_fen, currency)
+        if kind not in INVOICE_KINDS:
+            raise ContractError(f"invoice kind must be one of {INVOICE_KINDS}, got {kind!r}")
+        if due_at is None:
+            due_at = ctx.at + timedelta(days=self.terms.get("payment_terms_days", 30))
+        require_aware(due_at, "due_at")
+        payee = next(p for p in self.party_ids if p != payer)
+        self._use(ctx)
+        self._invoice_issued(invoice_id=invoice_id, payer=payer, payee=payee,
+                             amount_fen=amount_fen, currency=currency, kind=kind, due_at=due_at,
+                             revenue_share=dict(self.terms.get("revenue_share") or {}),
+                             terms_version=self.terms_version)
+
+    @event("InvoiceIssued")
+    def _invoice_issued(self, invoice_id: str, payer: str, payee: str, amount_fen: int,
+                        currency: str, kind: str, due_at: datetime, revenue_share: dict,
+                        terms_version: int) -> None:
+        self.invoices[invoice_id] = {"payer": payer, "payee": payee, "amount_fen": amount_fen,
+                                     "currency": currency, "kind": kind, "due_at": due_at,
+                                     "paid_fen": 0, "credited_fen": 0, "status": "open"}
+
+    def outstanding(self, invoice_id: str) -> int:
+        inv = self._invoice(invoice_id)
+        return inv["amount_fen"] - inv["paid_fen"] - inv["credited_fen"]
+
+    def receive_payment(self, ctx: Ctx, invoice_id: str, amount_fen: int, currency: str,
+                        payment_id: str) -> None:
+        inv = self._invoice(invoice_id)
+        _check_money(amount_fen, currency)
+        if currency != inv["currency"]:
+            raise ContractError(f"payment in {currency} for an invoice in {inv['currency']}")
+        if amount_fen > self.outstanding(invoice_id):
+            raise ContractError(f"payment of {amount_fen} fen exceeds the "
+                                f"{self.outstanding(invoice_id)} fen outstanding on {invoice_id}")
+        self._use(ctx)
+        self._payment_received(invoice_id=invoice_id, payment_id=payment_id, payer=inv["payer"],
+                               payee=inv["payee"], amount_fen=amount_fen, currency=currency)
+
+    @event("PaymentReceived")
+    def _payment_received(self, invoice_id: str, payment_id: str, payer: str, payee: str,
+                          amount_fen: int, currency: str) -> None:
+        inv = self.invoices[invoice_id]
+        inv["paid_fen"] += amount_fen
+        inv["status"] = "paid" if inv["paid_fen"] + inv["credited_fen"] >= inv["amount_fen"] else inv["status"]
+
+    def grant_discount(self, ctx: Ctx, invoice_id: str, amount_fen: int, reason: str) -> None:
+        """Seed 002 §6.3: a discount lowers what is owed on an invoice."""
+        inv = self._invoice(invoice_id)
+        _check_money(amount_fen, inv["currency"])
+        if amount_fen > self.outstanding(invoice_id):
+            raise ContractError(f"discount of {amount_fen} fen exceeds the "
+                                f"{self.outstanding(invoice_id)} fen outstanding on {invoice_id}")
+        self._credit(ctx, invoice_id, amount_fen, reason, waiver=False)
+
+    def waive(self, ctx: Ctx, invoice_id: str, reason: str) -> None:
+        """Seed 002 §6.3: a waiver forgives everything still owed on an invoice."""
+        left = self.outstanding(invoice_id)
+        if left <= 0:
+            raise ContractError(f"invoice {invoice_id} has nothing outstanding to waive")
+        self._credit(ctx, invoice_id, left, reason, waiver=True)
+
+    def _credit(self, ctx: Ctx, invoice_id: str, amount_fen: int, reason: str, waiver: bool) -> None:
+        if not reason or not reason.strip():
+            raise ContractError("discounts and waivers need a reason")
+        inv = self.invoices[invoice_id]
+        self._use(ctx)
+        self._credited(invoice_id=invoice_id, payer=inv["payer"], payee=inv["payee"],
+                       amount_fen=amount_fen, currency=inv["currency"], reason=reason,
+                       waiver=waiver)
+
+    @event("InvoiceCredited")
+    def _credited(self, invoice_id: str, payer: str, payee: str, amount_fen: int, currency: str,
+                  reason: str, waiver: bool) -> None:
+        inv = self.invoices[invoice_id]
+        inv["credited_fen"] += amount_fen
+        if inv["paid_fen"] + inv["credited_fen"] >= inv["amount_fen"]:
+            inv["status"] = "paid"
+
+    def mark_invoice_overdue(self, ctx: Ctx, invoice_id: str) -> None:
+        """Scheduled at the invoice's due date."""
+        inv = self._invoice(invoice_id)
+        if inv["status"] != "open" or inv["due_at"] > ctx.at:
+            raise ContractError(f"invoice {invoice_id} is not overdue at {ctx.at}")
+        self._use(ctx)
+        self._invoice_overdue(invoice_id=invoice_id, due_at=inv["due_at"],
+                              outstanding_fen=self.outstanding(invoice_id))
+
+    @event("InvoiceOverdue")
+    def _invoice_overdue(self, invoice_id: str, due_at: datetime, outstanding_fen: int) -> None:
+        self.invoices[invoice_id]["status"] = "overdue"
+
+    # -- amendments (seed 000 §11) ------------------------------------------------
+
+    def propose_amendment(self, ctx: Ctx, amendment_id: str, changes: dict, kind: str) -> None:
+        self._require_live("amend")
+        if kind not in ("amendment", "supplement"):
+            raise ContractError("kind must be 'amendment' or 'supplement'")
+        if amendment_id in self.amendments:
+            raise ContractError(f"amendment {amendment_id} already exists")
+        if not changes:
+            raise ContractError("an amendment must change at least one term")
+        if "parties" in changes or "member_id" in changes:
+            raise TermsError("an amendment cannot change the parties; draft a new contract")
+        check_terms(self.kind, {**self.terms, **changes})
+        self._use(ctx)
+        self._amendment_proposed(amendment_id=amendment_id, changes=changes, kind=kind,
+                                 proposed_by=ctx.actor)
+
+    @event("AmendmentProposed")
+    def _amendment_proposed(self, amendment_id: str, changes: dict, kind: str, proposed_by: str) -> None:
+        self.amendments[amendment_id] = {"changes": changes, "kind": kind, "consents": [],
+                                         "status": "proposed"}
+
+    def consent_to_amendment(self, ctx: Ctx, amendment_id: str, party_id: str) -> None:
+        """Seed 000 §11.1: a change binds only with both parties' consent."""
+        self._require_party(party_id)
+        amendment = self.amendments.get(amendment_id)
+        if not amendment or amendment["status"] != "proposed":
+            raise ContractError(f"no proposed amendment {amendment_id} on {self.contract_id}")
+        if party_id in amendment["consents"]:
+            raise ContractError(f"party {party_id} already consented to {amendment_id}")
+        self._use(ctx)
+        self._amendment_consented(amendment_id=amendment_id, party_id=party_id)
+        if set(self.amendments[amendment_id]["consents"]) == set(self.party_ids):
+            self._terms_amended(amendment_id=amendment_id, terms_version=self.terms_version + 1,
+                                terms={**self.terms, **amendment["changes"]})
+
+    @event("AmendmentConsented")
+    def _amendment_consented(self, amendment_id: str, party_id: str) -> None:
+        self.amendments[amendment_id]["consents"].append(party_id)
+
+    @event("TermsAmended")
+    def _terms_amended(self, amendment_id: str, terms_version: int, terms: dict) -> None:
+        self.amendments[amendment_id]["status"] = "agreed"
+        self.terms = terms
+        self.terms_version = terms_version
+
+    # -- breach, dispute, end --------------------------------------------------------
+
+    def record_breach(self, ctx: Ctx, party_id: str, description: str, compensation_fen: int,
+                      currency: str) -> None:
+        """Seed 000 §8: the party in breach owes the agreed compensation."""
+        self._require_live("record a breach")
+        self._require_party(party_id)
+        if not description or not description.strip():
+            raise ContractError("a breach needs a description")
+        if compensation_fen:
+            _check_money(compensation_fen, currency)
+        other = next(p for p in self.party_ids if p != party_id)
+        self._use(ctx)
+        self._breach_recorded(party_id=party_id, owed_to=other, description=description,
+                              compensation_fen=compensation_fen, currency=currency)
+
+    @event("BreachRecorded")
+    def _breach_recorded(self, party_id: str, owed_to: str, description: str,
+                         compensation_fen: int, currency: str) -> None:
+        self.breaches.append({"party_id": party_id, "compensation_fen": compensation_fen})
+
+    def open_dispute(self, ctx: Ctx, party_id: str, reason: str) -> None:
+        """Seed 000 §9: a party disputes; the contract stays in force meanwhile."""
+        self._require_party(party_id)
+        if self.status != "effective":
+            raise ContractError(f"only an effective contract can be disputed (status {self.status})")
+        if not reason or not reason.strip():
+            raise ContractError("a dispute needs a reason")
+        self._use(ctx)
+        self._dispute_opened(party_id=party_id, reason=reason)
+
+    @event("DisputeOpened")
+    def _dispute_opened(self, party_id: str, reason: str) -> None:
+        self.status = "disputed"
+
+    def settle_dispute(self, ctx: Ctx, outcome: str) -> None:
+        if self.status != "disputed":
+            raise ContractError(f"contract {self.contract_id} has no open dispute")
+        self._use(ctx)
+        self._dispute_settled(outcome=outcome or "settled")
+
+    @event("DisputeSettled")
+    def _dispute_settled(self, outcome: str) -> None:
+        self.status = "effective"
+
+    def terminate(self, ctx: Ctx, reason: str, settlement: dict | None = None) -> None:
+        """Seed 000 §10: termination with a reason and a post-termination settlement."""
+        if self.status not in LIVE and self.status != "draft":
+            raise ContractError(f"contract {self.contract_id} is already {self.status}")
+        if not reason or not reason.strip():
+            raise ContractError("termination needs a reason")
+        settlement = dict(settlement or {})
+        if settlement.get("amount_fen"):
+            _check_money(settlement["amount_fen"], settlement.get("currency", "CNY"))
+            self._require_party(settlement.get("payer", ""))
+        self._use(ctx)
+        self._terminated(reason=reason, settlement=settlement)
+
+    @event("ContractTerminated")
+    def _terminated(self, reason: str, settlement: dict) -> None:
+        self.status = "terminated"
+
+    def expire(self, ctx: Ctx) -> None:
+        """Scheduled at the end of validity."""
+        if self.status not in LIVE or self.valid_until is None or self.valid_until > ctx.at:
+            raise ContractError(f"contract {self.contract_id} does not expire at {ctx.at}")
+        self._use(ctx)
+        self._expired(valid_until=self.valid_until)
+
+    @event("ContractExpired")
+    def _expired(self, valid_until: datetime) -> None:
+        self.status = "expired"
+
+    def renew(self, ctx: Ctx, months: int | None = None) -> None:
+        """Seed 002 §12.3: renewal extends validity from the current end."""
+        self._require_live("renew")
+        months = months or self.terms.get("validity_months", 12)
+        if not isinstance(months, int) or months <= 0:
+            raise ContractError("renewal months must be a positive whole number")
+        self._use(ctx)
+        self._renewed(months=months, valid_until=add_months(self.valid_until, months))
+
+    @event("ContractRenewed")
+    def _renewed(self, months: int, valid_until: datetime) -> None:
+        self.valid_until = valid_until
+
+    # -- guards -------------------------------------------------------------------
+
+    def _require_party(self, party_id: str) -> None:
+        if party_id not in self.party_ids:
+            raise ContractError(f"{party_id!r} is not a party to contract {self.contract_id} "
+                                f"(parties: {', '.join(self.party_ids)})")
+
+    def _require_live(self, action: str) -> None:
+        if self.status not in LIVE:
+            raise ContractError(f"cannot {action} on contract {self.contract_id}: it is {self.status}")
+
+    def _milestone(self, milestone_id: str) -> dict:
+        try:
+            return self.milestones[milestone_id]
+        except KeyError:
+            raise ContractError(f"contract {self.contract_id} has no milestone {milestone_id}") from None
+
+    def _invoice(self, invoice_id: str) -> dict:
+        try:
+            return self.invoices[invoice_id]
+        except KeyError:
+            raise ContractError(f"contract {self.contract_id} has no invoice {invoice_id}") from None
+
+
+def _check_money(amount_fen: int, currency: str) -> None:
+    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
+        raise ContractError(f"amount must be a positive whole number of fen, got {amount_fen!r}")
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isupper():
+        raise ContractError(f"currency must be an ISO 4217 code like CNY, got {currency!r}")
+
+
+__all__ = ["Contract", "ContractError", "TermsError", "add_months", "check_terms"]

@@ -1,0 +1,467 @@
+"""The Member aggregate: spend, points, activity, tier, and VIP standing.
+
+Seed 002 §2 (qualification, application, review, signing, loss and
+cancellation) and seed 000 §2 (VIP users, tiers by spend and activity).
+The tier is the member's qualification; the VIP status is the standing the
+application workflow gives. Benefits need both.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from domain.base import Ctx, DomainError, VipAggregate, aggregate_id, require_aware
+from domain.policy import TIERS, Policy, tier_rank
+from domain.tiering import Standing, next_anniversary, standing
+
+PROFILE_FIELDS = ("name", "phone", "email")
+ACTIVITY_KINDS = ("login", "vip_event", "review")
+OVERRIDE_KINDS = ("pin", "floor")
+REAPPLY_FROM = ("none", "rejected", "revoked", "disqualified", "terminated")
+
+
+class MemberError(DomainError):
+    """A member command was refused."""
+
+
+class NotQualifiedError(MemberError):
+    """The member's tier does not meet the VIP standard (seed 002 §2.1.1)."""
+
+
+class WorkflowError(MemberError):
+    """The VIP application workflow does not allow this step now."""
+
+
+class OrderError(MemberError):
+    """An order event does not fit what is known of the order."""
+
+
+class Member(VipAggregate):
+    """A customer of the program, known from CRM or first seen in an order."""
+
+    KEY = "member_id"
+
+    @staticmethod
+    def create_id(member_id: str, **_: object) -> UUID:
+        return aggregate_id("member", member_id)
+
+    @classmethod
+    def register(cls, ctx: Ctx, member_id: str, profile: dict | None, source: str,
+                 input_id: str = "") -> "Member":
+        """Open a member from CRM (``source='crm'``) or from a first upstream event."""
+        if not member_id or not member_id.strip():
+            raise MemberError("member id must not be empty")
+        _check_profile(profile or {})
+        return cls(timestamp=ctx.at, meta=ctx.meta(member_id), member_id=member_id, profile=profile,
+                   source=source, input_id=input_id)
+
+    @event("MemberRegistered")
+    def __init__(self, member_id: str, profile: dict | None, source: str, input_id: str,
+                 timestamp: datetime, meta: dict) -> None:
+        self.member_id = member_id
+        self.profile = dict(profile or {})
+        self.registered = source == "crm"
+        self.entries: list = []
+        self.active_months: set[str] = set()
+        self.orders: dict[str, dict] = {}
+        self.seen_inputs: set[str] = {input_id} if input_id else set()
+        self.tier = "member"
+        self.tier_since: datetime | None = None
+        self.first_silver_at: datetime | None = None
+        self.next_review_at: datetime | None = None
+        self.override: dict | None = None
+        self.vip_status = "none"
+        self.fee_due_fen = 0
+        self.fee_paid_fen = 0
+        self.agreement_id: str | None = None
+        self.erased = False
+
+    # -- what the member stands at ------------------------------------
+
+    @property
+    def effective_tier(self) -> str:
+        """The tier after a manual override (pin sets it, floor bounds it below)."""
+        if not self.override:
+            return self.tier
+        if self.override["kind"] == "pin":
+            return self.override["tier"]
+        return max(self.tier, self.override["tier"], key=tier_rank)
+
+    @property
+    def has_benefits(self) -> bool:
+        """Seed 000 §2.1: VIP rights need an approved, paid-up, active standing and a VIP tier."""
+        return self.vip_status == "active" and self.effective_tier != "member"
+
+    def standing_at(self, at: datetime, policy: Policy) -> Standing:
+        return standing(self.entries, self.active_months, at, policy)
+
+    def has_seen(self, input_id: str) -> bool:
+        return bool(input_id) and input_id in self.seen_inputs
+
+    # -- profile ----------------------------------------------------------
+
+    def fill_registration(self, ctx: Ctx, input_id: str, profile: dict) -> None:
+        """CRM registration of a member first seen in an order fills the profile."""
+        _check_profile(profile)
+        if self.registered:
+            raise MemberError(f"member {self.member_id} is already registered")
+        self._use(ctx)
+        self._registration_filled(input_id=input_id, profile=profile)
+
+    @event("RegistrationFilled")
+    def _registration_filled(self, input_id: str, profile: dict) -> None:
+        self.seen_inputs.add(input_id)
+        self.profile.update(profile)
+        self.registered = True
+
+    def update_profile(self, ctx: Ctx, input_id: str, changes: dict) -> None:
+        _check_profile(changes)
+        if not changes:
+            raise MemberError("a profile update must change at least one of name, phone, email")
+        self._use(ctx)
+        self._profile_updated(input_id=input_id, changes=changes)
+
+    @event("ProfileUpdated")
+    def _profile_updated(self, input_id: str, changes: dict) -> None:
+        self.seen_inputs.add(input_id)
+        self.profile.update(changes)
+
+    def record_erasure(self, ctx: Ctx, input_id: str) -> None:
+        """PIPL erasure: the key is destroyed elsewhere; the log notes that it was."""
+        self._use(ctx)
+        self._personal_data_erased(input_id=input_id)
+
+    @event("PersonalDataErased")
+    def _personal_data_erased(self, input_id: str) -> None:
+        if input_id:
+            self.seen_inputs.add(input_id)
+        self.erased = True
+
+    # -- orders and activity ---------------------------------------------
+
+    def record_order_paid(self, ctx: Ctx, input_id: str, order_id: str, amount_fen: int,
+                          currency: str, occurred_at: datetime, policy: Policy) -> None:
+        """A paid order adds spend (and points) in the window of its occurred-at."""
+        _check_amount(amount_fen, currency, policy)
+        require_aware(occurred_at, "occurred_at")
+        if order_id in self.orders:
+            raise OrderError(f"order {order_id} was already recorded as paid")
+        self._use(ctx)
+        self._order_paid(input_id=input_id, order_id=order_id, amount_fen=amount_fen,
+                         currency=currency, occurred_at=occurred_at,
+                         month=policy.month_of(occurred_at))
+        self._upgrade_if_qualified(ctx.at, policy)
+
+    @event("OrderPaid")
+    def _order_paid(self, input_id: str, order_id: str, amount_fen: int, currency: str,
+                    occurred_at: datetime, month: str) -> None:
+        self.seen_inputs.add(input_id)
+        self.orders[order_id] = {"paid": amount_fen, "reversed": 0}
+        self.entries.append((occurred_at, amount_fen, 0))
+        self.active_months.add(month)
+
+    def record_order_refunded(self, ctx: Ctx, input_id: str, order_id: str, amount_fen: int,
+                              currency: str, occurred_at: datetime, policy: Policy) -> None:
+        """A refund reverses spend and points; it never lowers the tier before review."""
+        _check_amount(amount_fen, currency, policy)
+        require_aware(occurred_at, "occurred_at")
+        order = self._order(order_id)
+        left = order["paid"] - order["reversed"]
+        if amount_fen > left:
+            raise OrderError(
+                f"refund of {amount_fen} fen exceeds the {left} fen still paid on order {order_id}")
+        self._use(ctx)
+        self._order_refunded(input_id=input_id, order_id=order_id, amount_fen=amount_fen,
+                             currency=currency, occurred_at=occurred_at)
+
+    @event("OrderRefunded")
+    def _order_refunded(self, input_id: str, order_id: str, amount_fen: int, currency: str,
+                        occurred_at: datetime) -> None:
+        self.seen_inputs.add(input_id)
+        self.orders[order_id]["reversed"] += amount_fen
+        self.entries.append((occurred_at, -amount_fen, 0))
+
+    def record_order_cancelled(self, ctx: Ctx, input_id: str, order_id: str,
+                               occurred_at: datetime) -> None:
+        """A cancelled order reverses whatever of it is still paid (nothing if unpaid)."""
+        require_aware(occurred_at, "occurred_at")
+        order = self.orders.get(order_id)
+        if order and order.get("cancelled"):
+            raise OrderError(f"order {order_id} was already cancelled")
+        reversed_fen = order["paid"] - order["reversed"] if order else 0
+        self._use(ctx)
+        self._order_cancelled(input_id=input_id, order_id=order_id,
+                              reversed_fen=reversed_fen, occurred_at=occurred_at)
+
+    @event("OrderCancelled")
+    def _order_cancelled(self, input_id: str, order_id: str, reversed_fen: int,
+                         occurred_at: datetime) -> None:
+        self.seen_inputs.add(input_id)
+        order = self.orders.setdefault(order_id, {"paid": 0, "reversed": 0})
+        order["reversed"] += reversed_fen
+        order["cancelled"] = True
+        if reversed_fen:
+            self.entries.append((occurred_at, -reversed_fen, 0))
+
+    def record_activity(self, ctx: Ctx, input_id: str, kind: str, occurred_at: datetime,
+                        policy: Policy) -> None:
+        """CRM activity counts toward the month's activity and earns points by policy."""
+        if kind not in ACTIVITY_KINDS:
+            raise MemberError(f"activity kind {kind!r} is not one of {', '.join(ACTIVITY_KINDS)}")
+        require_aware(occurred_at, "occurred_at")
+        self._use(ctx)
+        self._activity_recorded(input_id=input_id, kind=kind, occurred_at=occurred_at,
+                                points=policy.tiers.activity_points.get(kind, 0),
+                                month=policy.month_of(occurred_at),
+                                policy_version=policy.version)
+        self._upgrade_if_qualified(ctx.at, policy)
+
+    @event("ActivityRecorded")
+    def _activity_recorded(self, input_id: str, kind: str, occurred_at: datetime, points: int,
+                           month: str, policy_version: str) -> None:
+        self.seen_inputs.add(input_id)
+        self.entries.append((occurred_at, 0, points))
+        self.active_months.add(month)
+
+    def _order(self, order_id: str) -> dict:
+        try:
+            return self.orders[order_id]
+        except KeyError:
+            raise OrderError(f"order {order_id} has no recorded payment for this member") from None
+
+    # -- tier ---------------------------------------------------------------
+
+    def _upgrade_if_qualified(self, at: datetime, policy: Policy) -> None:
+        # Upgrades take effect at the qualifying event; only reviews lower a tier.
+        now = self.standing_at(at, policy)
+        if tier_rank(now.tier) <= tier_rank(self.tier):
+            return
+        first = self.first_silver_at or at
+        self._tier_upgraded(from_tier=self.tier, to_tier=now.tier, policy_version=policy.version,
+                            standing=now.as_dict(), first_silver_at=first,
+                            next_review_at=next_anniversary(first, at))
+
+    @event("TierUpgraded")
+    def _tier_upgraded(self, from_tier: str, to_tier: str, policy_version: str, standing: dict,
+                       first_silver_at: datetime, next_review_at: datetime) -> None:
+        self.tier = to_tier
+        self.tier_since = self.modified_on
+        self.first_silver_at = first_silver_at
+        self.next_review_at = next_review_at
+
+    def review(self, ctx: Ctx, policy: Policy) -> None:
+        """The annual review (seed 002 §2.3.1): lower by at most the policy's steps, never raise.
+
+        Falling from silver to member loses the VIP standing automatically.
+        """
+        if self.next_review_at is None or ctx.at < self.next_review_at:
+            raise MemberError(f"member {self.member_id} has no review due at {ctx.at.isoformat()}")
+        due = self.next_review_at
+        now = self.standing_at(due, policy)
+        floor = max(0, tier_rank(self.tier) - policy.tiers.max_downgrade_steps)
+        new_rank = min(tier_rank(self.tier), max(tier_rank(now.tier), floor))
+        new_tier = TIERS[new_rank]
+        following = next_anniversary(self.first_silver_at, due) if new_tier != "member" else None
+        self._use(ctx)
+        self._tier_reviewed(review_at=due, from_tier=self.tier, to_tier=new_tier,
+                            policy_version=policy.version, standing=now.as_dict(),
+                            next_review_at=following)
+        if new_tier == "member" and self.vip_status in ("applied", "under_review", "approved", "active"):
+            self._vip_disqualified(reason="annual review: the VIP standard is no longer met",
+                                   policy_version=policy.version)
+
+    @event("TierReviewed")
+    def _tier_reviewed(self, review_at: datetime, from_tier: str, to_tier: str,
+                       policy_version: str, standing: dict, next_review_at: datetime | None) -> None:
+        if to_tier != from_tier:
+            self.tier = to_tier
+            self.tier_since = review_at
+        self.next_review_at = next_review_at
+
+    @event("VipDisqualified")
+    def _vip_disqualified(self, reason: str, policy_version: str) -> None:
+        self.vip_status = "disqualified"
+
+    def set_override(self, ctx: Ctx, kind: str, tier: str, reason: str,
+                     expires_at: datetime) -> None:
+        """A manual override pins the tier or sets a floor, with reason, actor and expiry."""
+        if kind not in OVERRIDE_KINDS:
+            raise MemberError(f"override kind must be 'pin' or 'floor', got {kind!r}")
+        tier_rank(tier)
+        if not reason or not reason.strip():
+            raise MemberError("an override needs a reason")
+        if ctx.actor in ("", "system"):
+            raise MemberError("an override needs a named actor")
+        require_aware(expires_at, "expires_at")
+        if expires_at <= ctx.at:
+            raise MemberError("an override must expire after the moment it is set")
+        self._use(ctx)
+        self._override_set(kind=kind, tier=tier, reason=reason, actor=ctx.actor,
+                           expires_at=expires_at)
+
+    @event("TierOverrideSet")
+    def _override_set(self, kind: str, tier: str, reason: str, actor: str,
+                      expires_at: datetime) -> None:
+        self.override = {"kind": kind, "tier": tier, "reason": reason, "actor": actor,
+                         "expires_at": expires_at}
+
+    def clear_override(self, ctx: Ctx, reason: str) -> None:
+        if not self.override:
+            raise MemberError(f"member {self.member_id} has no tier override to clear")
+        self._use(ctx)
+        self._override_cleared(reason=reason or "cleared by operator")
+
+    def expire_override(self, ctx: Ctx) -> None:
+        """Scheduled at the override's expiry."""
+        if not self.override or self.override["expires_at"] > ctx.at:
+            raise MemberError(f"member {self.member_id} has no override expiring by {ctx.at}")
+        self._use(ctx)
+        self._override_cleared(reason="expired")
+
+    @event("TierOverrideCleared")
+    def _override_cleared(self, reason: str) -> None:
+        self.override = None
+
+    # -- VIP workflow (seed 002 §2.2, §2.3, §4.3) -------------------------
+
+    def apply_for_vip(self, ctx: Ctx, policy: Policy) -> None:
+        """Seed 002 §2.2.1: the customer applies; §2.1.1: the tier must qualify."""
+        if self.vip_status not in REAPPLY_FROM:
+            raise WorkflowError(
+                f"member {self.member_id} cannot apply while VIP status is {self.vip_status}")
+        self._require_qualified(ctx.at, policy)
+        self._use(ctx)
+        self._vip_applied(tier=self.effective_tier, policy_version=policy.version)
+
+    @event("VipApplied")
+    def _vip_applied(self, tier: str, policy_version: str) -> None:
+        self.vip_status = "applied"
+        self.fee_due_fen = 0
+        self.fee_paid_fen = 0
+        self.agreement_id = None
+
+    def start_review(self, ctx: Ctx) -> None:
+        """Seed 002 §2.2.2: the company reviews the application."""
+        self._require_status("applied", "start a review")
+        self._use(ctx)
+        self._vip_review_started(reviewer=ctx.actor)
+
+    @event("VipReviewStarted")
+    def _vip_review_started(self, reviewer: str) -> None:
+        self.vip_status = "under_review"
+
+    def approve(self, ctx: Ctx, policy: Policy) -> None:
+        """Approval fixes the annual fee of the tier; seed 000 §2.1 needs it paid."""
+        self._require_status("under_review", "approve")
+        self._require_qualified(ctx.at, policy)
+        self._use(ctx)
+        self._vip_approved(reviewer=ctx.actor, tier=self.effective_tier,
+                           fee_due_fen=policy.tiers.fee_for(self.effective_tier),
+                           policy_version=policy.version)
+        self._activate_if_complete()
+
+    @event("VipApproved")
+    def _vip_approved(self, reviewer: str, tier: str, fee_due_fen: int, policy_version: str) -> None:
+        self.vip_status = "approved"
+        self.fee_due_fen = fee_due_fen
+
+    def reject(self, ctx: Ctx, reason: str) -> None:
+        self._require_status("under_review", "reject")
+        if not reason or not reason.strip():
+            raise WorkflowError("a rejection needs a reason the customer can be told")
+        self._use(ctx)
+        self._vip_rejected(reviewer=ctx.actor, reason=reason)
+
+    @event("VipRejected")
+    def _vip_rejected(self, reviewer: str, reason: str) -> None:
+        self.vip_status = "rejected"
+
+    def record_agreement_signed(self, ctx: Ctx, agreement_id: str) -> None:
+        """Seed 002 §2.2.3: after approval the VIP service agreement is signed."""
+        self._require_status("approved", "record a signed agreement")
+        self._use(ctx)
+        self._vip_agreement_signed(agreement_id=agreement_id)
+        self._activate_if_complete()
+
+    @event("VipAgreementSigned")
+    def _vip_agreement_signed(self, agreement_id: str) -> None:
+        self.agreement_id = agreement_id
+
+    def record_fee_paid(self, ctx: Ctx, amount_fen: int, currency: str, reference: str) -> None:
+        if amount_fen <= 0:
+            raise WorkflowError("a fee payment must be a positive amount of fen")
+        self._use(ctx)
+        self._vip_fee_paid(amount_fen=amount_fen, currency=currency, reference=reference)
+        self._activate_if_complete()
+
+    @event("VipFeePaid")
+    def _vip_fee_paid(self, amount_fen: int, currency: str, reference: str) -> None:
+        self.fee_paid_fen += amount_fen
+
+    def _activate_if_complete(self) -> None:
+        if (self.vip_status == "approved" and self.agreement_id
+                and self.fee_paid_fen >= self.fee_due_fen):
+            self._vip_activated(tier=self.effective_tier, agreement_id=self.agreement_id)
+
+    @event("VipActivated")
+    def _vip_activated(self, tier: str, agreement_id: str) -> None:
+        self.vip_status = "active"
+
+    def revoke(self, ctx: Ctx, reason: str) -> None:
+        """Seed 002 §2.3.2: the company may cancel VIP status, with a reason."""
+        if self.vip_status not in ("applied", "under_review", "approved", "active"):
+            raise WorkflowError(f"member {self.member_id} has no VIP standing to revoke "
+                                f"(status {self.vip_status})")
+        if not reason or not reason.strip():
+            raise WorkflowError("revoking VIP status needs a reason")
+        self._use(ctx)
+        self._vip_revoked(reason=reason, actor=ctx.actor)
+
+    @event("VipRevoked")
+    def _vip_revoked(self, reason: str, actor: str) -> None:
+        self.vip_status = "revoked"
+
+    def terminate_rights(self, ctx: Ctx, reason: str) -> None:
+        """Seed 002 §4.3.2: a customer in breach of the agreement loses the rights."""
+        self._require_status("active", "terminate rights for breach")
+        if not reason or not reason.strip():
+            raise WorkflowError("terminating rights for breach needs the breach as reason")
+        self._use(ctx)
+        self._vip_rights_terminated(reason=reason, actor=ctx.actor)
+
+    @event("VipRightsTerminated")
+    def _vip_rights_terminated(self, reason: str, actor: str) -> None:
+        self.vip_status = "terminated"
+
+    def _require_status(self, status: str, action: str) -> None:
+        if self.vip_status != status:
+            raise WorkflowError(f"cannot {action} for member {self.member_id}: VIP status is "
+                                f"{self.vip_status}, needs {status}")
+
+    def _require_qualified(self, at: datetime, policy: Policy) -> None:
+        if self.effective_tier == "member":
+            now = self.standing_at(at, policy)
+            silver = policy.tiers.rule("silver")
+            raise NotQualifiedError(
+                f"member {self.member_id} does not meet the VIP standard: net spend "
+                f"{now.spend_fen} fen and {now.points} points in the window, silver needs "
+                f"{silver.min_spend_fen} fen or {silver.min_points} points")
+
+
+def _check_amount(amount_fen: int, currency: str, policy: Policy) -> None:
+    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
+        raise OrderError(f"amount must be a positive whole number of fen, got {amount_fen!r}")
+    if currency != policy.tiers.currency:
+        raise OrderError(f"currency {currency!r} is not {policy.tiers.currency}; "
+                         "tiers count only that currency")
+
+
+def _check_profile(profile: dict) -> None:
+    unknown = set(profile) - set(PROFILE_FIELDS)
+    if unknown:
+        raise MemberError(f"unknown profile fields {sorted(unknown)}; allowed: {PROFILE_FIELDS}")
+
+
+__all__ = ["Member", "MemberError", "NotQualifiedError", "WorkflowError", "OrderError"]

@@ -1,0 +1,123 @@
+"""Policies as versioned data: tier thresholds, fees, SLA targets, calendars.
+
+A :class:`Policy` is loaded from a file the operator can replace (see
+``infra/policy_file.py``); every event a policy decided records its version,
+so a replay gives the same answer and the log can say why a member has a tier.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from domain.calendar import Calendar
+
+TIERS = ("member", "silver", "gold", "platinum", "diamond")
+VIP_TIERS = TIERS[1:]
+
+
+def tier_rank(tier: str) -> int:
+    """Position of a tier in the ladder; ``member`` (not VIP) is 0."""
+    try:
+        return TIERS.index(tier)
+    except ValueError:
+        raise ValueError(f"unknown tier {tier!r}; expected one of {', '.join(TIERS)}") from None
+
+
+@dataclass(frozen=True)
+class TierRule:
+    """What one tier needs, and what it costs per year."""
+
+    tier: str
+    min_spend_fen: int
+    min_points: int
+    annual_fee_fen: int
+    min_active_months: int = 0
+
+
+@dataclass(frozen=True)
+class TierPolicy:
+    """How spend, points and activity give a tier, and how reviews lower it."""
+
+    rules: tuple[TierRule, ...]
+    window_days: int = 365
+    activity_months_window: int = 12
+    points_per_cny: int = 1
+    activity_points: dict[str, int] = field(default_factory=dict)
+    max_downgrade_steps: int = 1
+    currency: str = "CNY"
+
+    def rule(self, tier: str) -> TierRule:
+        for rule in self.rules:
+            if rule.tier == tier:
+                return rule
+        raise ValueError(f"policy has no rule for tier {tier!r}")
+
+    def tier_for(self, spend_fen: int, points: int, active_months: int) -> str:
+        """The highest tier that spend or points reach, with its activity need met."""
+        best = "member"
+        for rule in self.rules:
+            reached = spend_fen >= rule.min_spend_fen or points >= rule.min_points
+            if reached and active_months >= rule.min_active_months:
+                if tier_rank(rule.tier) > tier_rank(best):
+                    best = rule.tier
+        return best
+
+    def fee_for(self, tier: str) -> int:
+        return 0 if tier == "member" else self.rule(tier).annual_fee_fen
+
+
+@dataclass(frozen=True)
+class SlaTarget:
+    """Budgets of one tier's complaint clocks, in working seconds of a calendar."""
+
+    tier: str
+    first_response_s: int
+    resolution_s: int
+    calendar: str
+
+
+@dataclass(frozen=True)
+class SlaPolicy:
+    targets: tuple[SlaTarget, ...]
+    at_risk_ratio: float = 0.8
+
+    def target(self, tier: str) -> SlaTarget:
+        for target in self.targets:
+            if target.tier == tier:
+                return target
+        raise ValueError(f"SLA policy has no target for tier {tier!r}")
+
+
+@dataclass(frozen=True)
+class LedgerPolicy:
+    """Whose books the ledger is, and the rounding rule of revenue shares."""
+
+    own_party: str = "platform"
+    currencies: tuple[str, ...] = ("CNY",)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One versioned bundle of every rule the domain takes from data."""
+
+    version: str
+    zone: str
+    tiers: TierPolicy
+    sla: SlaPolicy
+    calendars: dict[str, Calendar]
+    ledger: LedgerPolicy = LedgerPolicy()
+
+    @property
+    def tzinfo(self) -> ZoneInfo:
+        return ZoneInfo(self.zone)
+
+    def calendar(self, calendar_id: str) -> Calendar:
+        try:
+            return self.calendars[calendar_id]
+        except KeyError:
+            raise ValueError(f"policy {self.version} has no calendar {calendar_id!r}") from None
+
+    def month_of(self, at: datetime) -> str:
+        """The calendar month (YYYY-MM) of an instant in the policy's zone."""
+        return at.astimezone(self.tzinfo).strftime("%Y-%m")

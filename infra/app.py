@@ -1,0 +1,183 @@
+"""The eventsourcing application: command services over the three aggregates.
+
+Each service is short: get, call, save. Cross-aggregate steps (a member
+agreement's signing or fee payment moving the member's VIP workflow) save
+both aggregates in one atomic ``save``.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.persistence import Tracking
+
+from domain.base import Ctx, NotFoundError
+from domain.complaint import Complaint
+from domain.contract import Contract
+from domain.member import Member
+from domain.policy import Policy
+from infra.pii import PiiCipher
+
+
+class VipApp(Application):
+    """Members, contracts and complaints in one event store."""
+
+    name = "vip"
+
+    def __init__(self, policy: Policy, cipher: PiiCipher, env: dict | None = None) -> None:
+        super().__init__(env=env)
+        self.policy = policy
+        self.cipher = cipher
+
+    def construct_recorder(self):
+        # A process recorder stores tracking positions atomically with events,
+        # which the Kafka consumers use for exactly-once effect.
+        return self.factory.process_recorder()
+
+    def save_tracked(self, tracking: Tracking | None, *aggregates: Any) -> None:
+        """Save aggregates, and record an input position in the same transaction."""
+        if tracking is None:
+            self.save(*aggregates)
+            return
+        processing = ProcessingEvent(tracking=tracking)
+        processing.collect_events(*aggregates)
+        self._record(processing)
+
+    # -- lookups ------------------------------------------------------------------
+
+    def _get(self, cls: type, business_id: str):
+        try:
+            return self.repository.get(cls.create_id(business_id))
+        except AggregateNotFoundError:
+            kind = cls.__name__.lower()
+            raise NotFoundError(f"no {kind} {business_id!r}; check the id "
+                                f"(`vip history {kind} ID` lists what exists)") from None
+
+    def member(self, member_id: str) -> Member:
+        return self._get(Member, member_id)
+
+    def contract(self, contract_id: str) -> Contract:
+        return self._get(Contract, contract_id)
+
+    def complaint(self, complaint_id: str) -> Complaint:
+        return self._get(Complaint, complaint_id)
+
+    def find_member(self, member_id: str) -> Member | None:
+        try:
+            return self.member(member_id)
+        except NotFoundError:
+            return None
+
+    def member_or_new(self, ctx: Ctx, member_id: str) -> Member:
+        """The member, or a new one opened from an upstream event about them."""
+        return self.find_member(member_id) or Member.register(ctx, member_id, None, source="order")
+
+    # -- members -------------------------------------------------------------------
+
+    def register_member(self, ctx: Ctx, input_id: str, member_id: str, profile: dict) -> Member:
+        sealed = self.cipher.seal_fields(member_id, profile)
+        member = self.find_member(member_id)
+        if member is None:
+            member = Member.register(ctx, member_id, sealed, source="crm", input_id=input_id)
+        else:
+            member.fill_registration(ctx, input_id, sealed)
+        self.save(member)
+        return member
+
+    def member_command(self, member_id: str, command: str, *args: Any,
+                       tracking: Tracking | None = None, **kwargs: Any) -> Member:
+        """Run one Member command by name and save (get, call, save)."""
+        member = self.member(member_id)
+        getattr(member, command)(*args, **kwargs)
+        self.save_tracked(tracking, member)
+        return member
+
+    def erase_member(self, ctx: Ctx, member_id: str, input_id: str = "") -> Member:
+        """Destroy the member's key, and note the erasure in the log."""
+        member = self.member(member_id)
+        self.cipher.keys.destroy(member_id)
+        if not member.erased:
+            member.record_erasure(ctx, input_id)
+            self.save(member)
+        return member
+
+    # -- contracts -----------------------------------------------------------------
+
+    def draft_contract(self, ctx: Ctx, contract_id: str, kind: str, terms: dict) -> Contract:
+        if self._exists(Contract, contract_id):
+            raise NotFoundError(f"contract {contract_id} already exists; pick another id")
+        contract = Contract.draft(ctx, contract_id, kind, terms)
+        self.save(contract)
+        return contract
+
+    def sign_contract(self, ctx: Ctx, contract_id: str, party_id: str) -> Contract:
+        contract = self.contract(contract_id)
+        contract.sign(ctx, party_id)
+        member = self._member_of(contract)
+        if member is not None and contract.status == "effective" and member.vip_status == "approved":
+            member.record_agreement_signed(ctx, contract_id)
+        self.save(contract, member)
+        return contract
+
+    def contract_command(self, contract_id: str, command: str, *args: Any, **kwargs: Any) -> Contract:
+        contract = self.contract(contract_id)
+        getattr(contract, command)(*args, **kwargs)
+        self.save(contract)
+        return contract
+
+    def settle_invoice(self, ctx: Ctx, contract_id: str, invoice_id: str, how: str,
+                       **kwargs: Any) -> Contract:
+        """Payment, discount or waiver; a membership fee settled moves the member on."""
+        contract = self.contract(contract_id)
+        before = contract.outstanding(invoice_id)
+        getattr(contract, how)(ctx, invoice_id, **kwargs)
+        settled = before - contract.outstanding(invoice_id)
+        member = self._member_of(contract)
+        invoice = contract.invoices[invoice_id]
+        if member is not None and invoice["kind"] == "membership_fee" and settled > 0 \
+                and member.vip_status == "approved":
+            member.record_fee_paid(ctx, settled, invoice["currency"], f"{contract_id}/{invoice_id}/{how}")
+        self.save(contract, member)
+        return contract
+
+    def _member_of(self, contract: Contract) -> Member | None:
+        if contract.kind != "member_agreement":
+            return None
+        return self.find_member(contract.terms["member_id"])
+
+    # -- complaints ----------------------------------------------------------------
+
+    def file_complaint(self, ctx: Ctx, complaint_id: str, member_id: str, channel: str,
+                       category: str, severity: str, description: str) -> Complaint:
+        if self._exists(Complaint, complaint_id):
+            raise NotFoundError(f"complaint {complaint_id} already exists; pick another id")
+        member = self.member(member_id)
+        tier = member.effective_tier if member.has_benefits else "member"
+        sealed = self.cipher.seal(member_id, description)
+        complaint = Complaint.file(ctx, complaint_id, member_id, channel, category, severity,
+                                   sealed, tier, self.policy)
+        self.save(complaint)
+        return complaint
+
+    def complaint_command(self, complaint_id: str, command: str, *args: Any,
+                          calendar: bool = False, **kwargs: Any) -> Complaint:
+        complaint = self.complaint(complaint_id)
+        if calendar:
+            kwargs["calendar"] = self.policy.calendar(complaint.calendar_id)
+        getattr(complaint, command)(*args, **kwargs)
+        self.save(complaint)
+        return complaint
+
+    def _exists(self, cls: type, business_id: str) -> bool:
+        try:
+            self.repository.get(cls.create_id(business_id))
+            return True
+        except AggregateNotFoundError:
+            return False
+
+
+def utc_now() -> datetime:
+    """The wall clock, read only at the edge (CLI, live scheduler)."""
+    from datetime import timezone
+    return datetime.now(timezone.utc)

@@ -1,0 +1,158 @@
+"""The engine: one timeline for commands, inputs and scheduled work.
+
+Before anything with time ``t`` is applied, every timer due at or before
+``t`` fires, earliest first, each at its own due instant. The timeline only
+moves forward: an input older than what the system already saw (a late
+arrival) is stamped with the timeline's time and keeps its own occurred-at,
+so it counts in windows by when it happened and never rewrites history.
+The same code runs live (wall clock) and over historical files.
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+from datetime import datetime
+from typing import Any, Callable
+
+from domain.base import Ctx, DomainError
+from infra.app import VipApp
+from infra.runner import Runner
+from projections.common import iso, parse
+
+log = logging.getLogger("vip.scheduler")
+
+
+class TimerIndex:
+    """Earliest-first index over the timers view; stale entries are skipped on peek."""
+
+    def __init__(self, rows: dict) -> None:
+        self.rows = rows
+        self.heap: list = []
+        self.skipped: set = set()
+        self.refresh(rows.keys())
+
+    def refresh(self, keys) -> None:
+        for key in keys:
+            row = self.rows.get(key)
+            for name, due in (row or {}).get("timers", {}).items():
+                heapq.heappush(self.heap, (due, key, name))
+
+    def peek(self, until: str) -> tuple | None:
+        while self.heap:
+            due, key, name = self.heap[0]
+            row = self.rows.get(key)
+            current = (row or {}).get("timers", {}).get(name)
+            if current != due or (due, key, name) in self.skipped:
+                heapq.heappop(self.heap)
+                continue
+            return self.heap[0] if due <= until else None
+        return None
+
+
+class Engine:
+    """Applies commands and inputs on one timeline, firing due work first."""
+
+    def __init__(self, app: VipApp, runner: Runner, clock: Callable[[], datetime]) -> None:
+        self.app, self.runner, self.clock = app, runner, clock
+        self.runner.catch_up(flush=False)
+        self.timers = TimerIndex(runner.store.view("timers"))
+        self.runner.touched.clear()
+
+    @property
+    def policy(self):
+        return self.app.policy
+
+    def timeline(self) -> datetime | None:
+        """The latest instant any event was stamped with."""
+        return parse(self.runner.clock)
+
+    def stamp(self, at: datetime) -> datetime:
+        """The instant a thing that happened at ``at`` is applied at: never before the timeline."""
+        line = self.timeline()
+        return at if line is None or at >= line else line
+
+    def ctx(self, at: datetime, actor: str = "system", causation_id: str = "",
+            correlation_id: str = "") -> Ctx:
+        return Ctx(at=self.stamp(at), actor=actor, causation_id=causation_id,
+                   correlation_id=correlation_id)
+
+    def advance(self, until: datetime) -> int:
+        """Fire every timer due at or before ``until``, in due order. Returns how many fired."""
+        fired = 0
+        limit = iso(until)
+        while True:
+            self.sync()
+            top = self.timers.peek(limit)
+            if top is None:
+                return fired
+            self._fire(*top)
+            fired += 1
+
+    def sync(self) -> None:
+        """Fold newly saved events into the views (in memory) and the timer index."""
+        self.runner.catch_up(flush=False)
+        keys = {key for view, key in self.runner.touched if view == "timers"}
+        self.runner.touched.clear()
+        self.timers.refresh(keys)
+
+    def flush(self) -> None:
+        self.sync()
+        self.runner.flush()
+
+    def run(self, at: datetime | None, action: Callable[[Ctx], Any], actor: str = "operator",
+            causation_id: str = "", correlation_id: str = "") -> Any:
+        """Run one command at ``at`` (the wall clock if None) after the work due before it."""
+        at = at or self.clock()
+        self.advance(at)
+        result = action(self.ctx(at, actor, causation_id, correlation_id))
+        self.sync()
+        return result
+
+    def tick(self) -> int:
+        """Live: fire what the wall clock says is due, and commit the views."""
+        fired = self.advance(self.clock())
+        self.flush()
+        return fired
+
+    # -- firing -----------------------------------------------------------------------
+
+    def _fire(self, due: str, key: str, name: str) -> None:
+        aggregate, business_id = key.split(":", 1)
+        ctx = self.ctx(parse(due), actor="scheduler", causation_id=f"timer:{key}:{name}:{due}")
+        try:
+            FIRE[aggregate](self.app, business_id, name, ctx)
+        except DomainError as exc:
+            # The views and the aggregate disagree on what is due; the aggregate
+            # is the authority, so the timer is dropped (and logged), not retried.
+            log.warning("timer %s %s at %s skipped: %s", key, name, due, exc)
+            self.timers.skipped.add((due, key, name))
+
+
+def _fire_member(app: VipApp, member_id: str, name: str, ctx: Ctx) -> None:
+    if name == "review":
+        app.member_command(member_id, "review", ctx, app.policy)
+    elif name == "override_expiry":
+        app.member_command(member_id, "expire_override", ctx)
+    else:
+        raise DomainError(f"unknown member timer {name}")
+
+
+def _fire_complaint(app: VipApp, complaint_id: str, name: str, ctx: Ctx) -> None:
+    stage, clock = name.split(":", 1)
+    command = {"at_risk": "mark_at_risk", "breach": "mark_breached"}[stage]
+    app.complaint_command(complaint_id, command, ctx, clock)
+
+
+def _fire_contract(app: VipApp, contract_id: str, name: str, ctx: Ctx) -> None:
+    kind, _, item = name.partition(":")
+    if kind == "milestone":
+        app.contract_command(contract_id, "mark_milestone_overdue", ctx, item)
+    elif kind == "invoice":
+        app.contract_command(contract_id, "mark_invoice_overdue", ctx, item)
+    elif kind == "expire":
+        app.contract_command(contract_id, "expire", ctx)
+    else:
+        raise DomainError(f"unknown contract timer {name}")
+
+
+FIRE = {"member": _fire_member, "complaint": _fire_complaint, "contract": _fire_contract}

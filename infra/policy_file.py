@@ -1,0 +1,56 @@
+"""Load the versioned policy bundle from JSON (the operator may replace the file)."""
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+from domain.calendar import Calendar
+from domain.policy import TIERS, LedgerPolicy, Policy, SlaPolicy, SlaTarget, TierPolicy, TierRule
+
+
+class PolicyFileError(ValueError):
+    """The policy file cannot be used; the message says which field to fix."""
+
+
+def default_policy_text() -> str:
+    return resources.files("infra").joinpath("default_policy.json").read_text()
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """The policy in ``path``, or the packaged default (DOMAIN.md) when None."""
+    text = Path(path).read_text() if path else default_policy_text()
+    try:
+        return policy_from_dict(json.loads(text))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PolicyFileError(f"policy {path or 'default'}: {exc}") from exc
+
+
+def policy_from_dict(data: dict) -> Policy:
+    tiers = data["tiers"]
+    rules = tuple(TierRule(**r) for r in tiers["rules"])
+    if [r.tier for r in rules] != list(TIERS[1:]):
+        raise ValueError(f"tiers.rules must list {TIERS[1:]} in order")
+    tier_policy = TierPolicy(
+        rules=rules, window_days=tiers.get("window_days", 365),
+        activity_months_window=tiers.get("activity_months_window", 12),
+        points_per_cny=tiers.get("points_per_cny", 1),
+        activity_points=dict(tiers.get("activity_points", {})),
+        max_downgrade_steps=tiers.get("max_downgrade_steps", 1),
+        currency=tiers.get("currency", "CNY"))
+    sla = data["sla"]
+    targets = tuple(SlaTarget(**t) for t in sla["targets"])
+    calendars = {c["id"]: Calendar.from_dict(c) for c in data["calendars"]}
+    for target in targets:
+        if target.calendar not in calendars:
+            raise ValueError(f"SLA target {target.tier} names unknown calendar {target.calendar}")
+    if {t.tier for t in targets} != set(TIERS):
+        raise ValueError(f"sla.targets must cover every tier {TIERS}")
+    ledger = data.get("ledger", {})
+    if not data.get("version"):
+        raise ValueError("a policy needs a version id")
+    return Policy(version=data["version"], zone=data.get("zone", "Asia/Shanghai"),
+                  tiers=tier_policy, sla=SlaPolicy(targets, sla.get("at_risk_ratio", 0.8)),
+                  calendars=calendars,
+                  ledger=LedgerPolicy(own_party=ledger.get("own_party", "platform"),
+                                      currencies=tuple(ledger.get("currencies", ["CNY"]))))

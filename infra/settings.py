@@ -1,0 +1,63 @@
+"""Settings from environment variables, with embedded defaults."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the composition root needs; nothing connects at import time."""
+
+    data_dir: Path = Path(".vip")
+    event_store: str = "sqlite"          # sqlite | memory | postgresql://user:pw@host:port/db
+    policy_file: str | None = None
+    key_store: str | None = None         # default: <data_dir>/keys.db
+    read_store: str | None = None        # default: <data_dir>/read.db
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = "vip"
+    topic_partitions: int = 3
+    topic_replication: int = 1
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict | None = None, **overrides) -> "Settings":
+        env = os.environ if env is None else env
+        values = dict(
+            data_dir=Path(env.get("VIP_DATA_DIR", ".vip")),
+            event_store=env.get("VIP_EVENT_STORE", "sqlite"),
+            policy_file=env.get("VIP_POLICY_FILE") or None,
+            key_store=env.get("VIP_KEY_STORE") or None,
+            read_store=env.get("VIP_READ_STORE") or None,
+            kafka_bootstrap=env.get("VIP_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+            topic_prefix=env.get("VIP_TOPIC_PREFIX", "vip"),
+            topic_partitions=int(env.get("VIP_TOPIC_PARTITIONS", "3")),
+            topic_replication=int(env.get("VIP_TOPIC_REPLICATION", "1")),
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    def eventsourcing_env(self) -> dict:
+        """The eventsourcing library's own settings for the chosen event store."""
+        store = self.event_store
+        if store in ("memory", "popo"):
+            return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+        if store == "sqlite":
+            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                    "SQLITE_DBNAME": str(self.data_dir / "events.db"),
+                    "SQLITE_LOCK_TIMEOUT": "30"}
+        if store.startswith(("postgresql://", "postgres://")):
+            url = urlparse(store)
+            return {"PERSISTENCE_MODULE": "eventsourcing.postgres",
+                    "POSTGRES_DBNAME": url.path.lstrip("/") or "vip",
+                    "POSTGRES_HOST": url.hostname or "127.0.0.1",
+                    "POSTGRES_PORT": str(url.port or 5432),
+                    "POSTGRES_USER": unquote(url.username or "postgres"),
+                    "POSTGRES_PASSWORD": unquote(url.password or ""),
+                    "POSTGRES_ENABLE_DB_FUNCTIONS": "y"}
+        raise ValueError(f"VIP_EVENT_STORE={store!r}: use sqlite, memory, or a postgresql:// URL")
+
+    def path(self, value: str | None, default: str) -> Path:
+        return Path(value) if value else self.data_dir / default

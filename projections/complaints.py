@@ -1,0 +1,60 @@
+"""Complaint rows: status, clocks and timings, for pending breaches and KPIs."""
+from __future__ import annotations
+
+from projections.common import iso, isoify
+from projections.view import View, by_aggregate
+
+
+def fold_complaint(row: dict | None, event: dict, key: str) -> dict | None:
+    kind, data, at = event["type"], event["data"], iso(event["timestamp"])
+    if kind == "ComplaintFiled":
+        return {"complaint_id": key, "member_id": data["member_id"], "tier": data["tier"],
+                "channel": data["channel"], "category": data["category"],
+                "severity": data["severity"], "policy_version": data["policy_version"],
+                "calendar": data["calendar"], "status": "filed", "assignee": None,
+                "filed_at": at, "first_response_at": None, "resolved_at": None,
+                "first_response_s": None, "resolution_s": None, "rating": None,
+                "escalation_level": 0, "breached": [], "clocks": isoify(data["clocks"])}
+    row = dict(row)
+    if "clocks" in data:
+        row["clocks"] = isoify(data["clocks"])
+    if kind == "ComplaintAcknowledged":
+        row.update(status="acknowledged" if row["status"] == "filed" else row["status"],
+                   first_response_at=at,
+                   first_response_s=data["clocks"]["first_response"]["used_s"])
+    elif kind == "ComplaintAssigned":
+        row["assignee"] = data["assignee"]
+        if row["status"] in ("filed", "acknowledged"):
+            row["status"] = "assigned"
+    elif kind == "ComplaintEscalated":
+        row["escalation_level"] = data["level"]
+        if row["status"] != "waiting":
+            row["status"] = "escalated"
+    elif kind == "ComplaintWaitingForCustomer":
+        row.update(status="waiting", status_before_wait=row["status"])
+    elif kind == "ComplaintCustomerReplied":
+        row["status"] = row.pop("status_before_wait", None) or "acknowledged"
+    elif kind == "ComplaintResolved":
+        clocks = data["clocks"]
+        row.update(status="resolved", resolved_at=at, resolution_s=clocks["resolution"]["used_s"])
+        if row["first_response_at"] is None:
+            row.update(first_response_at=at, first_response_s=clocks["first_response"]["used_s"])
+    elif kind == "ComplaintRated":
+        row["rating"] = data["score"]
+    elif kind == "ComplaintClosed":
+        row["status"] = "closed"
+    elif kind == "ComplaintReopened":
+        row.update(status="reopened", rating=None, resolved_at=None)
+    elif kind == "ComplaintSlaAtRisk":
+        row["clocks"] = _flag(row["clocks"], data["clock"], at_risk_marked=True)
+    elif kind == "ComplaintSlaBreached":
+        row["clocks"] = _flag(row["clocks"], data["clock"], breached=True, at_risk_marked=True)
+        row["breached"] = sorted(set(row["breached"]) | {data["clock"]})
+    return row
+
+
+def _flag(clocks: dict, name: str, **flags) -> dict:
+    return {**clocks, name: {**clocks[name], **flags}}
+
+
+COMPLAINTS = View("complaints", by_aggregate("complaint"), fold_complaint)

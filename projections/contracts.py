@@ -1,0 +1,56 @@
+"""Contract rows: status, validity, milestones and invoices, for overdue lists."""
+from __future__ import annotations
+
+from projections.common import iso, isoify
+from projections.view import View, by_aggregate
+
+
+def fold_contract(row: dict | None, event: dict, key: str) -> dict | None:
+    kind, data, at = event["type"], event["data"], iso(event["timestamp"])
+    if kind == "ContractDrafted":
+        terms = data["terms"]
+        return {"contract_id": key, "kind": data["kind"], "status": "draft",
+                "parties": [p["id"] for p in terms["parties"]],
+                "member_id": terms.get("member_id"), "terms_version": 1,
+                "effective_at": None, "valid_until": None, "milestones": {}, "invoices": {}}
+    row = dict(row)
+    if kind == "ContractBecameEffective":
+        row.update(status="effective", effective_at=iso(data["effective_at"]),
+                   valid_until=iso(data["valid_until"]), milestones=isoify(data["milestones"]))
+    elif kind in ("MilestoneCompleted", "MilestoneOverdue"):
+        status = "completed" if kind == "MilestoneCompleted" else "overdue"
+        milestone = {**row["milestones"][data["milestone_id"]], "status": status}
+        if status == "completed":
+            milestone.update(completed_at=at, late=data["late"])
+        row["milestones"] = {**row["milestones"], data["milestone_id"]: milestone}
+    elif kind == "InvoiceIssued":
+        invoice = {"payer": data["payer"], "amount_fen": data["amount_fen"],
+                   "currency": data["currency"], "kind": data["kind"],
+                   "due_at": iso(data["due_at"]), "issued_at": at, "settled_fen": 0,
+                   "status": "open"}
+        row["invoices"] = {**row["invoices"], data["invoice_id"]: invoice}
+    elif kind in ("PaymentReceived", "InvoiceCredited"):
+        invoice = dict(row["invoices"][data["invoice_id"]])
+        invoice["settled_fen"] += data["amount_fen"]
+        if invoice["settled_fen"] >= invoice["amount_fen"]:
+            invoice.update(status="paid", paid_at=at)
+        row["invoices"] = {**row["invoices"], data["invoice_id"]: invoice}
+    elif kind == "InvoiceOverdue":
+        invoice = {**row["invoices"][data["invoice_id"]], "status": "overdue"}
+        row["invoices"] = {**row["invoices"], data["invoice_id"]: invoice}
+    elif kind == "TermsAmended":
+        row["terms_version"] = data["terms_version"]
+    elif kind == "DisputeOpened":
+        row["status"] = "disputed"
+    elif kind == "DisputeSettled":
+        row["status"] = "effective"
+    elif kind == "ContractRenewed":
+        row["valid_until"] = iso(data["valid_until"])
+    elif kind == "ContractTerminated":
+        row.update(status="terminated", ended_at=at)
+    elif kind == "ContractExpired":
+        row.update(status="expired", ended_at=at)
+    return row
+
+
+CONTRACTS = View("contracts", by_aggregate("contract"), fold_contract)

@@ -1,0 +1,81 @@
+"""The revenue ledger: double-entry postings in fen, one per money event.
+
+A posting's id is the id of the event it comes from, so a replayed or
+duplicated event posts nothing twice. Every posting balances per currency.
+Revenue is split between the parties by the contract's ratio (basis points)
+in whole fen; what floors leave over goes to the rounding account.
+"""
+from __future__ import annotations
+
+from projections.common import iso
+from projections.view import View
+
+OWN = "platform"  # the party whose books these are (policy ledger.own_party)
+
+
+def _legs(event: dict) -> list:
+    data, kind = event["data"], event["type"]
+    cur = data.get("currency", "CNY")
+    if kind == "InvoiceIssued":
+        return _invoice(data, cur)
+    if kind == "PaymentReceived":
+        if data["payer"] == OWN:
+            return [(f"payable:{data['payee']}", data["amount_fen"], 0, cur), ("cash", 0, data["amount_fen"], cur)]
+        return [("cash", data["amount_fen"], 0, cur), (f"receivable:{data['payer']}", 0, data["amount_fen"], cur)]
+    if kind == "InvoiceCredited":
+        if data["payer"] == OWN:
+            return [(f"payable:{data['payee']}", data["amount_fen"], 0, cur), ("discounts_received", 0, data["amount_fen"], cur)]
+        return [("discounts", data["amount_fen"], 0, cur), (f"receivable:{data['payer']}", 0, data["amount_fen"], cur)]
+    if kind == "BreachRecorded" and data["compensation_fen"]:
+        amount = data["compensation_fen"]
+        if data["owed_to"] == OWN:
+            return [(f"receivable:{data['party_id']}", amount, 0, cur), ("compensation_income", 0, amount, cur)]
+        if data["party_id"] == OWN:
+            return [("compensation_expense", amount, 0, cur), (f"payable:{data['owed_to']}", 0, amount, cur)]
+    if kind == "ContractTerminated" and data["settlement"].get("amount_fen"):
+        s = data["settlement"]
+        amount, cur = s["amount_fen"], s.get("currency", "CNY")
+        if s["payer"] == OWN:
+            return [("settlement_expense", amount, 0, cur), (f"payable:{s.get('payee', 'counterparty')}", 0, amount, cur)]
+        return [(f"receivable:{s['payer']}", amount, 0, cur), ("settlement_income", 0, amount, cur)]
+    return []
+
+
+def _invoice(data: dict, cur: str) -> list:
+    amount, kind = data["amount_fen"], data["kind"]
+    if data["payer"] == OWN:
+        return [(f"expense:{kind}", amount, 0, cur), (f"payable:{data['payee']}", 0, amount, cur)]
+    revenue = f"revenue:{kind}"
+    legs = [(f"receivable:{data['payer']}", amount, 0, cur), (revenue, 0, amount, cur)]
+    return legs + share_legs(amount, data.get("revenue_share") or {}, revenue, cur)
+
+
+def share_legs(amount: int, ratios: dict, revenue: str, cur: str) -> list:
+    """Move each partner's share of recognised revenue to its payable; remainder to rounding."""
+    if not ratios:
+        return []
+    shares = {party: amount * bp // 10000 for party, bp in sorted(ratios.items())}
+    remainder = amount - sum(shares.values())
+    legs = []
+    for party, share in shares.items():
+        if party != OWN and share:
+            legs += [(revenue, share, 0, cur), (f"partner_payable:{party}", 0, share, cur)]
+    if remainder:
+        legs += [(revenue, remainder, 0, cur), ("rounding", 0, remainder, cur)]
+    return legs
+
+
+def ledger_keys(event: dict) -> list:
+    return [event["id"]] if event["aggregate"] == "contract" and _legs(event) else []
+
+
+def fold_posting(row: dict | None, event: dict, key: str) -> dict | None:
+    """A posting, written once: the same event again changes nothing."""
+    if row is not None:
+        return row
+    lines = [list(leg) for leg in _legs(event)]
+    return {"id": key, "at": iso(event["timestamp"]), "contract_id": event["key"],
+            "source": event["type"], "lines": lines}
+
+
+LEDGER = View("ledger", ledger_keys, fold_posting)

@@ -1,0 +1,82 @@
+"""Current tier and tier history, folded from member events."""
+from __future__ import annotations
+
+from projections.common import iso, isoify
+from projections.view import View, by_aggregate
+
+STATUS = {
+    "VipApplied": "applied", "VipReviewStarted": "under_review", "VipApproved": "approved",
+    "VipRejected": "rejected", "VipActivated": "active", "VipRevoked": "revoked",
+    "VipDisqualified": "disqualified", "VipRightsTerminated": "terminated",
+}
+
+
+def _new(event: dict) -> dict:
+    return {"member_id": event["key"], "tier": "member", "since": None, "status": "none",
+            "policy_version": None, "override": None, "entries": [], "months": [],
+            "registered": False, "erased": False, "profile": {}, "created_at": iso(event["timestamp"])}
+
+
+def fold_member(row: dict | None, event: dict, key: str) -> dict | None:
+    """The current-tier row: tier, since, status, override, and the window inputs."""
+    row = dict(row) if row else _new(event)
+    kind, data, at = event["type"], event["data"], iso(event["timestamp"])
+    if kind == "MemberRegistered":
+        row.update(registered=data["source"] == "crm", profile=data.get("profile") or {})
+    elif kind in ("RegistrationFilled", "ProfileUpdated"):
+        row.update(registered=True, profile={**row["profile"], **(data.get("profile") or data.get("changes") or {})})
+    elif kind == "PersonalDataErased":
+        row.update(erased=True, profile={})
+    elif kind == "OrderPaid":
+        row["entries"] = row["entries"] + [[iso(data["occurred_at"]), data["amount_fen"], 0]]
+        row["months"] = sorted(set(row["months"]) | {data["month"]})
+    elif kind == "OrderRefunded":
+        row["entries"] = row["entries"] + [[iso(data["occurred_at"]), -data["amount_fen"], 0]]
+    elif kind == "OrderCancelled" and data["reversed_fen"]:
+        row["entries"] = row["entries"] + [[iso(data["occurred_at"]), -data["reversed_fen"], 0]]
+    elif kind == "ActivityRecorded":
+        row["entries"] = row["entries"] + [[iso(data["occurred_at"]), 0, data["points"]]]
+        row["months"] = sorted(set(row["months"]) | {data["month"]})
+    elif kind == "TierUpgraded":
+        row.update(tier=data["to_tier"], since=at, policy_version=data["policy_version"])
+    elif kind == "TierReviewed":
+        row["policy_version"] = data["policy_version"]
+        if data["to_tier"] != data["from_tier"]:
+            row.update(tier=data["to_tier"], since=iso(data["review_at"]))
+    elif kind == "TierOverrideSet":
+        row["override"] = isoify({k: data[k] for k in ("kind", "tier", "reason", "actor", "expires_at")})
+    elif kind == "TierOverrideCleared":
+        row["override"] = None
+    if kind in STATUS:
+        row["status"] = STATUS[kind]
+        if "policy_version" in data:
+            row["policy_version"] = data["policy_version"]
+    return row
+
+
+HISTORY = ("TierUpgraded", "TierReviewed", "TierOverrideSet", "TierOverrideCleared",
+           "VipDisqualified", "VipActivated", "VipRevoked", "VipRightsTerminated")
+
+
+def fold_history(row: dict | None, event: dict, key: str) -> dict | None:
+    """Tier history: every change of tier, override or VIP standing, with its reason."""
+    if event["type"] not in HISTORY:
+        return row
+    data = event["data"]
+    change = {"at": iso(event["timestamp"]), "event": event["type"],
+              "from": data.get("from_tier"), "to": data.get("to_tier") or data.get("tier"),
+              "policy_version": data.get("policy_version"), "actor": event["meta"].get("actor"),
+              "reason": data.get("reason") or data.get("kind"),
+              "standing": data.get("standing")}
+    if event["type"] == "TierReviewed" and data["from_tier"] == data["to_tier"]:
+        change["reason"] = "annual review: tier kept"
+    changes = (row or {}).get("changes", [])
+    return {"member_id": key, "changes": changes + [change]}
+
+
+def _member_keys(event: dict) -> list:
+    return by_aggregate("member")(event)
+
+
+CURRENT_TIER = View("current_tier", _member_keys, fold_member)
+TIER_HISTORY = View("tier_history", _member_keys, fold_history)

@@ -1,0 +1,96 @@
+"""Due instants of scheduled work, folded from the events that set them.
+
+Reviews on anniversaries, override expiries, SLA at-risk and breach
+instants, milestone and invoice due dates and contract expiry. The
+scheduler fires the earliest due first; a fired timer's own event clears it.
+"""
+from __future__ import annotations
+
+from projections.common import iso, isoify
+from projections.view import View
+
+LIVE = ("effective", "disputed")
+
+
+def timer_keys(event: dict) -> list:
+    return [f"{event['aggregate']}:{event['key']}"]
+
+
+def fold_timers(row: dict | None, event: dict, key: str) -> dict | None:
+    row = dict(row) if row else {"aggregate": event["aggregate"], "key": event["key"], "timers": {}, "state": {}}
+    fold = {"member": _member, "complaint": _complaint, "contract": _contract}[event["aggregate"]]
+    timers, state = fold(dict(row["timers"]), dict(row["state"]), event)
+    row.update(timers=timers, state=state)
+    return row if timers or state else None
+
+
+def _member(timers: dict, state: dict, event: dict):
+    kind, data = event["type"], event["data"]
+    if kind in ("TierUpgraded", "TierReviewed"):
+        _set(timers, "review", data["next_review_at"])
+    elif kind == "TierOverrideSet":
+        _set(timers, "override_expiry", data["expires_at"])
+    elif kind == "TierOverrideCleared":
+        timers.pop("override_expiry", None)
+    return timers, state
+
+
+def _complaint(timers: dict, state: dict, event: dict):
+    kind, data = event["type"], event["data"]
+    if "clocks" in data:
+        state = isoify(data["clocks"])
+    if kind == "ComplaintSlaAtRisk":
+        state[data["clock"]] = {**state[data["clock"]], "at_risk_marked": True}
+    elif kind == "ComplaintSlaBreached":
+        state[data["clock"]] = {**state[data["clock"]], "at_risk_marked": True, "breached": True}
+    timers = {}
+    for name, clock in state.items():
+        due = _next_due(clock)
+        if due:
+            timers[("breach:" if clock.get("at_risk_marked") else "at_risk:") + name] = due
+    if not timers and kind in ("ComplaintResolved", "ComplaintClosed"):
+        state = {}
+    return timers, state
+
+
+def _next_due(clock: dict):
+    running = clock.get("running_since") and not clock.get("stopped_at")
+    if not running or clock.get("breached"):
+        return None
+    return iso(clock["deadline"] if clock.get("at_risk_marked") else clock["at_risk_at"])
+
+
+def _contract(timers: dict, state: dict, event: dict):
+    kind, data = event["type"], event["data"]
+    if kind == "ContractBecameEffective":
+        _set(timers, "expire", data["valid_until"])
+        for mid, m in data["milestones"].items():
+            _set(timers, f"milestone:{mid}", m["due_at"])
+    elif kind in ("MilestoneCompleted", "MilestoneOverdue"):
+        timers.pop(f"milestone:{data['milestone_id']}", None)
+    elif kind == "InvoiceIssued":
+        _set(timers, f"invoice:{data['invoice_id']}", data["due_at"])
+        state[data["invoice_id"]] = data["amount_fen"]
+    elif kind in ("PaymentReceived", "InvoiceCredited"):
+        left = state.get(data["invoice_id"], 0) - data["amount_fen"]
+        state[data["invoice_id"]] = left
+        if left <= 0:
+            timers.pop(f"invoice:{data['invoice_id']}", None)
+            state.pop(data["invoice_id"], None)
+    elif kind == "InvoiceOverdue":
+        timers.pop(f"invoice:{data['invoice_id']}", None)
+    elif kind == "ContractRenewed":
+        _set(timers, "expire", data["valid_until"])
+    elif kind in ("ContractTerminated", "ContractExpired"):
+        timers, state = {}, {}
+    return timers, state
+
+
+def _set(timers: dict, name: str, due) -> None:
+    if due is None:
+        timers.pop(name, None)
+    else:
+        timers[name] = iso(due)
+
+
+TIMERS = View("timers", timer_keys, fold_timers)
