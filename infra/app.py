@@ -38,7 +38,8 @@ class VipApp(Application):
     def save_tracked(self, tracking: Tracking | None, *aggregates: Any) -> None:
         """Save aggregates, and record an input position in the same transaction."""
         if tracking is None:
-            self.save(*aggregates)
+            if aggregates:
+                self.save(*aggregates)
             return
         processing = ProcessingEvent(tracking=tracking)
         processing.collect_events(*aggregates)
@@ -157,6 +158,14 @@ class VipApp(Application):
         sealed = self.cipher.seal(member_id, description)
         complaint = Complaint.file(ctx, complaint_id, member_id, channel, category, severity,
                                    sealed, tier, self.policy)
+        self.save(complaint)
+        return complaint
+
+    def resolve_complaint(self, ctx: Ctx, complaint_id: str, resolution: str) -> Complaint:
+        """The resolution text may identify the customer, so it is sealed like the description."""
+        complaint = self.complaint(complaint_id)
+        sealed = self.cipher.seal(complaint.member_id, resolution)
+        complaint.resolve(ctx, sealed, self.policy.calendar(complaint.calendar_id))
         self.save(complaint)
         return complaint
 

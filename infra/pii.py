@@ -16,9 +16,13 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from domain.base import ERASED, SEALED_PREFIX
+from domain.base import ERASED, SEALED_PREFIX, DomainError
 
 VERSION = "v1"
+
+
+class ErasedError(DomainError):
+    """The member's personal data was erased; no new personal data is kept for them."""
 
 
 class KeyStore:
@@ -43,7 +47,7 @@ class KeyStore:
             key = row[0] if row else None
             if key is None and create:
                 if self._db.execute("SELECT 1 FROM destroyed WHERE member_id = ?", (member_id,)).fetchone():
-                    raise PermissionError(f"member {member_id} was erased; no new personal data is kept")
+                    raise ErasedError(f"member {member_id} was erased; no new personal data is kept")
                 key = AESGCM.generate_key(bit_length=256)
                 self._db.execute("INSERT INTO member_keys VALUES (?, ?)", (member_id, key))
             self._cache[member_id] = key

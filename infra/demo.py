@@ -1,0 +1,258 @@
+"""``vip demo``: a realistic year, run through the real command path.
+
+Members register through CRM, place and refund orders, log in and attend
+VIP events; those who qualify apply, are reviewed, sign the VIP service
+agreement and pay their fee; partners run cooperation contracts with
+milestones, monthly invoices, payments and revenue share; members complain
+through every channel and agents answer, some of them late. Everything goes
+through :func:`infra.upstream.apply_input` or the engine's ``run``, in time
+order, so timers (reviews, SLA breaches, due dates) fire exactly as live.
+The same seed gives the same year.
+"""
+from __future__ import annotations
+
+import heapq
+import random
+from datetime import datetime, timedelta
+from itertools import count
+from zoneinfo import ZoneInfo
+
+from domain.base import DomainError
+from infra.upstream import Input, apply_input
+
+ZONE = ZoneInfo("Asia/Shanghai")
+PARTNERS = [("P-SVC-1", 7000), ("P-SVC-2", 6000), ("P-SVC-3", 8000)]  # platform share, bp
+
+
+class Year:
+    """A time-ordered agenda of actions; actions may schedule follow-ups."""
+
+    def __init__(self, system, seed: int, year: int) -> None:
+        self.system, self.app, self.engine = system, system.app, system.engine
+        self.rng = random.Random(seed)
+        self.start = datetime(year, 1, 1, tzinfo=ZONE)
+        self.end = datetime(year, 12, 31, 23, 59, tzinfo=ZONE)
+        self.agenda: list = []
+        self.seq = count()
+        self.refused = 0
+
+    def at(self, when: datetime, action, *args) -> None:
+        if when <= self.end:
+            heapq.heappush(self.agenda, (when, next(self.seq), action, args))
+
+    def upstream(self, when: datetime, source: str, type_: str, member_id: str, **fields) -> None:
+        self.at(when, self._input, Input(source, type_, f"{type_}-{next(self.seq)}", member_id, when, fields))
+
+    def _input(self, when: datetime, item: Input) -> None:
+        apply_input(self.engine, item)
+
+    def op(self, when: datetime, actor: str, action) -> None:
+        self.at(when, self._op, actor, action)
+
+    def _op(self, when: datetime, actor: str, action) -> None:
+        self.engine.run(when, action, actor=actor)
+
+    def run(self, progress: bool) -> None:
+        from tqdm import tqdm
+        bar = tqdm(total=len(self.agenda), desc="demo year", unit="step", disable=not progress, leave=False)
+        done = 0
+        while self.agenda:
+            when, _, action, args = heapq.heappop(self.agenda)
+            try:
+                action(when, *args)
+            except DomainError:
+                self.refused += 1  # e.g. a refund for more than was paid: refused, as live
+            done += 1
+            if done % 2000 == 0:
+                self.engine.flush()
+            bar.total = done + len(self.agenda)
+            bar.update(1)
+        bar.close()
+        self.engine.advance(self.end)
+
+    def moment(self, day: float) -> datetime:
+        """A time on day ``day`` of the year, in waking hours."""
+        base = self.start + timedelta(days=int(day))
+        return base + timedelta(hours=self.rng.uniform(8, 23))
+
+
+def plan_members(y: Year, members: int) -> None:
+    rng = y.rng
+    for n in range(members):
+        mid = f"M{n:05d}"
+        joined = rng.uniform(0, 330) if rng.random() < 0.5 else rng.uniform(0, 30)
+        y.upstream(y.moment(joined), "crm", "CustomerRegistered", mid,
+                   profile={"name": f"会员{n}", "phone": f"138{n:08d}", "email": f"m{n}@example.cn"})
+        # Spend is heavy-tailed: most members stay below silver, a few reach diamond.
+        budget = rng.lognormvariate(7.7, 1.3) * 100  # fen over the year
+        orders = max(1, int(rng.lognormvariate(1.6, 0.7)))
+        for k in range(orders):
+            day = rng.uniform(joined, 364)
+            amount = max(100, int(budget / orders * rng.uniform(0.5, 1.5)))
+            when = y.moment(day)
+            oid = f"{mid}-O{k}"
+            y.upstream(when, "orders", "OrderPaid", mid, order_id=oid, amount_fen=amount, currency="CNY")
+            if rng.random() < 0.08:
+                refund = amount if rng.random() < 0.5 else amount // 3
+                y.upstream(when + timedelta(days=rng.uniform(1, 20)), "orders", "OrderRefunded", mid,
+                           order_id=oid, amount_fen=refund, currency="CNY")
+        for _ in range(int(rng.expovariate(1 / 6))):
+            kind = rng.choices(["login", "vip_event", "review"], [8, 1, 2])[0]
+            y.upstream(y.moment(rng.uniform(joined, 364)), "crm", "ActivityRecorded", mid, kind=kind)
+
+
+def _vip_round(y: Year):
+    """Monthly: qualified members without VIP standing apply; most are approved and pay."""
+    def round_(when: datetime) -> None:
+        app = y.app
+        for row in list(y.system.store.view("current_tier").values()):
+            if row["tier"] == "member" or row["status"] not in ("none",):
+                continue
+            if y.rng.random() < 0.7:
+                mid = row["member_id"]
+                y.op(when + timedelta(hours=y.rng.uniform(0, 48)), "customer",
+                     lambda c, mid=mid: app.member_command(mid, "apply_for_vip", c, app.policy))
+                _plan_review(y, mid, when + timedelta(days=y.rng.uniform(2, 4)))
+    return round_
+
+
+def _plan_review(y: Year, mid: str, when: datetime) -> None:
+    app, rng = y.app, y.rng
+    y.op(when, "reviewer-1", lambda c: app.member_command(mid, "start_review", c))
+    decide = when + timedelta(hours=rng.uniform(2, 30))
+    if rng.random() < 0.1:
+        y.op(decide, "reviewer-1", lambda c: app.member_command(mid, "reject", c, "materials incomplete"))
+        return
+    y.op(decide, "reviewer-1", lambda c: app.member_command(mid, "approve", c, app.policy))
+    agreement = f"VA-{mid}"
+    sign = decide + timedelta(days=rng.uniform(0.5, 3))
+
+    def draft_and_sign(c):
+        member = app.member(mid)
+        terms = {"parties": [{"id": "platform", "role": "company"}, {"id": mid, "role": "customer"}],
+                 "member_id": mid, "validity_months": 12, "payment_terms_days": 7,
+                 "fee_schedule": [{"tier": member.effective_tier,
+                                   "annual_fee_fen": app.policy.tiers.fee_for(member.effective_tier)}],
+                 "sla_targets": member.effective_tier, "notice_channels": ["phone", "email"],
+                 "confidentiality_years": 3,
+                 "revenue_share": {"platform": 10000}}
+        app.draft_contract(c, agreement, "member_agreement", terms)
+        app.sign_contract(c, agreement, mid)
+        app.sign_contract(c, agreement, "platform")
+        fee = member.fee_due_fen
+        if fee:
+            app.contract_command(agreement, "issue_invoice", c, "FEE-1", mid, fee, "CNY", "membership_fee")
+    y.op(sign, "agent-onboarding", draft_and_sign)
+    pay = sign + timedelta(days=rng.uniform(0.1, 10))
+
+    def settle(c):
+        contract = app.contract(agreement)
+        if "FEE-1" not in contract.invoices:
+            return
+        if rng.random() < 0.1:
+            app.settle_invoice(c, agreement, "FEE-1", "waive", reason="first-year promotion")
+        else:
+            app.settle_invoice(c, agreement, "FEE-1", "receive_payment",
+                               amount_fen=contract.outstanding("FEE-1"), currency="CNY",
+                               payment_id=f"PAY-{mid}")
+    y.op(pay, "finance", settle)
+
+
+def plan_partners(y: Year) -> None:
+    app, rng = y.app, y.rng
+    for index, (pid, platform_bp) in enumerate(PARTNERS):
+        cid = f"COOP-{index + 1}"
+        start = y.start + timedelta(days=3 + 20 * index, hours=10)
+        terms = {"parties": [{"id": "platform", "role": "A"}, {"id": pid, "role": "B"}],
+                 "validity_months": 12, "payment_terms_days": 30,
+                 "revenue_share": {"platform": platform_bp, pid: 10000 - platform_bp},
+                 "sla_targets": "default", "confidentiality_years": 3, "notice_channels": ["email"],
+                 "milestones": [{"id": f"M{m}", "title": t, "due_months": m} for m, t in enumerate(
+                     ["客服服务质量提升", "首场VIP用户活动", "扩大新品试用范围", "优化优惠价格政策",
+                      "升级个性化推荐系统"], 1)]}
+        y.op(start, "legal", lambda c, cid=cid, terms=terms: app.draft_contract(c, cid, "cooperation", terms))
+        y.op(start + timedelta(days=1), f"{pid}-rep", lambda c, cid=cid, pid=pid: app.sign_contract(c, cid, pid))
+        y.op(start + timedelta(days=2), "platform-rep", lambda c, cid=cid: app.sign_contract(c, cid, "platform"))
+        for m in range(1, 6):
+            if rng.random() < 0.85:
+                done = start + timedelta(days=2 + 30 * m + rng.uniform(-12, 8))
+                y.op(done, f"{pid}-pm", lambda c, cid=cid, m=m: app.contract_command(
+                    cid, "complete_milestone", c, f"M{m}"))
+        for month in range(1, 12):
+            issued = start + timedelta(days=2 + 30 * month)
+            amount = rng.randint(5_000_00, 80_000_00) + rng.randint(0, 99)
+            inv = f"INV-{month:02d}"
+            y.op(issued, "finance", lambda c, cid=cid, pid=pid, inv=inv, amount=amount: app.contract_command(
+                cid, "issue_invoice", c, inv, pid, amount, "CNY", "service_fee"))
+            r = rng.random()
+            if r < 0.8:
+                paid = issued + timedelta(days=rng.uniform(3, 45))
+                y.op(paid, "finance", lambda c, cid=cid, inv=inv, amount=amount: app.settle_invoice(
+                    c, cid, inv, "receive_payment", amount_fen=amount, currency="CNY", payment_id=f"P-{cid}-{inv}"))
+            elif r < 0.9:
+                y.op(issued + timedelta(days=5), "finance", lambda c, cid=cid, inv=inv: app.settle_invoice(
+                    c, cid, inv, "grant_discount", amount_fen=1000_00, reason="service credit"))
+        if index == 2:
+            y.op(start + timedelta(days=200), "legal", lambda c, cid=cid, pid=pid: app.contract_command(
+                cid, "record_breach", c, pid, "milestone 3 missed by over a month", 2000_00, "CNY"))
+
+
+def plan_complaints(y: Year, members: int) -> None:
+    app, rng = y.app, y.rng
+    total = max(10, members // 6)
+    for n in range(total):
+        when = y.moment(rng.uniform(20, 360))
+        cid = f"C{n:05d}"
+        mid = f"M{rng.randrange(members):05d}"
+        channel = rng.choice(["phone", "web", "email", "app"])
+        category = rng.choice(["billing", "delivery", "service", "product", "privacy"])
+        severity = rng.choices(["low", "medium", "high", "critical"], [4, 4, 2, 1])[0]
+        y.op(when, "customer", lambda c, cid=cid, mid=mid, ch=channel, cat=category, sev=severity:
+             app.file_complaint(c, cid, mid, ch, cat, sev, f"{mid} 的投诉: 订单问题, 联系电话请见档案"))
+        late = rng.random() < 0.15
+        ack = when + timedelta(minutes=rng.uniform(3, 50) * (8 if late else 1))
+        y.op(ack, f"agent-{n % 7}", lambda c, cid=cid: app.complaint_command(cid, "acknowledge", c, calendar=True))
+        y.op(ack + timedelta(minutes=5), "dispatcher",
+             lambda c, cid=cid, a=f"agent-{n % 7}": app.complaint_command(cid, "assign", c, a))
+        t = ack
+        if rng.random() < 0.2:
+            t = t + timedelta(hours=rng.uniform(1, 5))
+            y.op(t, f"agent-{n % 7}", lambda c, cid=cid: app.complaint_command(
+                cid, "wait_for_customer", c, "need order photos", calendar=True))
+            t = t + timedelta(hours=rng.uniform(2, 72))
+            y.op(t, "customer", lambda c, cid=cid: app.complaint_command(cid, "customer_replied", c, calendar=True))
+        if rng.random() < 0.05:
+            continue  # still open at year end
+        resolved = t + timedelta(hours=rng.uniform(0.5, 6) * (12 if late else 1))
+        y.op(resolved, f"agent-{n % 7}", lambda c, cid=cid: app.resolve_complaint(c, cid, "refund issued"))
+        if rng.random() < 0.7:
+            score = rng.choices([1, 2, 3, 4, 5], [1, 1, 2, 5, 6] if not late else [4, 3, 2, 1, 1])[0]
+            y.op(resolved + timedelta(hours=2), "customer",
+                 lambda c, cid=cid, s=score: app.complaint_command(cid, "rate", c, s))
+        y.op(resolved + timedelta(days=3), "agent-closer", lambda c, cid=cid: _close(app, c, cid))
+
+
+def _close(app, c, cid: str) -> None:
+    if app.complaint(cid).status == "resolved":
+        app.complaint_command(cid, "close", c)
+
+
+def run_demo(system, members: int = 2000, seed: int = 7, year: int = 2025, progress: bool = True) -> datetime:
+    """Simulate ``year`` with ``members`` members; returns the instant the year ends."""
+    y = Year(system, seed, year)
+    plan_members(y, members)
+    for month in range(1, 13):
+        y.at(datetime(year, month, 1, 10, tzinfo=ZONE) + timedelta(days=14), _round_step(y))
+    plan_partners(y)
+    plan_complaints(y, members)
+    y.run(progress)
+    return y.end
+
+
+def _round_step(y: Year):
+    round_ = _vip_round(y)
+
+    def step(when: datetime) -> None:
+        y.engine.sync()
+        round_(when)
+    return step

@@ -1,0 +1,174 @@
+"""Answers over read-model rows, as of an instant: the same on every store.
+
+Rows hold what happened; the time-relative part of an answer (what the
+window holds at ``at``, time left to a deadline) is computed here from the
+rows and the instant, never from the wall clock.
+"""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import datetime
+
+from domain.policy import TIERS, Policy, tier_rank
+from domain.tiering import standing
+from projections.common import iso, parse
+
+
+def tier_row(row: dict, at: datetime, policy: Policy) -> dict:
+    """The current-tier answer for one member at ``at``."""
+    entries = [(parse(o), spend, pts) for o, spend, pts in row["entries"]]
+    now = standing(entries, set(row["months"]), at, policy)
+    override = row["override"]
+    if override and override["expires_at"] <= iso(at):
+        override = None
+    effective = row["tier"]
+    if override:
+        effective = override["tier"] if override["kind"] == "pin" else max(
+            row["tier"], override["tier"], key=tier_rank)
+    return {"member_id": row["member_id"], "tier": row["tier"], "effective_tier": effective,
+            "since": row["since"], "vip_status": row["status"],
+            "window_spend_fen": now.spend_fen, "window_points": now.points,
+            "active_months": now.active_months, "policy_version": row["policy_version"],
+            "override": override, "registered": row["registered"], "erased": row["erased"]}
+
+
+def tiers(store, at: datetime, policy: Policy) -> list[dict]:
+    rows = store.view("current_tier")
+    return [tier_row(rows[k], at, policy) for k in sorted(rows)]
+
+
+def tier_distribution(rows: list[dict]) -> dict:
+    counts = Counter(r["effective_tier"] for r in rows)
+    active = Counter(r["effective_tier"] for r in rows if r["vip_status"] == "active")
+    return {t: {"members": counts.get(t, 0), "active_vip": active.get(t, 0)} for t in TIERS}
+
+
+def pending_breaches(store, at: datetime, policy: Policy) -> list[dict]:
+    """Open complaints whose clock is at risk or breached at ``at``, most overdue first."""
+    out, now = [], iso(at)
+    for row in store.view("complaints").values():
+        if row["status"] in ("resolved", "closed"):
+            continue
+        for name, clock in row["clocks"].items():
+            state = _clock_state(clock, now, policy.sla.at_risk_ratio)
+            if state is None:
+                continue
+            entry = {"complaint_id": row["complaint_id"], "member_id": row["member_id"],
+                     "tier": row["tier"], "clock": name, "state": state,
+                     "status": row["status"], "assignee": row["assignee"],
+                     "deadline": clock.get("deadline"),
+                     "budget_s": clock["budget_s"], "used_s": round(clock["used_s"], 3)}
+            if clock.get("deadline"):
+                delta = (parse(clock["deadline"]) - at).total_seconds()
+                entry["left_s" if delta >= 0 else "overdue_s"] = abs(delta)
+            else:
+                entry["left_s"] = max(clock["budget_s"] - clock["used_s"], 0.0)
+            out.append(entry)
+    return sorted(out, key=lambda e: (-e.get("overdue_s", 0), e.get("left_s", 0), e["complaint_id"], e["clock"]))
+
+
+def _clock_state(clock: dict, now: str, ratio: float) -> str | None:
+    if clock.get("stopped_at"):
+        return None
+    if clock.get("running_since"):
+        if clock["deadline"] <= now or clock.get("breached"):
+            return "breached"
+        return "at_risk" if clock["at_risk_at"] <= now or clock.get("at_risk_marked") else None
+    used, budget = clock["used_s"], clock["budget_s"]  # paused: judged by time used
+    if clock.get("breached") or used >= budget:
+        return "breached"
+    return "at_risk" if clock.get("at_risk_marked") or used >= ratio * budget else None
+
+
+def ledger(store, at: datetime | None, policy: Policy, contract: str | None = None) -> dict:
+    """Balances per account, contract, party and month, and the trial balance."""
+    limit = iso(at) if at else None
+    accounts: dict = defaultdict(lambda: defaultdict(int))
+    by_contract: dict = defaultdict(lambda: defaultdict(int))
+    by_party: dict = defaultdict(lambda: defaultdict(int))
+    by_month: dict = defaultdict(lambda: defaultdict(int))
+    debits: dict = defaultdict(int)
+    credits: dict = defaultdict(int)
+    postings = 0
+    for posting in store.view("ledger").values():
+        if (limit and posting["at"] > limit) or (contract and posting["contract_id"] != contract):
+            continue
+        postings += 1
+        month = policy.month_of(parse(posting["at"]))
+        for account, debit, credit, cur in posting["lines"]:
+            net = debit - credit
+            accounts[cur][account] += net
+            debits[cur] += debit
+            credits[cur] += credit
+            by_contract[posting["contract_id"]][f"{account} {cur}"] += net
+            if ":" in account:
+                by_party[account.split(":", 1)[1]][f"{account.split(':')[0]} {cur}"] += net
+            if account.startswith("revenue:"):
+                by_month[month][f"{account} {cur}"] -= net
+    trial = {cur: {"debits": debits[cur], "credits": credits[cur],
+                   "balanced": debits[cur] == credits[cur]} for cur in sorted(debits)}
+    return {"as_of": limit, "postings": postings,
+            "accounts": {c: dict(sorted(a.items())) for c, a in accounts.items()},
+            "by_contract": {k: dict(v) for k, v in sorted(by_contract.items())},
+            "by_party": {k: dict(v) for k, v in sorted(by_party.items())},
+            "revenue_by_month": {k: dict(v) for k, v in sorted(by_month.items())},
+            "trial_balance": trial}
+
+
+def complaint_kpis(store, policy: Policy) -> list[dict]:
+    """Per tier and month of filing: volumes, response and resolution percentiles, satisfaction."""
+    groups: dict = defaultdict(lambda: {"filed": 0, "fr": [], "res": [], "ratings": [], "breached": 0})
+    for row in store.view("complaints").values():
+        group = groups[(row["tier"], policy.month_of(parse(row["filed_at"])))]
+        group["filed"] += 1
+        if row["first_response_s"] is not None:
+            group["fr"].append(row["first_response_s"])
+        if row["resolution_s"] is not None and row["status"] in ("resolved", "closed"):
+            group["res"].append(row["resolution_s"])
+        if row["rating"] is not None:
+            group["ratings"].append(row["rating"])
+        group["breached"] += bool(row["breached"])
+    out = []
+    for (tier, month), g in sorted(groups.items(), key=lambda kv: (tier_rank(kv[0][0]), kv[0][1])):
+        out.append({"tier": tier, "month": month, "filed": g["filed"], "breached": g["breached"],
+                    "first_response_p50_s": percentile(g["fr"], 50),
+                    "first_response_p90_s": percentile(g["fr"], 90),
+                    "resolution_p50_s": percentile(g["res"], 50),
+                    "resolution_p90_s": percentile(g["res"], 90),
+                    "satisfaction_avg": round(sum(g["ratings"]) / len(g["ratings"]), 2) if g["ratings"] else None,
+                    "rated": len(g["ratings"])})
+    return out
+
+
+def percentile(values: list, p: float) -> float | None:
+    """Nearest-rank percentile (no interpolation, so it is a value that occurred)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * p // 100))
+    return round(ordered[int(rank) - 1], 3)
+
+
+def overdue(store, at: datetime) -> dict:
+    """Milestones and invoices past due at ``at`` and not completed or paid."""
+    now, milestones, invoices = iso(at), [], []
+    for row in store.view("contracts").values():
+        if row["status"] not in ("effective", "disputed"):
+            continue
+        for mid, m in row["milestones"].items():
+            if m["status"] != "completed" and m["due_at"] <= now:
+                milestones.append({"contract_id": row["contract_id"], "milestone": mid,
+                                   "title": m["title"], "due_at": m["due_at"],
+                                   "overdue_s": (at - parse(m["due_at"])).total_seconds()})
+        for iid, inv in row["invoices"].items():
+            if inv["status"] != "paid" and inv["due_at"] <= now:
+                invoices.append({"contract_id": row["contract_id"], "invoice": iid,
+                                 "payer": inv["payer"], "due_at": inv["due_at"],
+                                 "outstanding_fen": inv["amount_fen"] - inv["settled_fen"],
+                                 "currency": inv["currency"]})
+    return {"milestones": sorted(milestones, key=lambda m: m["due_at"]),
+            "invoices": sorted(invoices, key=lambda i: i["due_at"])}
+
+
+def tier_history(store, member_id: str) -> list[dict]:
+    return (store.get("tier_history", member_id) or {}).get("changes", [])
