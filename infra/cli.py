@@ -331,14 +331,32 @@ def ingest_cmd(ctx, source, path, rejects, as_json, no_progress):
     """Apply upstream events from a JSON Lines file (see README for the fields)."""
     from infra.ingest import ingest_file
     report = ingest_file(system_of(ctx).engine, source, path, rejects, progress=not no_progress)
-    data = report.as_dict()
+    emit(report.as_dict(), as_json, _print_ingest)
 
-    def table(d):
-        click.echo(f"{d['lines']} lines: {d['applied']} applied, {d['duplicates']} duplicates, "
-                   f"{d['rejected']} rejected" + (f" (see {d['rejects_file']})" if d["rejects_file"] else ""))
-        for r in d["rejects"][:10]:
-            click.echo(f"  line {r['line']}: {r['reason']}")
-    emit(data, as_json, table)
+
+@main.command("ingest-all")
+@click.option("--orders", "orders", type=click.Path(exists=True, dir_okay=False), multiple=True)
+@click.option("--crm", "crm", type=click.Path(exists=True, dir_okay=False), multiple=True)
+@click.option("--rejects", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--no-progress", is_flag=True)
+@click.pass_context
+@domain_errors
+def ingest_all_cmd(ctx, orders, crm, rejects, as_json, no_progress):
+    """Apply order and CRM files merged into one occurred-at order (historical loads)."""
+    from infra.ingest import ingest_files
+    files = [("orders", p) for p in orders] + [("crm", p) for p in crm]
+    if not files:
+        raise click.UsageError("give at least one --orders or --crm file")
+    report = ingest_files(system_of(ctx).engine, files, rejects, progress=not no_progress)
+    emit(report.as_dict(), as_json, _print_ingest)
+
+
+def _print_ingest(d: dict) -> None:
+    click.echo(f"{d['lines']} lines: {d['applied']} applied, {d['duplicates']} duplicates, "
+               f"{d['rejected']} rejected" + (f" (see {d['rejects_file']})" if d["rejects_file"] else ""))
+    for r in d["rejects"][:10]:
+        click.echo(f"  line {r['line']}: {r['reason']}")
 
 
 @main.command("tick")

@@ -38,7 +38,7 @@ class IngestReport:
 def read_lines(source: str, path: Path, report: IngestReport) -> list:
     """Parse every non-blank line; malformed ones go to the report."""
     items = []
-    with path.open(encoding="utf-8") as handle:
+    with Path(path).open(encoding="utf-8") as handle:
         for number, raw in enumerate(handle, 1):
             if not raw.strip():
                 continue
@@ -49,17 +49,25 @@ def read_lines(source: str, path: Path, report: IngestReport) -> list:
                 report.rejected.append((number, f"not valid JSON: {exc.msg} at column {exc.colno}", raw))
             except InputError as exc:
                 report.rejected.append((number, str(exc), raw))
-    items.sort(key=lambda entry: (entry[0].occurred_at, entry[1]))
     return items
 
 
 def ingest_file(engine: Engine, source: str, path: str | Path, rejects: str | Path | None = None,
                 progress: bool = True, flush_every: int = 2000) -> IngestReport:
     """Apply a JSON Lines file of upstream events; returns what happened to each line."""
-    path = Path(path)
-    report = IngestReport(source)
-    items = read_lines(source, path, report)
-    bar = _bar(len(items), f"ingest {source}", progress)
+    return ingest_files(engine, [(source, path)], rejects, progress, flush_every)
+
+
+def ingest_files(engine: Engine, files: list, rejects: str | Path | None = None,
+                 progress: bool = True, flush_every: int = 2000) -> IngestReport:
+    """Apply several files (orders and CRM) merged into one occurred-at order."""
+    path = Path(files[0][1])
+    report = IngestReport("+".join(source for source, _ in files))
+    items = []
+    for source, file in files:
+        items += read_lines(source, file, report)
+    items.sort(key=lambda entry: (entry[0].occurred_at, entry[1]))
+    bar = _bar(len(items), f"ingest {report.source}", progress)
     for done, (item, number, raw) in enumerate(items, 1):
         try:
             outcome = apply_input(engine, item)

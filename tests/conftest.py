@@ -68,3 +68,40 @@ def kafka_broker():
 
 
 # more fixtures below
+
+
+class FakeClock:
+    """The wall clock at the edge, set by the test."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def __call__(self):
+        return self.at
+
+
+@pytest.fixture
+def make_system(tmp_path):
+    """Build a whole backend in a fresh data dir: ``make_system(store="sqlite"|"memory"|URL)``."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from infra.bootstrap import build
+    from infra.settings import Settings
+
+    built = []
+
+    def make(store="sqlite", name="vip", clock=None, **overrides):
+        clock = clock or FakeClock(datetime(2025, 1, 1, tzinfo=ZoneInfo("Asia/Shanghai")))
+        settings = Settings.from_env({}, data_dir=tmp_path / name, event_store=store, **overrides)
+        system = build(settings, clock=clock)
+        system.clock = clock
+        built.append(system)
+        return system
+
+    yield make
+    for system in built:
+        try:
+            system.close()
+        except Exception:
+            pass
