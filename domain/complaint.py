@@ -77,7 +77,7 @@ class Complaint(VipAggregate):
         self.calendar_id = calendar
         self.at_risk_ratio = at_risk_ratio
         self.policy_version = policy_version
-        self.clocks = clocks
+        self.clocks = _copy(clocks)
         self.status = "filed"
         self.assignee: str | None = None
         self.escalation_level = 0
@@ -100,7 +100,7 @@ class Complaint(VipAggregate):
 
     @event("ComplaintAcknowledged")
     def _acknowledged(self, agent: str, clocks: dict) -> None:
-        self.clocks = clocks
+        self.clocks = _copy(clocks)
         if self.status == "filed":
             self.status = "acknowledged"
 
@@ -144,7 +144,7 @@ class Complaint(VipAggregate):
     def _waiting_for_customer(self, reason: str, clocks: dict) -> None:
         self.status_before_wait = self.status
         self.status = "waiting"
-        self.clocks = clocks
+        self.clocks = _copy(clocks)
 
     def customer_replied(self, ctx: Ctx, calendar: Calendar) -> None:
         if self.status != "waiting":
@@ -157,7 +157,7 @@ class Complaint(VipAggregate):
     def _customer_replied(self, clocks: dict) -> None:
         self.status = self.status_before_wait or "acknowledged"
         self.status_before_wait = None
-        self.clocks = clocks
+        self.clocks = _copy(clocks)
 
     def resolve(self, ctx: Ctx, resolution: str, calendar: Calendar) -> None:
         """Seed 002 §7.3: the result is recorded; both clocks stop."""
@@ -172,7 +172,7 @@ class Complaint(VipAggregate):
 
     @event("ComplaintResolved")
     def _resolved(self, agent: str, resolution: str, clocks: dict) -> None:
-        self.clocks = clocks
+        self.clocks = _copy(clocks)
         self.status = "resolved"
 
     def rate(self, ctx: Ctx, score: int) -> None:
@@ -217,7 +217,7 @@ class Complaint(VipAggregate):
     def _reopened(self, reason: str, clocks: dict) -> None:
         self.status = "reopened"
         self.rating = None
-        self.clocks = clocks
+        self.clocks = _copy(clocks)
 
     # -- scheduled: SLA instants ------------------------------------------------
 
@@ -231,7 +231,7 @@ class Complaint(VipAggregate):
 
     @event("ComplaintSlaAtRisk")
     def _sla_at_risk(self, clock: str, at_risk_at: datetime, deadline: datetime) -> None:
-        self.clocks[clock] = {**self.clocks[clock], "at_risk_marked": True}
+        self.clocks = {**self.clocks, clock: {**self.clocks[clock], "at_risk_marked": True}}
 
     def mark_breached(self, ctx: Ctx, clock: str) -> None:
         """Scheduled at the deadline; escalates automatically."""
@@ -245,7 +245,8 @@ class Complaint(VipAggregate):
 
     @event("ComplaintSlaBreached")
     def _sla_breached(self, clock: str, deadline: datetime) -> None:
-        self.clocks[clock] = {**self.clocks[clock], "breached": True, "at_risk_marked": True}
+        self.clocks = {**self.clocks,
+                       clock: {**self.clocks[clock], "breached": True, "at_risk_marked": True}}
 
     # -- clock arithmetic (pure, outside @event bodies) --------------------------
 
@@ -276,6 +277,11 @@ class Complaint(VipAggregate):
     def _require_open(self, action: str) -> None:
         if not self.is_open:
             raise ComplaintError(f"cannot {action} complaint {self.complaint_id}: it is {self.status}")
+
+
+def _copy(clocks: dict) -> dict:
+    # State must never share dicts with the event object that carried them.
+    return {name: dict(clock) for name, clock in clocks.items()}
 
 
 def _running(clock: dict) -> bool:

@@ -8,6 +8,7 @@ with settlement (§10), expired, or renewed (seed 002 §12.3).
 """
 from __future__ import annotations
 
+from copy import deepcopy
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -67,6 +68,11 @@ def check_terms(kind: str, terms: dict) -> None:
         seen.add(m["id"])
         if not m.get("due_months") and not m.get("due_at"):
             raise TermsError(f"milestone {m['id']} needs due_months or due_at")
+        if m.get("due_at"):
+            try:
+                _instant(m["due_at"])
+            except (ValueError, DomainError) as exc:
+                raise TermsError(f"milestone {m['id']} due_at: {exc}") from None
     if terms.get("payment_terms_days", 30) < 0:
         raise TermsError("payment_terms_days must not be negative")
 
@@ -91,7 +97,7 @@ class Contract(VipAggregate):
                  meta: dict) -> None:
         self.contract_id = contract_id
         self.kind = kind
-        self.terms = terms
+        self.terms = deepcopy(terms)  # never share state with the event object
         self.terms_version = 1
         self.status = "draft"
         self.signed_by: dict[str, datetime] = {}
@@ -116,19 +122,19 @@ class Contract(VipAggregate):
         if party_id in self.signed_by:
             raise ContractError(f"party {party_id} already signed contract {self.contract_id}")
         self._use(ctx)
-        self._signed(party_id=party_id)
+        self._signed(party_id=party_id, timestamp=ctx.at)
         if set(self.signed_by) == set(self.party_ids):
             self._became_effective(ctx.at)
 
     @event("ContractSigned")
-    def _signed(self, party_id: str) -> None:
-        self.signed_by[party_id] = self.modified_on
+    def _signed(self, party_id: str, timestamp: datetime) -> None:
+        self.signed_by[party_id] = timestamp
 
     def _became_effective(self, at: datetime) -> None:
         months = self.terms.get("validity_months", 12)
         milestones = {}
         for m in self.terms.get("milestones", []):
-            due = m.get("due_at") or add_months(at, m["due_months"])
+            due = _instant(m["due_at"]) if m.get("due_at") else add_months(at, m["due_months"])
             milestones[m["id"]] = {"title": m.get("title", m["id"]), "due_at": due,
                                    "status": "pending"}
         self._effective(effective_at=at, valid_until=add_months(at, months),
@@ -139,7 +145,7 @@ class Contract(VipAggregate):
         self.status = "effective"
         self.effective_at = effective_at
         self.valid_until = valid_until
-        self.milestones = milestones
+        self.milestones = deepcopy(milestones)
 
     # -- milestones -----------------------------------------------------------------
 
@@ -149,12 +155,13 @@ class Contract(VipAggregate):
         if milestone["status"] == "completed":
             raise ContractError(f"milestone {milestone_id} is already completed")
         self._use(ctx)
-        self._milestone_completed(milestone_id=milestone_id, late=ctx.at > milestone["due_at"])
+        self._milestone_completed(milestone_id=milestone_id, late=ctx.at > milestone["due_at"],
+                                  timestamp=ctx.at)
 
     @event("MilestoneCompleted")
-    def _milestone_completed(self, milestone_id: str, late: bool) -> None:
-        self.milestones[milestone_id] = {**self.milestones[milestone_id], "status": "completed",
-                                         "completed_at": self.modified_on}
+    def _milestone_completed(self, milestone_id: str, late: bool, timestamp: datetime) -> None:
+        self.milestones = {**self.milestones, milestone_id: {
+            **self.milestones[milestone_id], "status": "completed", "completed_at": timestamp}}
 
     def mark_milestone_overdue(self, ctx: Ctx, milestone_id: str) -> None:
         """Scheduled at the milestone's due date."""
@@ -166,7 +173,8 @@ class Contract(VipAggregate):
 
     @event("MilestoneOverdue")
     def _milestone_overdue(self, milestone_id: str, due_at: datetime) -> None:
-        self.milestones[milestone_id] = {**self.milestones[milestone_id], "status": "overdue"}
+        self.milestones = {**self.milestones,
+                           milestone_id: {**self.milestones[milestone_id], "status": "overdue"}}
 
     # -- money ---------------------------------------------------------------------
 
@@ -287,7 +295,7 @@ class Contract(VipAggregate):
 
     @event("AmendmentProposed")
     def _amendment_proposed(self, amendment_id: str, changes: dict, kind: str, proposed_by: str) -> None:
-        self.amendments[amendment_id] = {"changes": changes, "kind": kind, "consents": [],
+        self.amendments[amendment_id] = {"changes": deepcopy(changes), "kind": kind, "consents": [],
                                          "status": "proposed"}
 
     def consent_to_amendment(self, ctx: Ctx, amendment_id: str, party_id: str) -> None:
@@ -311,7 +319,7 @@ class Contract(VipAggregate):
     @event("TermsAmended")
     def _terms_amended(self, amendment_id: str, terms_version: int, terms: dict) -> None:
         self.amendments[amendment_id]["status"] = "agreed"
-        self.terms = terms
+        self.terms = deepcopy(terms)
         self.terms_version = terms_version
 
     # -- breach, dispute, end --------------------------------------------------------
@@ -422,6 +430,13 @@ class Contract(VipAggregate):
             return self.invoices[invoice_id]
         except KeyError:
             raise ContractError(f"contract {self.contract_id} has no invoice {invoice_id}") from None
+
+
+def _instant(value) -> datetime:
+    """A due date given as a datetime or an ISO-8601 string (terms often come as JSON)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return require_aware(value, "due_at")
 
 
 def _check_money(amount_fen: int, currency: str) -> None:

@@ -241,13 +241,14 @@ class Member(VipAggregate):
         first = self.first_silver_at or at
         self._tier_upgraded(from_tier=self.tier, to_tier=now.tier, policy_version=policy.version,
                             standing=now.as_dict(), first_silver_at=first,
-                            next_review_at=next_anniversary(first, at))
+                            next_review_at=next_anniversary(first, at), timestamp=at)
 
     @event("TierUpgraded")
     def _tier_upgraded(self, from_tier: str, to_tier: str, policy_version: str, standing: dict,
-                       first_silver_at: datetime, next_review_at: datetime) -> None:
+                       first_silver_at: datetime, next_review_at: datetime,
+                       timestamp: datetime) -> None:
         self.tier = to_tier
-        self.tier_since = self.modified_on
+        self.tier_since = timestamp
         self.first_silver_at = first_silver_at
         self.next_review_at = next_review_at
 

@@ -388,3 +388,7 @@ def demo_cmd(ctx, members, seed, year, as_json, no_progress):
 from infra import cli_ops  # noqa: E402  (registers the operation commands on `main`)
 
 cli_ops.register(main)
+
+from infra import cli_bus  # noqa: E402  (broker, topics, serve, produce)
+
+cli_bus.register(main)
