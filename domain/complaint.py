@@ -128,7 +128,9 @@ class Complaint(VipAggregate):
     @event("ComplaintEscalated")
     def _escalated(self, level: int, reason: str, automatic: bool) -> None:
         self.escalation_level = level
-        if self.status != "waiting":
+        if self.status == "waiting":
+            self.status_before_wait = "escalated"  # restored when the customer replies
+        else:
             self.status = "escalated"
 
     def wait_for_customer(self, ctx: Ctx, reason: str, calendar: Calendar) -> None:

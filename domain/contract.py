@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from copy import deepcopy
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 from uuid import UUID
 
 from eventsourcing.domain import event
 
 from domain.base import Ctx, DomainError, VipAggregate, aggregate_id, require_aware
 
+DEFAULT_ZONE = "Asia/Shanghai"  # terms may name another in "zone"
 KINDS = ("cooperation", "member_agreement")
 INVOICE_KINDS = ("membership_fee", "service_fee", "settlement", "compensation")
 LIVE = ("effective", "disputed")
@@ -29,8 +31,9 @@ class TermsError(ContractError):
     """The contract terms are incomplete or inconsistent."""
 
 
-def add_months(at: datetime, months: int) -> datetime:
-    """Same day-of-month ``months`` later (clamped to the month's end)."""
+def add_months(at: datetime, months: int, zone: str = DEFAULT_ZONE) -> datetime:
+    """Same local day-of-month ``months`` later in ``zone`` (clamped to the month's end)."""
+    at = at.astimezone(ZoneInfo(zone))
     year, month = divmod(at.month - 1 + months, 12)
     year += at.year
     month += 1
@@ -132,12 +135,13 @@ class Contract(VipAggregate):
 
     def _became_effective(self, at: datetime) -> None:
         months = self.terms.get("validity_months", 12)
+        zone = self.terms.get("zone", DEFAULT_ZONE)
         milestones = {}
         for m in self.terms.get("milestones", []):
-            due = _instant(m["due_at"]) if m.get("due_at") else add_months(at, m["due_months"])
+            due = _instant(m["due_at"]) if m.get("due_at") else add_months(at, m["due_months"], zone)
             milestones[m["id"]] = {"title": m.get("title", m["id"]), "due_at": due,
                                    "status": "pending"}
-        self._effective(effective_at=at, valid_until=add_months(at, months),
+        self._effective(effective_at=at, valid_until=add_months(at, months, zone),
                         milestones=milestones)
 
     @event("ContractBecameEffective")
@@ -300,6 +304,7 @@ class Contract(VipAggregate):
 
     def consent_to_amendment(self, ctx: Ctx, amendment_id: str, party_id: str) -> None:
         """Seed 000 §11.1: a change binds only with both parties' consent."""
+        self._require_live("consent to an amendment")
         self._require_party(party_id)
         amendment = self.amendments.get(amendment_id)
         if not amendment or amendment["status"] != "proposed":
@@ -398,11 +403,13 @@ class Contract(VipAggregate):
     def renew(self, ctx: Ctx, months: int | None = None) -> None:
         """Seed 002 §12.3: renewal extends validity from the current end."""
         self._require_live("renew")
-        months = months or self.terms.get("validity_months", 12)
+        if months is None:
+            months = self.terms.get("validity_months", 12)
         if not isinstance(months, int) or months <= 0:
             raise ContractError("renewal months must be a positive whole number")
         self._use(ctx)
-        self._renewed(months=months, valid_until=add_months(self.valid_until, months))
+        self._renewed(months=months, valid_until=add_months(
+            self.valid_until, months, self.terms.get("zone", DEFAULT_ZONE)))
 
     @event("ContractRenewed")
     def _renewed(self, months: int, valid_until: datetime) -> None:

@@ -390,9 +390,14 @@ class Member(VipAggregate):
     def _vip_agreement_signed(self, agreement_id: str) -> None:
         self.agreement_id = agreement_id
 
-    def record_fee_paid(self, ctx: Ctx, amount_fen: int, currency: str, reference: str) -> None:
+    def record_fee_paid(self, ctx: Ctx, amount_fen: int, currency: str, reference: str,
+                        policy: Policy) -> None:
+        """Seed 000 §2.1: the approved member pays the tier's annual fee in the policy currency."""
+        self._require_status("approved", "record a fee payment")
         if amount_fen <= 0:
             raise WorkflowError("a fee payment must be a positive amount of fen")
+        if currency != policy.tiers.currency:
+            raise WorkflowError(f"the fee is due in {policy.tiers.currency}, not {currency}")
         self._use(ctx)
         self._vip_fee_paid(amount_fen=amount_fen, currency=currency, reference=reference)
         self._activate_if_complete()

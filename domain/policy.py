@@ -10,10 +10,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from domain.base import DomainError
 from domain.calendar import Calendar
 
 TIERS = ("member", "silver", "gold", "platinum", "diamond")
 VIP_TIERS = TIERS[1:]
+
+
+class UnknownTierError(DomainError, ValueError):
+    """A tier name that is not on the ladder."""
 
 
 def tier_rank(tier: str) -> int:
@@ -21,7 +26,7 @@ def tier_rank(tier: str) -> int:
     try:
         return TIERS.index(tier)
     except ValueError:
-        raise ValueError(f"unknown tier {tier!r}; expected one of {', '.join(TIERS)}") from None
+        raise UnknownTierError(f"unknown tier {tier!r}; expected one of {', '.join(TIERS)}") from None
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,8 @@ class VipApp(Application):
         invoice = contract.invoices[invoice_id]
         if member is not None and invoice["kind"] == "membership_fee" and settled > 0 \
                 and member.vip_status == "approved":
-            member.record_fee_paid(ctx, settled, invoice["currency"], f"{contract_id}/{invoice_id}/{how}")
+            member.record_fee_paid(ctx, settled, invoice["currency"], f"{contract_id}/{invoice_id}/{how}",
+                                   self.policy)
         self.save(contract, member)
         return contract
 

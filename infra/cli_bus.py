@@ -1,8 +1,158 @@
-"""Bus commands: ``vip broker``, ``vip topics create``, ``vip serve``, ``vip produce``."""
+"""Bus commands: ``vip broker``, ``vip topics``, ``vip serve``, ``vip relay``, ``vip consume``, ``vip produce``.
+
+All of them read the same settings as the rest of ``vip`` (``VIP_KAFKA_BOOTSTRAP``,
+``VIP_TOPIC_PREFIX``, ``VIP_TOPIC_PARTITIONS``, ``VIP_TOPIC_REPLICATION``,
+``VIP_DATA_DIR``, ``VIP_EVENT_STORE``); see infra/bus.py for the topic names.
+"""
 from __future__ import annotations
+
+import json
+import logging
+import time
 
 import click
 
 
+def _settings():
+    """The settings from the environment; kafka-python's chatter is kept to warnings unless -v."""
+    from infra.settings import Settings
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("kafka").setLevel(logging.WARNING)
+    return Settings.from_env()
+
+
 def register(main: click.Group) -> None:
-    """Add the bus commands to ``main`` (filled in by the message-bus work)."""
+    """Add the bus commands to ``main``."""
+
+    @main.command("broker")
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", default=9092, show_default=True, type=int)
+    @click.option("--topics/--no-topics", "with_topics", default=True, show_default=True,
+                  help="Create the backend's topics once the broker is up.")
+    def broker_cmd(host, port, with_topics):
+        """Run a Kafka-compatible Tansu broker in the foreground (DEVELOPMENT ONLY).
+
+        Memory storage: every topic and message is lost when it stops. Point
+        VIP_KAFKA_BOOTSTRAP at the printed address. Ctrl-C or SIGTERM stops it.
+        """
+        from dataclasses import replace
+
+        from infra.broker import Broker, BrokerError
+        from infra.bus import create_all
+        from infra.relay import StopFlag
+
+        settings = _settings()
+        stop = StopFlag().install()
+        try:
+            broker = Broker(cluster_id="vip-dev").start(host=host, port=port)
+        except BrokerError as exc:
+            raise click.ClickException(str(exc)) from None
+        try:
+            click.echo(f"broker: Tansu on {broker.bootstrap} (memory storage: development only, "
+                       "everything is lost when it stops)")
+            click.echo(f"export VIP_KAFKA_BOOTSTRAP={broker.bootstrap}")
+            if with_topics:
+                settings = replace(settings, kafka_bootstrap=broker.bootstrap)
+                created = create_all(settings)
+                click.echo(f"topics: created {len(created)}: {', '.join(created)}")
+            while not stop() and broker.running:
+                time.sleep(0.2)
+            if not broker.running:
+                raise click.ClickException(f"the broker exited; log:\n{broker.log_tail()}")
+        finally:
+            broker.stop()
+        click.echo("broker: stopped")
+
+    @main.group("topics")
+    def topics_grp():
+        """The backend's Kafka topics."""
+
+    @topics_grp.command("create")
+    @click.option("--json", "as_json", is_flag=True)
+    def topics_create(as_json):
+        """Create every topic, dead-letter topics included (partitions, replication from settings)."""
+        from infra.bus import Topics, create_all
+        settings = _settings()
+        topics = Topics.from_settings(settings)
+        try:
+            created = create_all(settings, topics)
+        except Exception as exc:
+            raise click.ClickException(f"cannot create topics on {settings.kafka_bootstrap}: {exc}") from None
+        answer = {"bootstrap": settings.kafka_bootstrap, "partitions": settings.topic_partitions,
+                  "replication": settings.topic_replication, "created": created,
+                  "existing": [t for t in topics.all() if t not in created]}
+        if as_json:
+            click.echo(json.dumps(answer, indent=2))
+        else:
+            click.echo(f"{len(created)} created, {len(answer['existing'])} already there "
+                       f"({settings.topic_partitions} partitions, replication {settings.topic_replication})")
+            for name in topics.all():
+                click.echo(f"  {name}{'  (new)' if name in created else ''}")
+
+    @topics_grp.command("list")
+    def topics_list():
+        """The topic names this configuration uses."""
+        from infra.bus import Topics
+        topics = Topics.from_settings(_settings())
+        for name in topics.all():
+            click.echo(name)
+
+    @main.command("serve")
+    @click.option("--group", help="Consumer group (default VIP_KAFKA_GROUP or <prefix>.backend).")
+    @click.option("--tick-seconds", default=5.0, show_default=True, help="How often the scheduler fires due work.")
+    @click.option("--no-consume", is_flag=True, help="Do not consume the upstream topics.")
+    @click.option("--no-relay", is_flag=True, help="Do not publish the domain events.")
+    def serve_cmd(group, tick_seconds, no_consume, no_relay):
+        """Relay, consumers, scheduler and embedded projections in one process (SIGTERM drains)."""
+        from consumers.service import serve
+        serve(_settings(), group=group, tick_seconds=tick_seconds, consume=not no_consume,
+              relay=not no_relay, echo=click.echo)
+
+    @main.command("relay")
+    @click.option("--batch", default=500, show_default=True)
+    def relay_cmd(batch):
+        """Publish the event log to the domain topics until SIGTERM (at least once, no gaps)."""
+        from infra.relay import run_relay
+        run_relay(_settings(), batch=batch, echo=click.echo)
+
+    @main.command("consume")
+    @click.option("--group", help="Consumer group (default VIP_KAFKA_GROUP or <prefix>.backend).")
+    def consume_cmd(group):
+        """Consume the upstream order and CRM topics until SIGTERM (exactly-once effect)."""
+        from consumers.upstream import run_consumer
+        stats = run_consumer(_settings(), group=group, echo=click.echo)
+        logging.getLogger("vip.consumer").info("done: %s", stats.as_dict())
+
+    @main.command("produce")
+    @click.argument("source", type=click.Choice(["orders", "crm"]))
+    @click.option("--rate", default=100.0, show_default=True, help="Events per second (0: as fast as possible).")
+    @click.option("--count", default=1000, show_default=True, help="How many events to publish.")
+    @click.option("--members", default=500, show_default=True, help="How many distinct members.")
+    @click.option("--seed", default=7, show_default=True, help="Same seed, same events.")
+    @click.option("--start", help="Simulated clock start (ISO-8601 with offset); default: the wall clock.")
+    def produce_cmd(source, rate, count, members, seed, start):
+        """Upstream simulator: publish realistic Avro order or CRM events at a chosen rate."""
+        from datetime import datetime
+
+        from consumers.simulator import Simulator, publish
+        from infra.bus import Topics, make_producer
+        from infra.relay import StopFlag
+
+        settings = _settings()
+        topic = Topics.from_settings(settings).source_topic(source)
+        at = None
+        if start:
+            at = datetime.fromisoformat(start)
+            if at.tzinfo is None:
+                raise click.BadParameter("--start needs a zone offset, e.g. 2025-03-01T09:00:00+08:00")
+        stop = StopFlag().install()
+        simulator = Simulator(seed=seed, members=members, start=at)
+        producer = make_producer(settings.kafka_bootstrap)
+        began = time.monotonic()
+        try:
+            sent = publish(producer, topic, simulator.stream(source, count), rate or None, stop)
+        finally:
+            producer.close(timeout=10)
+        took = time.monotonic() - began
+        click.echo(f"produce: {sent} {source} events to {topic} in {took:.1f}s "
+                   f"({sent / took if took else 0:.0f}/s)")

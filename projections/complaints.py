@@ -28,7 +28,9 @@ def fold_complaint(row: dict | None, event: dict, key: str) -> dict | None:
             row["status"] = "assigned"
     elif kind == "ComplaintEscalated":
         row["escalation_level"] = data["level"]
-        if row["status"] != "waiting":
+        if row["status"] == "waiting":
+            row["status_before_wait"] = "escalated"
+        else:
             row["status"] = "escalated"
     elif kind == "ComplaintWaitingForCustomer":
         row.update(status="waiting", status_before_wait=row["status"])

@@ -111,7 +111,7 @@ def scenario() -> list[dict]:
     m.start_review(run.ctx())
     m.approve(run.ctx(), policy)
     m.record_agreement_signed(run.ctx(), "AG-M001")
-    m.record_fee_paid(run.ctx(), 19_900, "CNY", "pay-123")  # -> VipActivated
+    m.record_fee_paid(run.ctx(), 19_900, "CNY", "pay-123", policy)  # -> VipActivated
     run.take(m)
     m.terminate_rights(run.ctx(), "breach of §4.3")
     m.apply_for_vip(run.ctx(actor="M001"), policy)

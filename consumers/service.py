@@ -1,0 +1,89 @@
+"""``vip serve``: consumers, relay, scheduler and embedded projections in one process.
+
+One loop, one thread, one engine: poll the upstream topics and apply what
+came (each message committed with its position), publish what the log gained
+(the relay), fire what the wall clock says is due (the scheduler), and commit
+the read models every second. SIGTERM finishes the message in hand, publishes
+what is left within a few seconds, commits and closes; the process exits 0.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from consumers.upstream import UpstreamConsumer
+from infra.bus import Topics, group_id, make_producer
+from infra.relay import Relay, RelayError, StopFlag
+
+log = logging.getLogger("vip.serve")
+
+
+def serve(settings=None, *, group: str | None = None, tick_seconds: float = 5.0, consume: bool = True,
+          relay: bool = True, stop: Callable[[], bool] | None = None, env: dict | None = None,
+          echo: Callable[[str], None] | None = None, system=None) -> dict:
+    """Run until ``stop()`` (SIGTERM/SIGINT by default); returns what was done."""
+    from infra.bootstrap import build
+    from infra.settings import Settings
+
+    settings = settings or Settings.from_env()
+    topics = Topics.from_settings(settings, env)
+    stop = stop or StopFlag().install()
+    own_system = system is None
+    system = system or build(settings)
+    producer = make_producer(settings.kafka_bootstrap)
+    consumer = None
+    publisher = Relay(system.app, producer, topics) if relay else None
+    fired = 0
+    try:
+        if consume:
+            consumer = UpstreamConsumer(system.engine, topics, settings.kafka_bootstrap, producer,
+                                        group=group or group_id(settings, env), env=env).start()
+        if echo:
+            echo(f"serve: {settings.kafka_bootstrap}; consuming {', '.join(topics.upstream) if consume else '-'}; "
+                 f"publishing {', '.join(topics.domain_topics) if relay else '-'}")
+        last_tick = 0.0
+        while not stop():
+            handled = consumer.poll_once(100, stop) if consumer else 0
+            published = 0
+            if publisher is not None:
+                try:
+                    published = publisher.pump()
+                except RelayError as exc:
+                    log.warning("%s; retrying", exc)
+            if time.monotonic() - last_tick >= tick_seconds:
+                fired += system.engine.tick()   # the scheduler: fires due work, commits views
+                last_tick = time.monotonic()
+            if not handled and not published and consumer is None:
+                time.sleep(0.05)
+        if publisher is not None:
+            try:
+                publisher.catch_up(max_seconds=5)
+            except RelayError as exc:
+                log.warning("final publish incomplete (%s); the next start resumes", exc)
+    finally:
+        try:
+            if consumer is not None:
+                consumer.close()
+        finally:
+            producer.close(timeout=10)
+            system.engine.flush()
+            if own_system:
+                system.close()
+    result = {"consumed": consumer.stats.as_dict() if consumer else None,
+              "published": publisher.published if publisher else 0, "timers_fired": fired}
+    if echo:
+        echo(f"serve: stopped {result}")
+    return result
+
+
+def main() -> None:  # python -m consumers.service  (the same as `vip serve`)
+    import sys
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    serve(echo=lambda line: print(line, flush=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,329 @@
+"""The upstream consumer: order and CRM topics in, through the one command path.
+
+Each message is decoded (Avro single-object encoding: the writer schema is
+found by its fingerprint and resolved to the latest reader), validated with
+:func:`infra.upstream.parse` and applied with :func:`infra.upstream.apply_input`,
+exactly as ``vip ingest`` applies a line of a file.
+
+**Exactly-once effect.** The consumed position is recorded in the event store
+as a tracking row ``kafka:<topic>:<partition>`` = offset + 1, in the same
+transaction as the events the message caused. On assignment the consumer
+seeks every partition to that recorded position, so the event store, not
+Kafka's committed offsets, says what was consumed: a crash before the commit
+replays the message, a crash after it skips it. Offsets are also committed to
+Kafka, as a courtesy for monitoring tools and lag dashboards.
+
+**Dead letters.** A message that cannot be decoded, has an unknown schema
+fingerprint, carries invalid values, or is refused by the domain goes to
+``<topic>.dlq`` with the original key, value and headers plus
+``dlq_reason`` (``<reason>: <detail>``, the reason one of the codec's
+``bad-magic``, ``unknown-fingerprint``, ``decode-failed``, ... or
+``invalid``, ``refused``, ``error``), ``dlq_original_topic``,
+``dlq_original_partition`` and ``dlq_original_offset``. The dead letter is
+acknowledged by the broker first, then the position is recorded alone, so a
+crash in between gives at most a duplicate dead letter, never a lost one.
+Failures of the event store itself are not dead-lettered: the consumer stops
+(non-zero exit) and a restart retries the message.
+
+**Stopping.** SIGTERM finishes the message in hand, commits, flushes the
+views and closes; the process exits 0.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from eventsourcing.persistence import PersistenceError, RecordConflictError, Tracking
+
+from domain.base import DomainError
+from infra.bus import (DLQ_GROUP, DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON, DLQ_TIMESTAMP, DLQ_TOPIC,
+                       Topics, tracking_name)
+from infra.upstream import SOURCES, Input, InputError, apply_input, parse
+from schemas.codec import CodecError, SchemaRegistry, decode
+
+log = logging.getLogger("vip.consumer")
+
+UPSTREAM_NAMESPACE = "vip.upstream"
+
+
+class DeadLetter(Exception):
+    """A message that goes to the dead-letter topic; ``reason`` is ``<kind>: <detail>``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def decode_message(source: str, value: bytes | None, registry: SchemaRegistry | None = None) -> Input:
+    """One upstream message's bytes -> a validated :class:`Input`; raises :class:`DeadLetter`."""
+    if value is None:
+        raise DeadLetter("bad-magic: the message has no value (a tombstone)")
+    try:
+        decoded = decode(value, registry=registry)
+    except CodecError as exc:
+        raise DeadLetter(f"{exc.reason}: {exc.message}") from None
+    namespace, _, kind = decoded.name.rpartition(".")
+    if namespace != UPSTREAM_NAMESPACE:
+        raise DeadLetter(f"invalid: schema {decoded.name} is not an upstream event ({UPSTREAM_NAMESPACE}.*)")
+    if kind not in SOURCES.get(source, ()):
+        raise DeadLetter(f"invalid: {kind} does not belong on the {source} topic "
+                         f"(expected one of {', '.join(SOURCES[source])})")
+    try:
+        return parse(source, decoded.record, type_hint=kind)
+    except InputError as exc:
+        raise DeadLetter(f"invalid: {exc}") from None
+
+
+@dataclass
+class Stats:
+    counts: Counter = field(default_factory=Counter)   # applied, duplicate, dead, skipped
+    reasons: Counter = field(default_factory=Counter)  # dead letters by reason kind
+
+    def as_dict(self) -> dict:
+        return {**{k: self.counts[k] for k in ("applied", "duplicate", "dead", "skipped")},
+                "dead_by_reason": dict(self.reasons)}
+
+
+class UpstreamConsumer:
+    """A member of the upstream consumer group, applying messages to one engine.
+
+    ``engine`` is the system's :class:`infra.engine.Engine`; ``producer`` is a
+    Kafka producer for dead letters. Call :meth:`start`, then :meth:`poll_once`
+    in a loop (or :meth:`run`), then :meth:`close`.
+    """
+
+    def __init__(self, engine, topics: Topics, bootstrap: str, producer, *, group: str,
+                 consumer_overrides: dict | None = None, env: dict | None = None,
+                 registry: SchemaRegistry | None = None, flush_every: float = 1.0,
+                 commit_every: float = 2.0, retries: int = 5,
+                 on_outcome: Callable[[object, str], None] | None = None) -> None:
+        self.engine, self.app = engine, engine.app
+        self.topics, self.bootstrap, self.producer, self.group = topics, bootstrap, producer, group
+        self.consumer_overrides, self.env = consumer_overrides or {}, env
+        self.registry = registry
+        self.flush_every, self.commit_every, self.retries = flush_every, commit_every, retries
+        self.on_outcome = on_outcome
+        self.stats = Stats()
+        self.consumer = None
+        self.next_offsets: dict = {}      # TopicPartition -> next offset, for the courtesy commit
+        self._committed: dict = {}
+        self._last_flush = self._last_commit = time.monotonic()
+        self._dirty = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> "UpstreamConsumer":
+        from infra.bus import make_consumer
+        from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+        owner = self
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked):
+                owner._on_revoked(revoked)
+
+            def on_partitions_assigned(self, assigned):
+                owner._on_assigned(assigned)
+
+        self.consumer = make_consumer(self.bootstrap, self.group, self.env, **self.consumer_overrides)
+        self.consumer.subscribe(list(self.topics.upstream), listener=Listener())
+        return self
+
+    def _on_assigned(self, assigned) -> None:
+        """Seek each partition to the position the event store recorded for it."""
+        for tp in assigned:
+            recorded = self.app.recorder.max_tracking_id(tracking_name(tp.topic, tp.partition))
+            if recorded is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, recorded)
+            log.info("assigned %s[%d] from offset %s (event store)", tp.topic, tp.partition,
+                     recorded if recorded is not None else "beginning")
+
+    def _on_revoked(self, revoked) -> None:
+        self.flush()
+        self.commit(only=set(revoked))
+        for tp in revoked:
+            self.next_offsets.pop(tp, None)
+
+    def close(self) -> None:
+        """Commit, flush the views and leave the group (after the message in hand)."""
+        try:
+            self.flush()
+            if self.consumer is not None:
+                self.commit()
+        finally:
+            if self.consumer is not None:
+                self.consumer.close(autocommit=False)
+                self.consumer = None
+            self.producer.flush(timeout=10)
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def poll_once(self, timeout_ms: int = 200, stop: Callable[[], bool] = lambda: False) -> int:
+        """Poll once and handle the records; stops between messages when ``stop()``."""
+        batches = self.consumer.poll(timeout_ms=timeout_ms)
+        handled = 0
+        for tp, records in batches.items():
+            for record in records:
+                if stop():
+                    # Not handled, not recorded: the next run (or member) reads it again.
+                    self.consumer.seek(tp, record.offset)
+                    return handled
+                self.handle(record)
+                self.next_offsets[tp] = record.offset + 1
+                handled += 1
+        self.housekeeping()
+        return handled
+
+    def run(self, stop: Callable[[], bool], timeout_ms: int = 200) -> Stats:
+        while not stop():
+            self.poll_once(timeout_ms, stop)
+        return self.stats
+
+    def housekeeping(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_flush >= self.flush_every:
+            self.flush()
+        if force or now - self._last_commit >= self.commit_every:
+            self.commit()
+
+    def flush(self) -> None:
+        """Commit the read models (the event store is already committed per message)."""
+        if self._dirty:
+            self.engine.flush()
+            self._dirty = False
+        self._last_flush = time.monotonic()
+
+    def commit(self, only: set | None = None) -> None:
+        """Courtesy commit of the consumed offsets to Kafka; failures are only logged."""
+        from kafka.structs import OffsetAndMetadata
+
+        self._last_commit = time.monotonic()
+        offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in self.next_offsets.items()
+                   if (only is None or tp in only) and self._committed.get(tp) != off}
+        if not offsets or self.consumer is None:
+            return
+        try:
+            self.consumer.commit(offsets, timeout_ms=5000)
+            self._committed.update({tp: o.offset for tp, o in offsets.items()})
+        except Exception as exc:  # a rebalance in progress, a broker hiccup: harmless
+            log.info("offset commit skipped: %r", exc)
+
+    # -- one message -------------------------------------------------------------------
+
+    def handle(self, record) -> str:
+        """Apply one record with its tracking position; returns the outcome."""
+        outcome = self._handle(record)
+        self.stats.counts[outcome] += 1
+        self._dirty = True
+        if self.on_outcome is not None:
+            self.on_outcome(record, outcome)
+        return outcome
+
+    def _handle(self, record) -> str:
+        name = tracking_name(record.topic, record.partition)
+        tracking = Tracking(name, record.offset + 1)
+        source = self.topics.upstream[record.topic]
+        try:
+            item = decode_message(source, record.value, self.registry)
+        except DeadLetter as dead:
+            return self.dead_letter(record, tracking, dead.reason)
+        for attempt in range(1, self.retries + 1):
+            try:
+                return apply_input(self.engine, item, tracking)
+            except DomainError as exc:
+                return self.dead_letter(record, tracking, f"refused: {exc}")
+            except RecordConflictError:
+                # Someone else wrote first: either this position (a former member of the
+                # group still finishing its message) or the aggregate (a message about the
+                # same member on the other topic). Retry on fresh state.
+                if self._already_recorded(tracking):
+                    log.warning("%s offset %d was recorded by another consumer; skipped",
+                                name, record.offset)
+                    return "skipped"
+                if attempt == self.retries:
+                    raise
+                time.sleep(0.01 * attempt)
+            except PersistenceError:
+                raise   # the event store is unwell: stop; a restart retries this message
+            except Exception as exc:  # a bug the message triggers: park it, keep going
+                log.exception("%s offset %d failed", name, record.offset)
+                return self.dead_letter(record, tracking, f"error: {type(exc).__name__}: {exc}")
+        raise AssertionError("unreachable")
+
+    def _already_recorded(self, tracking: Tracking) -> bool:
+        recorded = self.app.recorder.max_tracking_id(tracking.application_name) or 0
+        return recorded >= tracking.notification_id
+
+    def dead_letter(self, record, tracking: Tracking, reason: str) -> str:
+        """Publish to ``<topic>.dlq`` (acknowledged), then record the position alone."""
+        headers = list(record.headers or []) + [
+            (DLQ_REASON, reason.encode("utf-8")),
+            (DLQ_TOPIC, record.topic.encode()),
+            (DLQ_PARTITION, str(record.partition).encode()),
+            (DLQ_OFFSET, str(record.offset).encode()),
+            (DLQ_TIMESTAMP, str(record.timestamp).encode()),
+            (DLQ_GROUP, self.group.encode()),
+        ]
+        future = self.producer.send(self.topics.dlq(record.topic), key=record.key, value=record.value,
+                                    headers=headers)
+        self.producer.flush(timeout=30)
+        future.get(timeout=30)
+        log.warning("%s[%d]@%d dead-lettered: %s", record.topic, record.partition, record.offset,
+                    reason[:300])
+        try:
+            self.app.save_tracked(tracking)
+        except RecordConflictError:
+            if not self._already_recorded(tracking):
+                raise
+        self.stats.reasons[reason.split(":", 1)[0]] += 1
+        return "dead"
+
+
+def run_consumer(settings=None, *, group: str | None = None, stop=None, env: dict | None = None,
+                 echo: Callable[[str], None] | None = None) -> Stats:
+    """The ``vip consume`` process: consume until SIGTERM, then drain and exit."""
+    from infra.bootstrap import build
+    from infra.bus import group_id, make_producer
+    from infra.relay import StopFlag
+    from infra.settings import Settings
+
+    settings = settings or Settings.from_env()
+    topics = Topics.from_settings(settings)
+    stop = stop or StopFlag().install()
+    group = group or group_id(settings)
+    system = build(settings)
+    producer = make_producer(settings.kafka_bootstrap)
+    consumer = UpstreamConsumer(system.engine, topics, settings.kafka_bootstrap, producer,
+                                group=group, env=env)
+    try:
+        consumer.start()
+        if echo:
+            echo(f"consume: {settings.kafka_bootstrap} group {group} topics "
+                 f"{', '.join(topics.upstream)}")
+        consumer.run(stop)
+        if echo:
+            echo(f"consume: stopped {consumer.stats.as_dict()}")
+        return consumer.stats
+    finally:
+        try:
+            consumer.close()
+        finally:
+            producer.close(timeout=10)
+            system.close()
+
+
+def main() -> None:  # python -m consumers.upstream
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    run_consumer(echo=lambda line: print(line, flush=True))
+
+
+if __name__ == "__main__":
+    main()

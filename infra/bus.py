@@ -1,0 +1,253 @@
+"""The message bus: topic names, client factories and small helpers.
+
+Everything that talks to Kafka goes through here, so pointing the backend at
+an Apache Kafka cluster instead of the development broker is a change of
+``VIP_KAFKA_BOOTSTRAP`` and nothing else.
+
+Topics (``<prefix>`` is ``VIP_TOPIC_PREFIX``, default ``vip``):
+
+* domain events, one topic per aggregate type, written by the relay:
+  ``<prefix>.member.events.v1``, ``<prefix>.contract.events.v1``,
+  ``<prefix>.complaint.events.v1``;
+* upstream input, read by the consumers: ``<prefix>.upstream.orders.v1`` and
+  ``<prefix>.upstream.crm.v1`` (or ``VIP_TOPIC_ORDERS`` / ``VIP_TOPIC_CRM``);
+* a dead-letter topic ``<topic>.dlq`` beside each upstream topic.
+
+The client defaults are chosen for correctness first: the producer waits for
+all in-sync replicas (``acks=all``) and keeps one request in flight, so a
+retried batch cannot overtake the next one and each key stays in order; the
+consumer never auto-commits (the event store holds the consumed positions).
+Neither uses Kafka transactions or the idempotent producer (see
+docs/decisions/0003-message-bus.md).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+from infra.settings import Settings
+
+AGGREGATES = ("member", "contract", "complaint")
+SOURCES = ("orders", "crm")
+DLQ_SUFFIX = ".dlq"
+
+# Headers a dead letter carries besides the original message's own headers.
+DLQ_REASON = "dlq_reason"
+DLQ_TOPIC = "dlq_original_topic"
+DLQ_PARTITION = "dlq_original_partition"
+DLQ_OFFSET = "dlq_original_offset"
+DLQ_TIMESTAMP = "dlq_original_timestamp"
+DLQ_GROUP = "dlq_consumer_group"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The topic names of one deployment."""
+
+    prefix: str = "vip"
+    orders: str = ""
+    crm: str = ""
+    domain_names: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.orders:
+            object.__setattr__(self, "orders", f"{self.prefix}.upstream.orders.v1")
+        if not self.crm:
+            object.__setattr__(self, "crm", f"{self.prefix}.upstream.crm.v1")
+        names = {a: f"{self.prefix}.{a}.events.v1" for a in AGGREGATES}
+        names.update(self.domain_names or {})
+        object.__setattr__(self, "domain_names", names)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> "Topics":
+        """Names from the settings' prefix; ``VIP_TOPIC_ORDERS``, ``VIP_TOPIC_CRM`` and
+        ``VIP_TOPIC_MEMBER`` / ``_CONTRACT`` / ``_COMPLAINT`` override single names."""
+        env = os.environ if env is None else env
+        domain = {a: env[f"VIP_TOPIC_{a.upper()}"] for a in AGGREGATES if env.get(f"VIP_TOPIC_{a.upper()}")}
+        return cls(settings.topic_prefix, env.get("VIP_TOPIC_ORDERS", ""), env.get("VIP_TOPIC_CRM", ""),
+                   domain)
+
+    def domain(self, aggregate: str) -> str:
+        """The topic a domain event of ``aggregate`` (member, contract, complaint) goes to."""
+        try:
+            return self.domain_names[aggregate]
+        except KeyError:
+            raise ValueError(f"no topic for aggregate {aggregate!r}; known: {', '.join(AGGREGATES)}") from None
+
+    @property
+    def domain_topics(self) -> list[str]:
+        return [self.domain_names[a] for a in AGGREGATES]
+
+    @property
+    def upstream(self) -> dict[str, str]:
+        """Upstream topic -> source (``orders`` or ``crm``)."""
+        return {self.orders: "orders", self.crm: "crm"}
+
+    def source_topic(self, source: str) -> str:
+        if source not in SOURCES:
+            raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+        return self.orders if source == "orders" else self.crm
+
+    @staticmethod
+    def dlq(topic: str) -> str:
+        return topic + DLQ_SUFFIX
+
+    @property
+    def dlq_topics(self) -> list[str]:
+        return [self.dlq(t) for t in self.upstream]
+
+    def all(self) -> list[str]:
+        """Every topic the backend needs, dead-letter topics included."""
+        return self.domain_topics + list(self.upstream) + self.dlq_topics
+
+    def relay_name(self) -> str:
+        """The relay's tracking name: a new topic set starts publishing from the beginning."""
+        return "relay:" + ",".join(self.domain_topics)
+
+
+def tracking_name(topic: str, partition: int) -> str:
+    """The event store's tracking name for one consumed partition."""
+    return f"kafka:{topic}:{partition}"
+
+
+def group_id(settings: Settings, env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    return env.get("VIP_KAFKA_GROUP") or f"{settings.topic_prefix}.backend"
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r}: expected a whole number of milliseconds") from None
+
+
+def producer_config(bootstrap: str, **overrides) -> dict:
+    """Producer settings: acks=all, one request in flight, no idempotence/transactions."""
+    config = dict(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=False,           # Tansu 0.6 has no producer ids; we dedupe by event id
+        max_in_flight_requests_per_connection=1,  # a retry cannot reorder a key's messages
+        retries=2_147_483_647,
+        delivery_timeout_ms=120_000,
+        request_timeout_ms=30_000,
+        linger_ms=5,
+        batch_size=256 * 1024,
+        bootstrap_timeout_ms=10_000,
+        client_id="vip-backend",
+    )
+    config.update(overrides)
+    return config
+
+
+def consumer_config(bootstrap: str, group: str | None, env: Mapping[str, str] | None = None,
+                    **overrides) -> dict:
+    """Consumer settings: no auto-commit, earliest reset, session timeout from the environment.
+
+    ``VIP_KAFKA_SESSION_TIMEOUT_MS`` (default 10000) and
+    ``VIP_KAFKA_HEARTBEAT_MS`` (default a fifth of it) tune group membership;
+    a consumer group's first join takes about half the session timeout.
+    """
+    env = os.environ if env is None else env
+    session = _env_int(env, "VIP_KAFKA_SESSION_TIMEOUT_MS", 10_000)
+    config = dict(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",       # never "latest": Tansu 0.6 answers LATEST wrongly
+        session_timeout_ms=session,
+        heartbeat_interval_ms=_env_int(env, "VIP_KAFKA_HEARTBEAT_MS", max(100, session // 5)),
+        max_poll_records=500,
+        bootstrap_timeout_ms=10_000,
+        client_id="vip-backend",
+    )
+    config.update(overrides)
+    return config
+
+
+def make_producer(bootstrap: str, **overrides):
+    from kafka import KafkaProducer
+    return KafkaProducer(**producer_config(bootstrap, **overrides))
+
+
+def make_consumer(bootstrap: str, group: str | None, env: Mapping[str, str] | None = None, **overrides):
+    from kafka import KafkaConsumer
+    return KafkaConsumer(**consumer_config(bootstrap, group, env, **overrides))
+
+
+def create_all(settings: Settings, topics: Topics | None = None, timeout: float = 30) -> list[str]:
+    """Create every topic (idempotent); returns the names this call created."""
+    from infra.broker import create_topics
+    topics = topics or Topics.from_settings(settings)
+    return create_topics(settings.kafka_bootstrap, topics.all(), partitions=settings.topic_partitions,
+                         replication=settings.topic_replication, timeout=timeout)
+
+
+def header_map(headers: Iterable[tuple[str, bytes]] | None) -> dict[str, str]:
+    """Kafka headers as a dict of text (the last value of a repeated name wins)."""
+    return {name: (value or b"").decode("utf-8", "replace") for name, value in (headers or [])}
+
+
+def open_app(settings: Settings):
+    """The event store application alone (no read store, no engine): what the relay needs.
+
+    Returns ``(app, keys)``; close both when done.
+    """
+    from infra.app import VipApp
+    from infra.pii import KeyStore, PiiCipher
+    from infra.policy_file import load_policy
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keys = KeyStore(settings.path(settings.key_store, "keys.db"))
+    app = VipApp(load_policy(settings.policy_file), PiiCipher(keys), env=settings.eventsourcing_env())
+    return app, keys
+
+
+def read_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0, idle: float = 0.0) -> list:
+    """Every message on ``names`` from the beginning to the current end, without a group.
+
+    The end is the high watermark each fetch reports (not ListOffsets, which
+    Tansu 0.6 answers wrongly). Returns kafka-python ``ConsumerRecord`` objects,
+    per partition in offset order. With ``idle`` > 0 it keeps reading until
+    nothing new arrived for that many seconds.
+    """
+    import time as _time
+
+    from kafka import TopicPartition
+
+    consumer = make_consumer(bootstrap, None, env={}, enable_auto_commit=False, fetch_max_wait_ms=100,
+                             max_poll_records=5000, client_id="vip-reader")
+    try:
+        partitions = []
+        deadline = _time.monotonic() + timeout
+        for name in names:
+            found = consumer.partitions_for_topic(name)
+            while not found and _time.monotonic() < deadline:
+                _time.sleep(0.1)
+                found = consumer.partitions_for_topic(name)
+            if not found:
+                raise TimeoutError(f"topic {name!r} not found on {bootstrap}")
+            partitions += [TopicPartition(name, p) for p in sorted(found)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        records: list = []
+        last_new = _time.monotonic()
+        while True:
+            batch = consumer.poll(timeout_ms=200)
+            for tp_records in batch.values():
+                records.extend(tp_records)
+            if batch:
+                last_new = _time.monotonic()
+            at_end = all(consumer.highwater(tp) is not None and consumer.position(tp) >= consumer.highwater(tp)
+                         for tp in partitions)
+            if at_end and _time.monotonic() - last_new >= idle:
+                return records
+            if _time.monotonic() > deadline:
+                raise TimeoutError(f"reading {list(names)} did not reach the end within {timeout}s")
+    finally:
+        consumer.close(autocommit=False)

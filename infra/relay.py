@@ -1,0 +1,180 @@
+"""The outbox relay: publishes the event store's notification log to Kafka.
+
+An event is published because it is in the log, never by the code that
+saved it, so there is no dual write. The relay reads the log after its
+tracked position, sends each domain event to its aggregate's topic (keyed by
+the business id, Avro single-object encoded, with the event id, type,
+schema fingerprint, occurred-at, correlation and causation ids as headers),
+waits until the broker has acknowledged the whole batch, and only then moves
+its position on (a tracking row ``relay:<topics>`` in the event store).
+
+A crash between the acknowledgement and the position write sends the batch
+again on restart: publishing is at least once, with no gap, and a duplicate
+is the same message with the same event id, so readers dedupe on it.
+Personal fields are sealed in the events themselves (``pii:v1:...``), so an
+erased member stays erased on every topic.
+
+Run it alone with ``vip relay`` (or ``python -m infra.relay``); ``vip serve``
+runs it beside the consumers.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Callable
+
+from eventsourcing.persistence import IntegrityError, Tracking
+
+from infra.avro_events import encode_event, headers
+from infra.bus import Topics
+from infra.envelope import envelope
+from schemas.codec import HEADER_SIZE, MAGIC
+
+log = logging.getLogger("vip.relay")
+
+
+class RelayError(RuntimeError):
+    """The broker did not acknowledge a batch; nothing was marked as published."""
+
+
+class Relay:
+    """Follows the notification log and publishes every domain event once or more."""
+
+    def __init__(self, app, producer, topics: Topics, *, batch: int = 500,
+                 ack_timeout: float = 60.0, name: str | None = None) -> None:
+        self.app, self.producer, self.topics = app, producer, topics
+        self.batch, self.ack_timeout = batch, ack_timeout
+        self.name = name or topics.relay_name()
+        self.published = 0          # messages acknowledged by this instance
+        self.position = self.recorded_position()
+
+    def recorded_position(self) -> int:
+        """The last notification id known to be on the broker."""
+        return self.app.recorder.max_tracking_id(self.name) or 0
+
+    def message(self, note) -> tuple[str, bytes, bytes, list]:
+        """(topic, key, value, headers) of one notification."""
+        event = envelope(self.app.mapper.to_domain_event(note), note.id)
+        value = encode_event(event)
+        assert value[:len(MAGIC)] == MAGIC
+        fingerprint = value[len(MAGIC):HEADER_SIZE]
+        key = (event["key"] or event["aggregate_id"]).encode("utf-8")
+        return self.topics.domain(event["aggregate"]), key, value, headers(event, fingerprint)
+
+    def pump(self) -> int:
+        """Publish one batch after the position; returns how many events it published."""
+        notes = self.app.recorder.select_notifications(self.position, self.batch, inclusive_of_start=False)
+        if not notes:
+            return 0
+        futures = []
+        for note in notes:
+            topic, key, value, hdrs = self.message(note)
+            futures.append(self.producer.send(topic, key=key, value=value, headers=hdrs))
+        self.producer.flush(timeout=self.ack_timeout)
+        for future in futures:
+            try:
+                future.get(timeout=self.ack_timeout)
+            except Exception as exc:  # KafkaError, timeout: the batch is sent again
+                raise RelayError(f"broker did not acknowledge event at position "
+                                 f"{notes[0].id}..{notes[-1].id}: {exc!r}") from exc
+        self._advance(notes[-1].id)
+        self.published += len(notes)
+        return len(notes)
+
+    def _advance(self, position: int) -> None:
+        try:
+            self.app.recorder.insert_tracking(Tracking(self.name, position))
+            self.position = position
+        except IntegrityError:
+            # Another relay instance recorded a later position first: follow it.
+            self.position = max(position, self.recorded_position())
+
+    def catch_up(self, max_seconds: float | None = None) -> int:
+        """Publish until the log is exhausted (or time is up); returns the count."""
+        started, total = time.monotonic(), 0
+        while True:
+            count = self.pump()
+            total += count
+            if not count or (max_seconds is not None and time.monotonic() - started > max_seconds):
+                return total
+
+    def run(self, stop: Callable[[], bool], idle: float = 0.05) -> int:
+        """Publish until ``stop()`` is true; a broker failure is retried with backoff."""
+        backoff, total = idle, 0
+        while not stop():
+            try:
+                count = self.pump()
+                total += count
+                backoff = idle
+            except RelayError as exc:
+                log.warning("%s; retrying in %.1fs", exc, backoff)
+                count = 0
+                backoff = min(backoff * 2 or 0.1, 5.0)
+            if not count:
+                _sleep(backoff, stop)
+        return total
+
+
+def _sleep(seconds: float, stop: Callable[[], bool]) -> None:
+    end = time.monotonic() + seconds
+    while not stop() and time.monotonic() < end:
+        time.sleep(min(0.05, max(0.0, end - time.monotonic())))
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT; the loops look at it between messages."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def __call__(self) -> bool:
+        return self.event.is_set()
+
+    def set(self, *_: object) -> None:
+        self.event.set()
+
+    def install(self) -> "StopFlag":
+        signal.signal(signal.SIGTERM, self.set)
+        signal.signal(signal.SIGINT, self.set)
+        return self
+
+
+def run_relay(settings=None, *, batch: int = 500, idle: float = 0.05, stop: StopFlag | None = None,
+              echo: Callable[[str], None] | None = None) -> int:
+    """The ``vip relay`` process: publish until SIGTERM, then flush and exit."""
+    from infra.bus import make_producer, open_app
+    from infra.settings import Settings
+
+    settings = settings or Settings.from_env()
+    topics = Topics.from_settings(settings)
+    stop = stop or StopFlag().install()
+    app, keys = open_app(settings)
+    producer = make_producer(settings.kafka_bootstrap)
+    try:
+        relay = Relay(app, producer, topics, batch=batch)
+        if echo:
+            echo(f"relay: {settings.kafka_bootstrap} from position {relay.position} to "
+                 f"{', '.join(topics.domain_topics)}")
+        relay.run(stop, idle)
+        if echo:
+            echo(f"relay: stopped at position {relay.position} ({relay.published} published)")
+        return relay.published
+    finally:
+        producer.flush(timeout=10)
+        producer.close(timeout=10)
+        app.close()
+        keys.close()
+
+
+def main() -> None:  # python -m infra.relay
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    run_relay(echo=lambda line: print(line, flush=True))
+
+
+if __name__ == "__main__":
+    main()

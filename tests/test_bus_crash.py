@@ -1,0 +1,308 @@
+"""Crash safety: consumer and relay as separate processes, SIGKILLed at random points while a
+stream flows, restarted; afterwards every upstream event had exactly one effect and every
+domain event in the log reached its topic. And SIGTERM stops a consumer cleanly.
+"""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from consumers.simulator import Simulator, expected_effects, publish
+from infra.bus import Topics, create_all, header_map, make_producer, open_app, read_topics
+from infra.envelope import envelope
+from infra.settings import Settings
+
+pytestmark = pytest.mark.kafka
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = 20250301
+EVENTS = 3000
+RATE = 70.0           # upstream events per second: the stream lasts ~45 s, while the kills happen
+KILLS = 6             # SIGKILLs of each process
+
+# The one domain event each upstream event must cause (by its causation id).
+PRIMARY = {"OrderPaid": {"OrderPaid"}, "OrderRefunded": {"OrderRefunded"},
+           "OrderCancelled": {"OrderCancelled"}, "ActivityRecorded": {"ActivityRecorded"},
+           "CustomerRegistered": {"MemberRegistered", "RegistrationFilled"},
+           "ProfileUpdated": {"ProfileUpdated"}, "ErasureRequested": {"PersonalDataErased"}}
+
+
+class Proc:
+    """A restartable ``python -m <module>`` child with its output in a file."""
+
+    def __init__(self, module: str, env: dict, log: Path) -> None:
+        self.module, self.env, self.log = module, env, log
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        out = open(self.log, "ab")
+        out.write(f"--- start {self.starts}\n".encode())
+        out.flush()
+        self.proc = subprocess.Popen([sys.executable, "-m", self.module], cwd=ROOT, env=self.env,
+                                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        out.close()
+        self.starts += 1
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def terminate(self, timeout: float = 30) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def tail(self, n: int = 3000) -> str:
+        return self.log.read_bytes()[-n:].decode("utf-8", "replace") if self.log.exists() else ""
+
+
+def tracking(db: Path) -> dict[str, int]:
+    """The event store's tracking rows, read without disturbing the writers."""
+    if not db.exists():
+        return {}
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return dict(con.execute("SELECT application_name, notification_id FROM tracking"))
+        finally:
+            con.close()
+    except sqlite3.OperationalError:   # not created yet, or busy for a moment
+        return {}
+
+
+def consumed(db: Path) -> int:
+    return sum(v for k, v in tracking(db).items() if k.startswith("kafka:"))
+
+
+def relayed(db: Path) -> int:
+    return sum(v for k, v in tracking(db).items() if k.startswith("relay:"))
+
+
+def chaos(proc: Proc, progress, rng: random.Random, kills: int, done: list, errors: list) -> None:
+    """Kill ``proc`` ``kills`` times, each at a random moment after it made progress."""
+    try:
+        for _ in range(kills):
+            before = progress()
+            deadline = time.monotonic() + 25
+            while progress() == before and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 2.5))
+            proc.kill()
+            done.append(progress())
+            time.sleep(rng.uniform(0.0, 0.3))
+            proc.start()
+    except Exception as exc:  # pragma: no cover - reported by the test
+        errors.append(exc)
+
+
+def wait_for(condition, timeout: float, what: str, procs=()) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"--- {p.module}:\n{p.tail()}" for p in procs)
+            raise AssertionError(f"timed out waiting for {what}\n{logs}")
+        for p in procs:
+            if not p.alive():
+                raise AssertionError(f"{p.module} exited with {p.proc.returncode}:\n{p.tail()}")
+        time.sleep(0.1)
+
+
+def child_env(settings: Settings, tmp: Path) -> dict:
+    env = dict(os.environ)
+    env.update(VIP_DATA_DIR=str(settings.data_dir), VIP_EVENT_STORE="sqlite",
+               VIP_KAFKA_BOOTSTRAP=settings.kafka_bootstrap, VIP_TOPIC_PREFIX=settings.topic_prefix,
+               VIP_KAFKA_GROUP=f"{settings.topic_prefix}.group",
+               VIP_KAFKA_SESSION_TIMEOUT_MS="3000", VIP_KAFKA_HEARTBEAT_MS="500",
+               PYTHONPATH=str(ROOT))
+    for name in ("VIP_POLICY_FILE", "VIP_KEY_STORE", "VIP_READ_STORE", "VIP_TOPIC_ORDERS", "VIP_TOPIC_CRM"):
+        env.pop(name, None)
+    return env
+
+
+def _setup(kafka_broker, tmp_path):
+    prefix = "c" + uuid.uuid4().hex[:10]
+    settings = Settings.from_env({}, data_dir=tmp_path / "data", kafka_bootstrap=kafka_broker,
+                                 topic_prefix=prefix)
+    topics = Topics.from_settings(settings, env={})
+    create_all(settings, topics)
+    return settings, topics
+
+
+def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_broker, tmp_path):
+    settings, topics = _setup(kafka_broker, tmp_path)
+    db = settings.data_dir / "events.db"
+    env = child_env(settings, tmp_path)
+    rng = random.Random(SEED)
+
+    # the upstream stream: orders and CRM on one simulated timeline
+    sim = Simulator(seed=SEED, members=150, start=datetime(2025, 3, 1, 9, tzinfo=timezone.utc),
+                    member_prefix=f"{topics.prefix}-M")
+    stream = [(("orders", sim.order()) if rng.random() < 0.75 else ("crm", sim.crm())) for _ in range(EVENTS)]
+    expected = expected_effects([m for _, m in stream])
+
+    producer = make_producer(kafka_broker)
+    stop_producing = threading.Event()
+
+    def produce():
+        started = time.monotonic()
+        for n, (source, message) in enumerate(stream):
+            if stop_producing.is_set():
+                return
+            delay = started + n / RATE - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            publish(producer, topics.source_topic(source), [message])
+
+    consumer = Proc("consumers.upstream", env, tmp_path / "consumer.log")
+    relay = Proc("infra.relay", env, tmp_path / "relay.log")
+    feeder = threading.Thread(target=produce, daemon=True)
+    errors: list = []
+    kills: dict = {"consumer": [], "relay": []}
+    began = time.monotonic()
+    try:
+        consumer.start()
+        relay.start()
+        feeder.start()
+        workers = [threading.Thread(target=chaos, args=(consumer, lambda: consumed(db), random.Random(SEED + 1),
+                                                        KILLS, kills["consumer"], errors)),
+                   threading.Thread(target=chaos, args=(relay, lambda: relayed(db), random.Random(SEED + 2),
+                                                        KILLS, kills["relay"], errors))]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(timeout=240)
+        assert not errors, errors
+        feeder.join(timeout=120)
+        assert not feeder.is_alive()
+
+        # let the survivors finish: every message consumed, every logged event published
+        wait_for(lambda: consumed(db) == EVENTS, 120, "the consumer to catch up", [consumer, relay])
+        app, keys = open_app(settings)
+        try:
+            wait_for(lambda: relayed(db) == app.recorder.max_notification_id(), 60,
+                     "the relay to catch up", [consumer, relay])
+            assert consumer.terminate() == 0, consumer.tail()
+            assert relay.terminate() == 0, relay.tail()
+
+            notes = app.recorder.select_notifications(0, 10_000_000, inclusive_of_start=False)
+            logged = [envelope(app.mapper.to_domain_event(n), n.id) for n in notes]
+
+            # exactly one effect per upstream event
+            effects = Counter()
+            for e in logged:
+                effects[(e["meta"].get("causation_id"), e["type"])] += 1
+            per_input = [sum(effects[(m.record["event_id"], t)] for t in PRIMARY[m.type]) for _, m in stream]
+            lost = sum(1 for n in per_input if n == 0)
+            doubled = sum(1 for n in per_input if n > 1)
+
+            # the same totals as an independent computation from the input
+            for member_id, net in expected["net_spend_fen"].items():
+                orders = app.member(member_id).orders
+                assert sum(o["paid"] - o["reversed"] for o in orders.values()) == net, member_id
+            paid = Counter(e["key"] for e in logged if e["type"] == "OrderPaid")
+            assert dict(paid) == expected["orders_paid"]
+
+            # the read models survived the kills too: equal to a replay of the log
+            from infra.bootstrap import VIEWS
+            from infra.readstore import SqliteReadStore
+            from infra.replay import replay
+            live = SqliteReadStore(settings.data_dir / "read.db")
+            try:
+                assert live.position == logged[-1]["position"]
+                again = replay(app, VIEWS)
+                for view in again.rows:
+                    assert live.view(view) == again.view(view), view
+            finally:
+                live.close()
+        finally:
+            app.close()
+            keys.close()
+
+        # every logged event is on its topic; a duplicate is the same message
+        records = read_topics(kafka_broker, topics.domain_topics)
+        copies: dict = {}
+        for r in records:
+            copies.setdefault(header_map(r.headers)["event_id"], []).append(r)
+        log_ids = {e["id"] for e in logged}
+        missing = log_ids - set(copies)
+        assert not missing and set(copies) <= log_ids
+        bus_duplicates = sum(len(c) - 1 for c in copies.values())
+        for c in copies.values():
+            assert len({(r.topic, r.key, r.value) for r in c}) == 1
+        for key in {r.key for r in records}:    # per aggregate, first sightings in version order
+            seen, versions = set(), []
+            for r in records:
+                event_id = header_map(r.headers)["event_id"]
+                if r.key == key and event_id not in seen:
+                    seen.add(event_id)
+                    versions.append(_version(r))
+            assert versions == sorted(versions), key
+        assert read_topics(kafka_broker, topics.dlq_topics) == []
+
+        print(f"\ncrash test: {len(kills['consumer'])} consumer kills, {len(kills['relay'])} relay kills "
+              f"(at positions {kills['consumer']} / {kills['relay']}); {EVENTS} upstream events, "
+              f"{len(logged)} domain events; lost {lost}, doubled {doubled}; "
+              f"{bus_duplicates} duplicate messages on the domain topics (same event id), "
+              f"{len(missing)} missing; {time.monotonic() - began:.0f}s")
+        assert len(kills["consumer"]) == KILLS and len(kills["relay"]) == KILLS
+        assert lost == 0 and doubled == 0
+    finally:
+        stop_producing.set()
+        for p in (consumer, relay):
+            if p.alive():
+                p.kill()
+        producer.close(timeout=5)
+
+
+def _version(record) -> int:
+    from infra.avro_events import decode_event
+    return decode_event(record.value)["version"]
+
+
+def test_sigterm_stops_a_consumer_cleanly(kafka_broker, tmp_path):
+    settings, topics = _setup(kafka_broker, tmp_path)
+    db = settings.data_dir / "events.db"
+    sim = Simulator(seed=5, members=50, start=datetime(2025, 3, 1, 9, tzinfo=timezone.utc),
+                    member_prefix=f"{topics.prefix}-M")
+    messages = list(sim.stream("orders", 3000))
+    producer = make_producer(kafka_broker)
+    consumer = Proc("consumers.upstream", child_env(settings, tmp_path), tmp_path / "consumer.log")
+    try:
+        publish(producer, topics.orders, messages)
+        consumer.start()
+        wait_for(lambda: consumed(db) > 200, 60, "the consumer to start", [consumer])
+        code = consumer.terminate(timeout=30)     # mid-stream: 3000 messages take seconds
+        assert code == 0, consumer.tail()
+        assert "consume: stopped" in consumer.tail()
+        done = consumed(db)
+        assert 200 < done <= len(messages)
+        # what it recorded is exactly what took effect
+        app, keys = open_app(settings)
+        try:
+            notes = app.recorder.select_notifications(0, 10_000_000, inclusive_of_start=False)
+            events = [envelope(app.mapper.to_domain_event(n), n.id) for n in notes]
+            inputs = {e["meta"]["causation_id"] for e in events
+                      if e["type"] in ("OrderPaid", "OrderRefunded", "OrderCancelled")}
+            assert len(inputs) == done
+        finally:
+            app.close()
+            keys.close()
+    finally:
+        if consumer.alive():
+            consumer.kill()
+        producer.close(timeout=5)

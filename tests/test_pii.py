@@ -1,0 +1,74 @@
+"""Personal data is sealed per member and erasable without rewriting history (PIPL)."""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from infra.bootstrap import VIEWS
+from infra.replay import history, replay
+from tests.scenario import START
+
+NAME, PHONE, EMAIL = "欧阳娜娜测试", "13912345678", "nana.unique@example.cn"
+STORY = "投诉人欧阳娜娜住在幸福路88号"
+
+
+def _files(data_dir: Path) -> list[Path]:
+    return [p for p in data_dir.rglob("*") if p.is_file()]
+
+
+def _found(data_dir: Path, needle: bytes) -> list[str]:
+    return [p.name for p in _files(data_dir) if needle in p.read_bytes()]
+
+
+def _member_with_story(s):
+    s.engine.run(START, lambda c: s.app.register_member(c, "reg", "M1", {"name": NAME, "phone": PHONE, "email": EMAIL}))
+    s.engine.run(START + timedelta(hours=1), lambda c: s.app.file_complaint(c, "C1", "M1", "phone", "service", "high", STORY))
+    s.engine.run(START + timedelta(hours=2), lambda c: s.app.resolve_complaint(c, "C1", f"called {PHONE} back"))
+    s.engine.flush()
+
+
+def test_personal_data_never_reaches_the_event_or_read_store_in_clear(make_system):
+    s = make_system()
+    _member_with_story(s)
+    data_dir = s.settings.data_dir
+    for value in (NAME, PHONE, EMAIL, STORY):
+        assert _found(data_dir, value.encode()) == []
+    opened = history(s.app, "complaint", "C1")
+    assert opened[0]["data"]["description"] == STORY
+
+
+def test_erasing_a_member_shreds_the_key_and_history_still_replays(make_system):
+    """After erasure nothing personal can be recovered from any file, and every log replays."""
+    s = make_system()
+    _member_with_story(s)
+    key = s.keys.key("M1")
+    data_dir = s.settings.data_dir
+    assert _found(data_dir, key) == ["keys.db"]
+    s.engine.run(START + timedelta(days=1), lambda c: s.app.erase_member(c, "M1"))
+    s.engine.flush()
+    s.close()
+    assert _found(data_dir, key) == [], "the destroyed key must not survive in any file"
+    for value in (NAME, PHONE, EMAIL, STORY):
+        assert _found(data_dir, value.encode()) == []
+
+    from infra.bootstrap import build
+    again = build(s.settings)
+    try:
+        events = history(again.app, "member", "M1")
+        assert events[0]["data"]["profile"] == {"name": "[erased]", "phone": "[erased]", "email": "[erased]"}
+        assert events[-1]["type"] == "PersonalDataErased"
+        complaint = history(again.app, "complaint", "C1")
+        assert complaint[0]["data"]["description"] == "[erased]"
+        assert replay(again.app, VIEWS).get("current_tier", "M1")["erased"] is True
+    finally:
+        again.close()
+
+
+def test_an_erased_member_cannot_be_given_new_personal_data(make_system):
+    import pytest
+    from domain.base import DomainError
+    s = make_system()
+    _member_with_story(s)
+    s.engine.run(START + timedelta(days=1), lambda c: s.app.erase_member(c, "M1"))
+    with pytest.raises(DomainError, match="erased"):
+        s.engine.run(START + timedelta(days=2), lambda c: s.app.file_complaint(c, "C2", "M1", "web", "x", "low", "new text"))
