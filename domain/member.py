@@ -78,6 +78,22 @@ class Member(VipAggregate):
         self.agreement_id: str | None = None
         self.erased = False
 
+    def __deepcopy__(self, memo: dict) -> "Member":
+        # Repositories deep-copy cached aggregates on every get; the generic
+        # deepcopy walks every datetime of the order history and dominated
+        # ingest. Entries are tuples of immutables, so copying containers is enough.
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.__dict__.pop("_ctx", None)
+        clone._pending_events = list(self._pending_events)
+        clone.entries = list(self.entries)
+        clone.active_months = set(self.active_months)
+        clone.orders = {k: dict(v) for k, v in self.orders.items()}
+        clone.seen_inputs = set(self.seen_inputs)
+        clone.profile = dict(self.profile)
+        clone.override = dict(self.override) if self.override else None
+        return clone
+
     # -- what the member stands at ------------------------------------
 
     @property

@@ -88,15 +88,22 @@ class Engine:
             self._fire(*top)
             fired += 1
 
-    def sync(self) -> None:
-        """Fold newly saved events into the views (in memory) and the timer index."""
+    def sync(self, force: bool = False) -> None:
+        """Fold newly saved events into the views (in memory) and the timer index.
+
+        Skipped when this process saved nothing since the last sync, unless
+        ``force`` (another process may have written: ``tick`` forces).
+        """
+        if not (force or self.app.log_changed):
+            return
+        self.app.log_changed = False
         self.runner.catch_up(flush=False)
         keys = {key for view, key in self.runner.touched if view == "timers"}
         self.runner.touched.clear()
         self.timers.refresh(keys)
 
     def flush(self) -> None:
-        self.sync()
+        self.sync(force=True)
         self.runner.flush()
 
     def run(self, at: datetime | None, action: Callable[[Ctx], Any], actor: str = "operator",
@@ -110,6 +117,7 @@ class Engine:
 
     def tick(self) -> int:
         """Live: fire what the wall clock says is due, and commit the views."""
+        self.sync(force=True)
         fired = self.advance(self.clock())
         self.flush()
         return fired

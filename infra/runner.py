@@ -60,6 +60,8 @@ class Runner:
                 if until is not None and event["timestamp"] > until:
                     return
                 yield event
+            if len(page) < self.page:
+                return  # a short page is the end of the log for now
             start = page[-1].id
 
     def catch_up(self, until: datetime | None = None, flush: bool = True,

@@ -20,6 +20,7 @@ class Settings:
     topic_prefix: str = "vip"
     topic_partitions: int = 3
     topic_replication: int = 1
+    aggregate_cache: int = 20000
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -35,6 +36,7 @@ class Settings:
             topic_prefix=env.get("VIP_TOPIC_PREFIX", "vip"),
             topic_partitions=int(env.get("VIP_TOPIC_PARTITIONS", "3")),
             topic_replication=int(env.get("VIP_TOPIC_REPLICATION", "1")),
+            aggregate_cache=int(env.get("VIP_AGGREGATE_CACHE", "20000")),
         )
         values.update(overrides)
         return cls(**values)
@@ -42,15 +44,19 @@ class Settings:
     def eventsourcing_env(self) -> dict:
         """The eventsourcing library's own settings for the chosen event store."""
         store = self.event_store
+        # Cached aggregates are deep-copied on every get (a refused command
+        # must not leave a half-changed aggregate behind) and fast-forwarded
+        # from the store, so other processes' events are never missed.
+        cache = {"AGGREGATE_CACHE_MAXSIZE": str(self.aggregate_cache)}
         if store in ("memory", "popo"):
-            return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+            return {"PERSISTENCE_MODULE": "eventsourcing.popo", **cache}
         if store == "sqlite":
             return {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
                     "SQLITE_DBNAME": str(self.data_dir / "events.db"),
-                    "SQLITE_LOCK_TIMEOUT": "30"}
+                    "SQLITE_LOCK_TIMEOUT": "30", **cache}
         if store.startswith(("postgresql://", "postgres://")):
             url = urlparse(store)
-            return {"PERSISTENCE_MODULE": "eventsourcing.postgres",
+            return {**cache, "PERSISTENCE_MODULE": "eventsourcing.postgres",
                     "POSTGRES_DBNAME": url.path.lstrip("/") or "vip",
                     "POSTGRES_HOST": url.hostname or "127.0.0.1",
                     "POSTGRES_PORT": str(url.port or 5432),

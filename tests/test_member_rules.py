@@ -640,3 +640,17 @@ def test_replaying_the_events_rebuilds_the_same_member():
         rebuilt = e.mutate(rebuilt)
     assert state(rebuilt) == state(m)
     assert rebuilt.effective_tier == m.effective_tier == "diamond"
+
+
+def test_a_deep_copy_of_a_member_shares_no_mutable_state():
+    """The repository's cache hands out deep copies; a command on one must not touch the other."""
+    import copy
+    m = new_member()
+    pay(m, T0, 6_000)
+    m.collect_events()
+    clone = copy.deepcopy(m)
+    pay(clone, T0 + timedelta(days=1), 30_000)
+    assert len(m.entries) == 1 and len(clone.entries) == 2
+    assert m.tier == "silver" and clone.tier == "gold"
+    assert m.orders.keys() != clone.orders.keys()
+    assert m.pending_events == [] and clone.pending_events
