@@ -372,15 +372,24 @@ def tick_cmd(ctx, as_json):
 @click.option("--members", default=2000, show_default=True, help="How many members to simulate.")
 @click.option("--seed", default=7, show_default=True, help="Random seed: same seed, same year.")
 @click.option("--year", default=2025, show_default=True)
+@click.option("--reset", is_flag=True, help="Replace an earlier demo's data in VIP_DATA_DIR.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--no-progress", is_flag=True)
 @click.pass_context
 @domain_errors
-def demo_cmd(ctx, members, seed, year, as_json, no_progress):
-    """Simulate a realistic year through the real command path and print the read models."""
-    from infra.demo import run_demo
+def demo_cmd(ctx, members, seed, year, reset, as_json, no_progress):
+    """Simulate a realistic year through the real command path and print the read models.
+
+    Runs in VIP_DATA_DIR, which must be empty or hold an earlier demo (--reset).
+    """
+    from infra.demo import prepare_data_dir, run_demo
+    prepare_data_dir(Settings.from_env(), reset)
     system = system_of(ctx)
+    if system.app.recorder.max_notification_id():
+        raise click.ClickException("the event store already holds events; point VIP_EVENT_STORE or "
+                                   "VIP_DATA_DIR at an empty store for the demo")
     end = run_demo(system, members=members, seed=seed, year=year, progress=not no_progress)
+    (system.settings.data_dir / "DEMO").write_text(f"members={members} seed={seed} year={year}\n")
     system.engine.flush()
     emit(summarise(system.store, end, system.app.policy), as_json, print_summary)
 

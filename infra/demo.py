@@ -237,6 +237,22 @@ def _close(app, c, cid: str) -> None:
         app.complaint_command(cid, "close", c)
 
 
+def prepare_data_dir(settings, reset: bool) -> None:
+    """Refuse to mix the demo into real data; with ``reset``, drop an earlier demo's files."""
+    data = settings.data_dir
+    files = [data / n for n in ("events.db", "read.db", "keys.db")]
+    if not any(f.exists() for f in files):
+        return
+    if not (data / "DEMO").exists():
+        raise DomainError(f"{data} holds data that is not from a demo; set VIP_DATA_DIR to an empty "
+                          "directory for the demo")
+    if not reset:
+        raise DomainError(f"{data} holds an earlier demo; add --reset to replace it")
+    for f in data.iterdir():
+        if f.name.split(".db")[0] in ("events", "read", "keys") or f.name == "DEMO":
+            f.unlink()
+
+
 def run_demo(system, members: int = 2000, seed: int = 7, year: int = 2025, progress: bool = True) -> datetime:
     """Simulate ``year`` with ``members`` members; returns the instant the year ends."""
     y = Year(system, seed, year)

@@ -13,5 +13,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 if [ -z "${VIP_SKIP_INSTALL:-}" ]; then
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+    echo "setup: installing into .venv (log: .venv/pip.log)" >&2
+    # pip's build backend warns about editable installs at length; keep the
+    # log, and show it only when the install fails.
+    if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' >.venv/pip.log 2>&1; then
+        cat .venv/pip.log >&2
+        exit 1
+    fi
 fi

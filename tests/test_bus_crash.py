@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from consumers.simulator import Simulator, expected_effects, publish
-from infra.bus import Topics, create_all, header_map, make_producer, open_app, read_topics
+from infra.bus import Topics, create_all, header_map, make_producer, open_app, read_topics, tracking_name
 from infra.envelope import envelope
 from infra.settings import Settings
 
@@ -71,26 +70,30 @@ class Proc:
         return self.log.read_bytes()[-n:].decode("utf-8", "replace") if self.log.exists() else ""
 
 
-def tracking(db: Path) -> dict[str, int]:
-    """The event store's tracking rows, read without disturbing the writers."""
-    if not db.exists():
-        return {}
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-        try:
-            return dict(con.execute("SELECT application_name, notification_id FROM tracking"))
-        finally:
-            con.close()
-    except sqlite3.OperationalError:   # not created yet, or busy for a moment
-        return {}
+class Positions:
+    """The consumed and relayed positions, read from the event store as the children write it."""
 
+    def __init__(self, settings: Settings, topics: Topics) -> None:
+        self.app, self.keys = open_app(settings)     # also creates the tables before the children run
+        self.names = [tracking_name(t, p) for t in topics.upstream for p in range(settings.topic_partitions)]
+        self.relay_name = topics.relay_name()
+        self.lock = threading.Lock()
 
-def consumed(db: Path) -> int:
-    return sum(v for k, v in tracking(db).items() if k.startswith("kafka:"))
+    def consumed(self) -> int:
+        with self.lock:
+            return sum(self.app.recorder.max_tracking_id(n) or 0 for n in self.names)
 
+    def relayed(self) -> int:
+        with self.lock:
+            return self.app.recorder.max_tracking_id(self.relay_name) or 0
 
-def relayed(db: Path) -> int:
-    return sum(v for k, v in tracking(db).items() if k.startswith("relay:"))
+    def log_end(self) -> int:
+        with self.lock:
+            return self.app.recorder.max_notification_id() or 0
+
+    def close(self) -> None:
+        self.app.close()
+        self.keys.close()
 
 
 def chaos(proc: Proc, progress, rng: random.Random, kills: int, done: list, errors: list) -> None:
@@ -124,7 +127,7 @@ def wait_for(condition, timeout: float, what: str, procs=()) -> None:
 
 def child_env(settings: Settings, tmp: Path) -> dict:
     env = dict(os.environ)
-    env.update(VIP_DATA_DIR=str(settings.data_dir), VIP_EVENT_STORE="sqlite",
+    env.update(VIP_DATA_DIR=str(settings.data_dir), VIP_EVENT_STORE=settings.event_store,
                VIP_KAFKA_BOOTSTRAP=settings.kafka_bootstrap, VIP_TOPIC_PREFIX=settings.topic_prefix,
                VIP_KAFKA_GROUP=f"{settings.topic_prefix}.group",
                VIP_KAFKA_SESSION_TIMEOUT_MS="3000", VIP_KAFKA_HEARTBEAT_MS="500",
@@ -134,19 +137,28 @@ def child_env(settings: Settings, tmp: Path) -> dict:
     return env
 
 
-def _setup(kafka_broker, tmp_path):
+def _setup(kafka_broker, tmp_path, store="sqlite"):
     prefix = "c" + uuid.uuid4().hex[:10]
     settings = Settings.from_env({}, data_dir=tmp_path / "data", kafka_bootstrap=kafka_broker,
-                                 topic_prefix=prefix)
+                                 topic_prefix=prefix, event_store=store)
     topics = Topics.from_settings(settings, env={})
     create_all(settings, topics)
     return settings, topics
 
 
-def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_broker, tmp_path):
-    settings, topics = _setup(kafka_broker, tmp_path)
-    db = settings.data_dir / "events.db"
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def crash_store(request):
+    """(event store, upstream events, kills of each process)."""
+    if request.param == "sqlite":
+        return "sqlite", EVENTS, KILLS
+    return request.getfixturevalue("pg_url"), 2000, 5
+
+
+def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_broker, tmp_path, crash_store):
+    store, EVENTS, KILLS = crash_store
+    settings, topics = _setup(kafka_broker, tmp_path, store)
     env = child_env(settings, tmp_path)
+    pos = Positions(settings, topics)
     rng = random.Random(SEED)
 
     # the upstream stream: orders and CRM on one simulated timeline
@@ -178,9 +190,9 @@ def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_
         consumer.start()
         relay.start()
         feeder.start()
-        workers = [threading.Thread(target=chaos, args=(consumer, lambda: consumed(db), random.Random(SEED + 1),
+        workers = [threading.Thread(target=chaos, args=(consumer, pos.consumed, random.Random(SEED + 1),
                                                         KILLS, kills["consumer"], errors)),
-                   threading.Thread(target=chaos, args=(relay, lambda: relayed(db), random.Random(SEED + 2),
+                   threading.Thread(target=chaos, args=(relay, pos.relayed, random.Random(SEED + 2),
                                                         KILLS, kills["relay"], errors))]
         for w in workers:
             w.start()
@@ -191,11 +203,10 @@ def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_
         assert not feeder.is_alive()
 
         # let the survivors finish: every message consumed, every logged event published
-        wait_for(lambda: consumed(db) == EVENTS, 120, "the consumer to catch up", [consumer, relay])
-        app, keys = open_app(settings)
+        wait_for(lambda: pos.consumed() == EVENTS, 120, "the consumer to catch up", [consumer, relay])
+        app = pos.app
         try:
-            wait_for(lambda: relayed(db) == app.recorder.max_notification_id(), 60,
-                     "the relay to catch up", [consumer, relay])
+            wait_for(lambda: pos.relayed() == pos.log_end(), 60, "the relay to catch up", [consumer, relay])
             assert consumer.terminate() == 0, consumer.tail()
             assert relay.terminate() == 0, relay.tail()
 
@@ -230,8 +241,7 @@ def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_
             finally:
                 live.close()
         finally:
-            app.close()
-            keys.close()
+            pos.close()
 
         # every logged event is on its topic; a duplicate is the same message
         records = read_topics(kafka_broker, topics.domain_topics)
@@ -254,7 +264,7 @@ def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_
             assert versions == sorted(versions), key
         assert read_topics(kafka_broker, topics.dlq_topics) == []
 
-        print(f"\ncrash test: {len(kills['consumer'])} consumer kills, {len(kills['relay'])} relay kills "
+        print(f"\ncrash test ({'sqlite' if store == 'sqlite' else 'postgresql'}): {len(kills['consumer'])} consumer kills, {len(kills['relay'])} relay kills "
               f"(at positions {kills['consumer']} / {kills['relay']}); {EVENTS} upstream events, "
               f"{len(logged)} domain events; lost {lost}, doubled {doubled}; "
               f"{bus_duplicates} duplicate messages on the domain topics (same event id), "
@@ -276,7 +286,7 @@ def _version(record) -> int:
 
 def test_sigterm_stops_a_consumer_cleanly(kafka_broker, tmp_path):
     settings, topics = _setup(kafka_broker, tmp_path)
-    db = settings.data_dir / "events.db"
+    pos = Positions(settings, topics)
     sim = Simulator(seed=5, members=50, start=datetime(2025, 3, 1, 9, tzinfo=timezone.utc),
                     member_prefix=f"{topics.prefix}-M")
     messages = list(sim.stream("orders", 3000))
@@ -285,14 +295,14 @@ def test_sigterm_stops_a_consumer_cleanly(kafka_broker, tmp_path):
     try:
         publish(producer, topics.orders, messages)
         consumer.start()
-        wait_for(lambda: consumed(db) > 200, 60, "the consumer to start", [consumer])
+        wait_for(lambda: pos.consumed() > 200, 60, "the consumer to start", [consumer])
         code = consumer.terminate(timeout=30)     # mid-stream: 3000 messages take seconds
         assert code == 0, consumer.tail()
         assert "consume: stopped" in consumer.tail()
-        done = consumed(db)
-        assert 200 < done <= len(messages)
+        done = pos.consumed()
+        assert 200 < done < len(messages)      # stopped mid-stream
         # what it recorded is exactly what took effect
-        app, keys = open_app(settings)
+        app = pos.app
         try:
             notes = app.recorder.select_notifications(0, 10_000_000, inclusive_of_start=False)
             events = [envelope(app.mapper.to_domain_event(n), n.id) for n in notes]
@@ -300,8 +310,7 @@ def test_sigterm_stops_a_consumer_cleanly(kafka_broker, tmp_path):
                       if e["type"] in ("OrderPaid", "OrderRefunded", "OrderCancelled")}
             assert len(inputs) == done
         finally:
-            app.close()
-            keys.close()
+            pos.close()
     finally:
         if consumer.alive():
             consumer.kill()
