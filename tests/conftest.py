@@ -43,10 +43,21 @@ def pg_cluster():
         cluster.stop()
 
 
+# Systems built on a database, closed before that database is dropped (the
+# pool would otherwise wait on connections the drop has killed).
+_OPEN_ON: dict = {}
+
+
 @pytest.fixture
 def pg_url(pg_cluster):
     name = pg_cluster.create_database()
-    yield pg_cluster.url_for(name)
+    url = pg_cluster.url_for(name)
+    yield url
+    for system in _OPEN_ON.pop(url, []):
+        try:
+            system.close()
+        except Exception:
+            pass
     try:
         pg_cluster.drop_database(name)
     except Exception:  # a test that broke its DB must not error its teardown
@@ -97,6 +108,7 @@ def make_system(tmp_path):
         system = build(settings, clock=clock)
         system.clock = clock
         built.append(system)
+        _OPEN_ON.setdefault(store, []).append(system)
         return system
 
     yield make
@@ -105,3 +117,14 @@ def make_system(tmp_path):
             system.close()
         except Exception:
             pass
+        for systems in _OPEN_ON.values():
+            if system in systems:
+                systems.remove(system)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def event_store(request):
+    """Run a test on the SQLite event store and on a throwaway PostgreSQL database."""
+    if request.param == "postgres":
+        return request.getfixturevalue("pg_url")
+    return "sqlite"

@@ -92,8 +92,10 @@ class Positions:
             return self.app.recorder.max_notification_id() or 0
 
     def close(self) -> None:
-        self.app.close()
-        self.keys.close()
+        if self.keys is not None:
+            self.app.close()
+            self.keys.close()
+            self.keys = None
 
 
 def chaos(proc: Proc, progress, rng: random.Random, kills: int, done: list, errors: list) -> None:
@@ -155,7 +157,7 @@ def crash_store(request):
 
 
 def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_broker, tmp_path, crash_store):
-    store, EVENTS, KILLS = crash_store
+    store, events, kills_each = crash_store
     settings, topics = _setup(kafka_broker, tmp_path, store)
     env = child_env(settings, tmp_path)
     pos = Positions(settings, topics)
@@ -164,7 +166,7 @@ def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_
     # the upstream stream: orders and CRM on one simulated timeline
     sim = Simulator(seed=SEED, members=150, start=datetime(2025, 3, 1, 9, tzinfo=timezone.utc),
                     member_prefix=f"{topics.prefix}-M")
-    stream = [(("orders", sim.order()) if rng.random() < 0.75 else ("crm", sim.crm())) for _ in range(EVENTS)]
+    stream = [(("orders", sim.order()) if rng.random() < 0.75 else ("crm", sim.crm())) for _ in range(events)]
     expected = expected_effects([m for _, m in stream])
 
     producer = make_producer(kafka_broker)
@@ -191,9 +193,9 @@ def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_
         relay.start()
         feeder.start()
         workers = [threading.Thread(target=chaos, args=(consumer, pos.consumed, random.Random(SEED + 1),
-                                                        KILLS, kills["consumer"], errors)),
+                                                        kills_each, kills["consumer"], errors)),
                    threading.Thread(target=chaos, args=(relay, pos.relayed, random.Random(SEED + 2),
-                                                        KILLS, kills["relay"], errors))]
+                                                        kills_each, kills["relay"], errors))]
         for w in workers:
             w.start()
         for w in workers:
@@ -203,55 +205,39 @@ def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_
         assert not feeder.is_alive()
 
         # let the survivors finish: every message consumed, every logged event published
-        wait_for(lambda: pos.consumed() == EVENTS, 120, "the consumer to catch up", [consumer, relay])
+        wait_for(lambda: pos.consumed() == events, 120, "the consumer to catch up", [consumer, relay])
+        wait_for(lambda: pos.relayed() == pos.log_end(), 60, "the relay to catch up", [consumer, relay])
+        assert consumer.terminate() == 0, consumer.tail()
+        assert relay.terminate() == 0, relay.tail()
+
         app = pos.app
-        try:
-            wait_for(lambda: pos.relayed() == pos.log_end(), 60, "the relay to catch up", [consumer, relay])
-            assert consumer.terminate() == 0, consumer.tail()
-            assert relay.terminate() == 0, relay.tail()
+        notes = app.recorder.select_notifications(0, 10_000_000, inclusive_of_start=False)
+        logged = [envelope(app.mapper.to_domain_event(n), n.id) for n in notes]
 
-            notes = app.recorder.select_notifications(0, 10_000_000, inclusive_of_start=False)
-            logged = [envelope(app.mapper.to_domain_event(n), n.id) for n in notes]
+        # one effect per upstream event: the domain event it caused, by causation id
+        effects = Counter((e["meta"].get("causation_id"), e["type"]) for e in logged)
+        per_input = [sum(effects[(m.record["event_id"], t)] for t in PRIMARY[m.type]) for _, m in stream]
+        lost = sum(1 for n in per_input if n == 0)
+        doubled = sum(1 for n in per_input if n > 1)
 
-            # exactly one effect per upstream event
-            effects = Counter()
-            for e in logged:
-                effects[(e["meta"].get("causation_id"), e["type"])] += 1
-            per_input = [sum(effects[(m.record["event_id"], t)] for t in PRIMARY[m.type]) for _, m in stream]
-            lost = sum(1 for n in per_input if n == 0)
-            doubled = sum(1 for n in per_input if n > 1)
-
-            # the same totals as an independent computation from the input
-            for member_id, net in expected["net_spend_fen"].items():
-                orders = app.member(member_id).orders
-                assert sum(o["paid"] - o["reversed"] for o in orders.values()) == net, member_id
-            paid = Counter(e["key"] for e in logged if e["type"] == "OrderPaid")
-            assert dict(paid) == expected["orders_paid"]
-
-            # the read models survived the kills too: equal to a replay of the log
-            from infra.bootstrap import VIEWS
-            from infra.readstore import SqliteReadStore
-            from infra.replay import replay
-            live = SqliteReadStore(settings.data_dir / "read.db")
-            try:
-                assert live.position == logged[-1]["position"]
-                again = replay(app, VIEWS)
-                for view in again.rows:
-                    assert live.view(view) == again.view(view), view
-            finally:
-                live.close()
-        finally:
-            pos.close()
-
-        # every logged event is on its topic; a duplicate is the same message
+        # every logged event on its topic; duplicates allowed, each the same message
         records = read_topics(kafka_broker, topics.domain_topics)
         copies: dict = {}
         for r in records:
             copies.setdefault(header_map(r.headers)["event_id"], []).append(r)
         log_ids = {e["id"] for e in logged}
         missing = log_ids - set(copies)
-        assert not missing and set(copies) <= log_ids
         bus_duplicates = sum(len(c) - 1 for c in copies.values())
+
+        print(f"\ncrash test ({'sqlite' if store == 'sqlite' else 'postgresql'}): "
+              f"{len(kills['consumer'])} consumer kills at consumed positions {kills['consumer']}, "
+              f"{len(kills['relay'])} relay kills at relayed positions {kills['relay']}; "
+              f"{events} upstream events -> {len(logged)} domain events; lost {lost}, doubled {doubled}; "
+              f"on the topics: {len(missing)} missing, {bus_duplicates} duplicates (same event id); "
+              f"{time.monotonic() - began:.0f}s")
+        assert len(kills["consumer"]) == kills_each and len(kills["relay"]) == kills_each
+        assert lost == 0 and doubled == 0
+        assert not missing and set(copies) <= log_ids
         for c in copies.values():
             assert len({(r.topic, r.key, r.value) for r in c}) == 1
         for key in {r.key for r in records}:    # per aggregate, first sightings in version order
@@ -264,19 +250,32 @@ def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_
             assert versions == sorted(versions), key
         assert read_topics(kafka_broker, topics.dlq_topics) == []
 
-        print(f"\ncrash test ({'sqlite' if store == 'sqlite' else 'postgresql'}): {len(kills['consumer'])} consumer kills, {len(kills['relay'])} relay kills "
-              f"(at positions {kills['consumer']} / {kills['relay']}); {EVENTS} upstream events, "
-              f"{len(logged)} domain events; lost {lost}, doubled {doubled}; "
-              f"{bus_duplicates} duplicate messages on the domain topics (same event id), "
-              f"{len(missing)} missing; {time.monotonic() - began:.0f}s")
-        assert len(kills["consumer"]) == KILLS and len(kills["relay"]) == KILLS
-        assert lost == 0 and doubled == 0
+        # the same totals as an independent computation from the input
+        for member_id, net in expected["net_spend_fen"].items():
+            orders = app.member(member_id).orders
+            assert sum(o["paid"] - o["reversed"] for o in orders.values()) == net, member_id
+        paid = Counter(e["key"] for e in logged if e["type"] == "OrderPaid")
+        assert dict(paid) == expected["orders_paid"]
+
+        # the read models survived the kills too: equal to a replay of the log
+        from infra.bootstrap import VIEWS
+        from infra.readstore import SqliteReadStore
+        from infra.replay import replay
+        live = SqliteReadStore(settings.data_dir / "read.db")
+        try:
+            assert live.position == logged[-1]["position"]
+            again = replay(app, VIEWS)
+            for view in again.rows:
+                assert live.view(view) == again.view(view), view
+        finally:
+            live.close()
     finally:
         stop_producing.set()
         for p in (consumer, relay):
             if p.alive():
                 p.kill()
         producer.close(timeout=5)
+        pos.close()
 
 
 def _version(record) -> int:
@@ -303,15 +302,13 @@ def test_sigterm_stops_a_consumer_cleanly(kafka_broker, tmp_path):
         assert 200 < done < len(messages)      # stopped mid-stream
         # what it recorded is exactly what took effect
         app = pos.app
-        try:
-            notes = app.recorder.select_notifications(0, 10_000_000, inclusive_of_start=False)
-            events = [envelope(app.mapper.to_domain_event(n), n.id) for n in notes]
-            inputs = {e["meta"]["causation_id"] for e in events
-                      if e["type"] in ("OrderPaid", "OrderRefunded", "OrderCancelled")}
-            assert len(inputs) == done
-        finally:
-            pos.close()
+        notes = app.recorder.select_notifications(0, 10_000_000, inclusive_of_start=False)
+        events = [envelope(app.mapper.to_domain_event(n), n.id) for n in notes]
+        inputs = {e["meta"]["causation_id"] for e in events
+                  if e["type"] in ("OrderPaid", "OrderRefunded", "OrderCancelled")}
+        assert len(inputs) == done
     finally:
         if consumer.alive():
             consumer.kill()
         producer.close(timeout=5)
+        pos.close()

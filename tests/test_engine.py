@@ -13,7 +13,7 @@ def _inputs(events):
     return sorted((parse(e["source"], e) for e in events), key=lambda i: i.occurred_at)
 
 
-def test_a_shuffled_file_gives_the_same_log_as_the_same_events_arriving_live(make_system, tmp_path):
+def test_a_shuffled_file_gives_the_same_log_as_the_same_events_arriving_live(make_system, tmp_path, event_store):
     """Batch (one file, any line order) and live (wall clock ticking between arrivals) agree event for event."""
     events = upstream_events(members=10, days=500)
     orders = [e for e in events if e["source"] == "orders"]
@@ -21,7 +21,7 @@ def test_a_shuffled_file_gives_the_same_log_as_the_same_events_arriving_live(mak
     write_jsonl(tmp_path / "orders.jsonl", orders)
     write_jsonl(tmp_path / "crm.jsonl", crm)
 
-    batch = make_system(name="batch")
+    batch = make_system(event_store, name="batch")
     report = ingest_files(batch.engine, [("orders", tmp_path / "orders.jsonl"),
                                          ("crm", tmp_path / "crm.jsonl")], progress=False)
     assert report.applied == len(events) and not report.rejected

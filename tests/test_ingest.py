@@ -19,8 +19,8 @@ def _write(path, rows):
     return path
 
 
-def test_the_same_event_id_twice_has_one_effect(make_system, tmp_path):
-    s = make_system()
+def test_the_same_event_id_twice_has_one_effect(make_system, tmp_path, event_store):
+    s = make_system(event_store)
     rows = [_order(1), _order(2), _order(1)]
     report = ingest_file(s.engine, "orders", _write(tmp_path / "o.jsonl", rows), progress=False)
     assert (report.applied, report.duplicates) == (2, 1)
@@ -29,8 +29,8 @@ def test_the_same_event_id_twice_has_one_effect(make_system, tmp_path):
     assert s.app.member("M1").standing_at(START + timedelta(days=3), s.app.policy).spend_fen == 200_000
 
 
-def test_bad_lines_are_reported_with_line_number_and_reason_and_the_rest_applied(make_system, tmp_path):
-    s = make_system()
+def test_bad_lines_are_reported_with_line_number_and_reason_and_the_rest_applied(make_system, tmp_path, event_store):
+    s = make_system(event_store)
     rows = [_order(1), "{not json", _order(2, amount=-5), _order(3, currency="XXX"),
             {**_order(4), "occurred_at": "2025-01-05T10:00:00"}, _order(5),
             {"event_id": "r1", "type": "OrderRefunded", "member_id": "M1", "order_id": "o1",

@@ -43,7 +43,7 @@ def test_sqlite_event_store_gives_the_reference_answers(make_system, reference):
 
 
 @pytest.mark.postgres
-def test_postgresql_event_store_gives_the_reference_answers(pg_url, make_system, reference):
+def test_postgresql_event_store_gives_the_reference_answers(make_system, pg_url, reference):
     s = make_system(pg_url)
     end = run_demo(s, members=120, seed=21, progress=False)
     s.engine.flush()
