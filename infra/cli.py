@@ -121,10 +121,18 @@ def system_of(ctx: click.Context):
 
 
 def store_as_of(system, as_of: datetime | None):
-    """The live read store caught up, or a replay up to ``as_of``."""
+    """The live read store brought to now, or a replay of the log up to ``as_of``.
+
+    "Now" means every scheduled item due by the wall clock has run (reviews,
+    SLA breaches, due dates), exactly as ``vip tick`` or ``vip serve`` would.
+    """
+    now = system.engine.clock()
     if as_of is None:
-        system.engine.flush()
+        system.engine.tick()
         return system.store
+    if as_of > now:
+        raise click.ClickException(f"--as-of {as_of.isoformat()} is in the future; the log ends now")
+    system.engine.tick()
     from infra.replay import replay
     return replay(system.app, VIEWS, until=as_of)
 

@@ -58,6 +58,20 @@ def _json_arg(value: str) -> dict:
     return data
 
 
+def _op(group: click.Group, name: str, help_: str, arg: str, params: tuple, action, describe) -> None:
+    """Add ``vip <group> <name> ARG [options]`` running ``action(app, ctx, arg, options)``."""
+    @common
+    def op(ctx, at, actor, as_json, **kwargs):
+        ident = kwargs.pop(arg)
+        app = system_of(ctx).app
+        run(ctx, at, actor, as_json, lambda c: action(app, c, ident, kwargs), describe)
+    op.__doc__ = help_
+    op = click.argument(arg)(op)
+    for param in reversed(params):
+        op = param(op)
+    group.command(name)(op)
+
+
 def register(main: click.Group) -> None:
     main.add_command(member)
     main.add_command(contract)
@@ -72,22 +86,11 @@ def member():
     """VIP workflow and tier overrides of a member (seed 002 §2)."""
 
 
-def _member_op(name: str, command: str, help_: str, *extra, with_policy=False):
-    @common
-    def op(ctx, at, actor, as_json, member_id, **kwargs):
-        app = system_of(ctx).app
-
-        def action(c):
-            args = [c, *kwargs.values()]
-            if with_policy:
-                args.append(app.policy)
-            return app.member_command(member_id, command, *args)
-        run(ctx, at, actor, as_json, action, _member)
-    op.__doc__ = help_
-    op = click.argument("member_id")(op)
-    for param in reversed(extra):
-        op = param(op)
-    member.command(name)(op)
+def _member_op(name: str, command: str, help_: str, *params, with_policy=False):
+    def action(app, c, member_id, options):
+        extra = [app.policy] if with_policy else []
+        return app.member_command(member_id, command, c, *options.values(), *extra)
+    _op(member, name, help_, "member_id", params, action, _member)
 
 
 _member_op("apply", "apply_for_vip", "Apply for VIP (seed 002 §2.2.1).", with_policy=True)
@@ -158,20 +161,13 @@ def sign(ctx, at, actor, as_json, contract_id, party):
 
 
 def _contract_op(name: str, command: str, help_: str, *params):
-    @common
-    def op(ctx, at, actor, as_json, contract_id, **kwargs):
-        app = system_of(ctx).app
-        if "changes" in kwargs:
-            kwargs["changes"] = _json_arg(kwargs["changes"])
-        if "settlement" in kwargs:
-            kwargs["settlement"] = _json_arg(kwargs["settlement"]) if kwargs["settlement"] else None
-        run(ctx, at, actor, as_json,
-            lambda c: app.contract_command(contract_id, command, c, **kwargs), _contract)
-    op.__doc__ = help_
-    op = click.argument("contract_id")(op)
-    for param in reversed(params):
-        op = param(op)
-    contract.command(name)(op)
+    def action(app, c, contract_id, options):
+        if "changes" in options:
+            options["changes"] = _json_arg(options["changes"])
+        if "settlement" in options:
+            options["settlement"] = _json_arg(options["settlement"]) if options["settlement"] else None
+        return app.contract_command(contract_id, command, c, **options)
+    _op(contract, name, help_, "contract_id", params, action, _contract)
 
 
 _contract_op("complete-milestone", "complete_milestone", "Mark a milestone completed.",
@@ -217,17 +213,10 @@ def invoice(ctx, at, actor, as_json, contract_id, invoice_id, payer, amount_fen,
 
 
 def _settle_op(name: str, how: str, help_: str, *params):
-    @common
-    def op(ctx, at, actor, as_json, contract_id, invoice_id, **kwargs):
-        app = system_of(ctx).app
-        run(ctx, at, actor, as_json,
-            lambda c: app.settle_invoice(c, contract_id, invoice_id, how, **kwargs), _contract)
-    op.__doc__ = help_
-    op = click.option("--invoice", "invoice_id", required=True)(op)
-    op = click.argument("contract_id")(op)
-    for param in reversed(params):
-        op = param(op)
-    contract.command(name)(op)
+    def action(app, c, contract_id, options):
+        return app.settle_invoice(c, contract_id, options.pop("invoice_id"), how, **options)
+    _op(contract, name, help_, "contract_id",
+        (click.option("--invoice", "invoice_id", required=True), *params), action, _contract)
 
 
 _settle_op("pay", "receive_payment", "Record a payment against an invoice.",
@@ -264,16 +253,9 @@ def file_(ctx, at, actor, as_json, complaint_id, member_id, channel, category, s
 
 
 def _complaint_op(name: str, command: str, help_: str, *params, calendar=False):
-    @common
-    def op(ctx, at, actor, as_json, complaint_id, **kwargs):
-        app = system_of(ctx).app
-        run(ctx, at, actor, as_json, lambda c: app.complaint_command(
-            complaint_id, command, c, calendar=calendar, **kwargs), _complaint)
-    op.__doc__ = help_
-    op = click.argument("complaint_id")(op)
-    for param in reversed(params):
-        op = param(op)
-    complaint.command(name)(op)
+    def action(app, c, complaint_id, options):
+        return app.complaint_command(complaint_id, command, c, calendar=calendar, **options)
+    _op(complaint, name, help_, "complaint_id", params, action, _complaint)
 
 
 _complaint_op("ack", "acknowledge", "First response: stops the first-response clock.", calendar=True)

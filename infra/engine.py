@@ -14,6 +14,8 @@ import logging
 from datetime import datetime
 from typing import Any, Callable
 
+from eventsourcing.persistence import IntegrityError
+
 from domain.base import Ctx, DomainError
 from infra.app import VipApp
 from infra.runner import Runner
@@ -129,6 +131,10 @@ class Engine:
         ctx = self.ctx(parse(due), actor="scheduler", causation_id=f"timer:{key}:{name}:{due}")
         try:
             FIRE[aggregate](self.app, business_id, name, ctx)
+        except IntegrityError:
+            # Another process saved this aggregate first (it may have fired the
+            # same timer): catch up and look again; the aggregate decides.
+            self.sync(force=True)
         except DomainError as exc:
             # The views and the aggregate disagree on what is due; the aggregate
             # is the authority, so the timer is dropped (and logged), not retried.

@@ -41,8 +41,8 @@ PRIMARY = {"OrderPaid": {"OrderPaid"}, "OrderRefunded": {"OrderRefunded"},
 class Proc:
     """A restartable ``python -m <module>`` child with its output in a file."""
 
-    def __init__(self, module: str, env: dict, log: Path) -> None:
-        self.module, self.env, self.log = module, env, log
+    def __init__(self, module: str, env: dict, log: Path, ready: str) -> None:
+        self.module, self.env, self.log, self.ready = module, env, log, ready
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -60,6 +60,12 @@ class Proc:
         self.proc.wait(timeout=30)
 
     def terminate(self, timeout: float = 30) -> int:
+        """SIGTERM once the process is up (its signal handler is installed by then)."""
+        deadline = time.monotonic() + timeout
+        while self.ready not in self.tail(100_000).rsplit(f"--- start {self.starts - 1}", 1)[-1]:
+            if time.monotonic() > deadline or not self.alive():
+                break
+            time.sleep(0.05)
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=timeout)
 
@@ -182,8 +188,8 @@ def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_
                 time.sleep(delay)
             publish(producer, topics.source_topic(source), [message])
 
-    consumer = Proc("consumers.upstream", env, tmp_path / "consumer.log")
-    relay = Proc("infra.relay", env, tmp_path / "relay.log")
+    consumer = Proc("consumers.upstream", env, tmp_path / "consumer.log", "consume: ")
+    relay = Proc("infra.relay", env, tmp_path / "relay.log", "relay: ")
     feeder = threading.Thread(target=produce, daemon=True)
     errors: list = []
     kills: dict = {"consumer": [], "relay": []}
@@ -290,7 +296,8 @@ def test_sigterm_stops_a_consumer_cleanly(kafka_broker, tmp_path):
                     member_prefix=f"{topics.prefix}-M")
     messages = list(sim.stream("orders", 3000))
     producer = make_producer(kafka_broker)
-    consumer = Proc("consumers.upstream", child_env(settings, tmp_path), tmp_path / "consumer.log")
+    consumer = Proc("consumers.upstream", child_env(settings, tmp_path), tmp_path / "consumer.log",
+                    "consume: ")
     try:
         publish(producer, topics.orders, messages)
         consumer.start()
