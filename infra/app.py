@@ -12,12 +12,16 @@ from typing import Any
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import Tracking
 
-from domain.base import Ctx, NotFoundError
+from domain.base import Ctx, DomainError, NotFoundError
 from domain.complaint import Complaint
 from domain.contract import Contract
 from domain.member import Member
 from domain.policy import Policy
 from infra.pii import PiiCipher
+
+
+class DuplicateError(DomainError):
+    """An aggregate with that business id already exists."""
 
 
 class VipApp(Application):
@@ -112,7 +116,7 @@ class VipApp(Application):
 
     def draft_contract(self, ctx: Ctx, contract_id: str, kind: str, terms: dict) -> Contract:
         if self._exists(Contract, contract_id):
-            raise NotFoundError(f"contract {contract_id} already exists; pick another id")
+            raise DuplicateError(f"contract {contract_id} already exists; pick another id")
         contract = Contract.draft(ctx, contract_id, kind, terms)
         self.save(contract)
         return contract
@@ -158,7 +162,7 @@ class VipApp(Application):
     def file_complaint(self, ctx: Ctx, complaint_id: str, member_id: str, channel: str,
                        category: str, severity: str, description: str) -> Complaint:
         if self._exists(Complaint, complaint_id):
-            raise NotFoundError(f"complaint {complaint_id} already exists; pick another id")
+            raise DuplicateError(f"complaint {complaint_id} already exists; pick another id")
         member = self.member(member_id)
         tier = member.effective_tier if member.has_benefits else "member"
         sealed = self.cipher.seal(member_id, description)

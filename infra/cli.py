@@ -320,6 +320,10 @@ def print_summary(s: dict) -> None:
     revenue = [{"account": a, "balance": fen(-b)} for cur in s["accounts"].values()
                for a, b in cur.items() if a.startswith(("revenue:", "partner_payable:", "rounding"))]
     print_table(revenue, ["account", "balance"], "Revenue and partner shares (credit balances)")
+    parties = [{"party": p, **{k: fen(v) for k, v in accounts.items()}}
+               for p, accounts in s["by_party"].items() if not p.startswith("M")]
+    columns = sorted({k for row in parties for k in row if k != "party"})
+    print_table(parties, ["party", *columns], "By party (contract parties; members' receivables omitted)")
     print_table(s["kpis"][-10:], ["tier", "month", "filed", "breached", "first_response_p50_s",
                                   "first_response_p90_s", "resolution_p50_s", "resolution_p90_s",
                                   "satisfaction_avg"], "Complaint KPIs (latest)")

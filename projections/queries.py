@@ -80,6 +80,9 @@ def _clock_state(clock: dict, now: str, ratio: float) -> str | None:
     return "at_risk" if clock.get("at_risk_marked") or used >= ratio * budget else None
 
 
+PARTY_ACCOUNTS = ("receivable", "payable", "partner_payable")
+
+
 def ledger(store, at: datetime | None, policy: Policy, contract: str | None = None) -> dict:
     """Balances per account, contract, party and month, and the trial balance."""
     limit = iso(at) if at else None
@@ -101,8 +104,9 @@ def ledger(store, at: datetime | None, policy: Policy, contract: str | None = No
             debits[cur] += debit
             credits[cur] += credit
             by_contract[posting["contract_id"]][f"{account} {cur}"] += net
-            if ":" in account:
-                by_party[account.split(":", 1)[1]][f"{account.split(':')[0]} {cur}"] += net
+            kind, _, party = account.partition(":")
+            if kind in PARTY_ACCOUNTS:
+                by_party[party][f"{kind} {cur}"] += net
             if account.startswith("revenue:"):
                 by_month[month][f"{account} {cur}"] -= net
     trial = {cur: {"debits": debits[cur], "credits": credits[cur],
