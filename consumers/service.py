@@ -28,7 +28,8 @@ def serve(settings=None, *, group: str | None = None, tick_seconds: float = 5.0,
 
     settings = settings or Settings.from_env()
     topics = Topics.from_settings(settings, env)
-    stop = stop or StopFlag().install()
+    flag = None if stop else StopFlag().install()
+    stop = stop or flag
     own_system = system is None
     system = system or build(settings)
     producer = make_producer(settings.kafka_bootstrap)
@@ -70,6 +71,8 @@ def serve(settings=None, *, group: str | None = None, tick_seconds: float = 5.0,
             system.engine.flush()
             if own_system:
                 system.close()
+            if flag is not None:
+                flag.restore()
     result = {"consumed": consumer.stats.as_dict() if consumer else None,
               "published": publisher.published if publisher else 0, "timers_fired": fired}
     if echo:

@@ -57,9 +57,12 @@ class Simulator:
     """Deterministic generator of upstream traffic for ``members`` members."""
 
     def __init__(self, seed: int = 7, members: int = 500, start: datetime | None = None,
-                 member_prefix: str = "M") -> None:
-        self.rng = random.Random(seed)
+                 member_prefix: str = "M", stream: str = "") -> None:
+        # ``stream`` keeps two simulators with one seed apart (``vip produce orders`` and
+        # ``vip produce crm`` with the same --seed must not share event ids).
+        self.rng = random.Random(f"{seed}/{stream}" if stream else seed)
         self.seed = seed
+        self.tag = f"{seed}{'-' + stream if stream else ''}"
         self.members = [_Member(f"{member_prefix}{n:06d}") for n in range(1, members + 1)]
         self.clock = start
         self.count = 0
@@ -84,7 +87,7 @@ class Simulator:
     def _base(self, member: _Member) -> dict:
         self.count += 1
         return {"event_id": self._id(), "member_id": member.member_id, "occurred_at": self._now(),
-                "correlation_id": f"sim-{self.seed}-{self.count}"}
+                "correlation_id": f"sim-{self.tag}-{self.count}"}
 
     # -- orders -----------------------------------------------------------------------
 
@@ -110,7 +113,7 @@ class Simulator:
                       "reason": self.rng.choice([None, "customer request", "out of stock"])}
             return Message("OrderCancelled", record, member.member_id)
         amount = int(min(5_000_000, max(100, math.exp(self.rng.gauss(10.3, 1.0)))))
-        order_id = f"O{self.seed}-{self.count + 1:08d}"
+        order_id = f"O{self.tag}-{self.count + 1:08d}"
         member.orders[order_id] = {"paid": amount, "reversed": 0, "cancelled": False}
         record = {**self._base(member), "order_id": order_id, "amount_fen": amount, "currency": "CNY",
                   "channel": self.rng.choice(CHANNELS)}

@@ -146,10 +146,13 @@ class UpstreamConsumer:
                      recorded if recorded is not None else "beginning")
 
     def _on_revoked(self, revoked) -> None:
+        # Runs on kafka-python's event loop: no blocking Kafka calls (a commit here would
+        # wait on the loop it blocks). The courtesy commit of these partitions is skipped;
+        # the next owner seeks to the event store's position anyway.
         self.flush()
-        self.commit(only=set(revoked))
         for tp in revoked:
             self.next_offsets.pop(tp, None)
+            self._committed.pop(tp, None)
 
     def close(self) -> None:
         """Commit, flush the views and leave the group (after the message in hand)."""
@@ -200,13 +203,13 @@ class UpstreamConsumer:
             self._dirty = False
         self._last_flush = time.monotonic()
 
-    def commit(self, only: set | None = None) -> None:
+    def commit(self) -> None:
         """Courtesy commit of the consumed offsets to Kafka; failures are only logged."""
         from kafka.structs import OffsetAndMetadata
 
         self._last_commit = time.monotonic()
         offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in self.next_offsets.items()
-                   if (only is None or tp in only) and self._committed.get(tp) != off}
+                   if self._committed.get(tp) != off}
         if not offsets or self.consumer is None:
             return
         try:
@@ -249,6 +252,8 @@ class UpstreamConsumer:
                     return "skipped"
                 if attempt == self.retries:
                     raise
+                log.info("%s offset %d: another writer saved the member first; retry %d",
+                         name, record.offset, attempt)
                 time.sleep(0.01 * attempt)
             except PersistenceError:
                 raise   # the event store is unwell: stop; a restart retries this message
@@ -296,7 +301,8 @@ def run_consumer(settings=None, *, group: str | None = None, stop=None, env: dic
 
     settings = settings or Settings.from_env()
     topics = Topics.from_settings(settings)
-    stop = stop or StopFlag().install()
+    flag = None if stop else StopFlag().install()
+    stop = stop or flag
     group = group or group_id(settings)
     system = build(settings)
     producer = make_producer(settings.kafka_bootstrap)
@@ -317,6 +323,8 @@ def run_consumer(settings=None, *, group: str | None = None, stop=None, env: dic
         finally:
             producer.close(timeout=10)
             system.close()
+            if flag is not None:
+                flag.restore()
 
 
 def main() -> None:  # python -m consumers.upstream

@@ -42,11 +42,11 @@ def register(main: click.Group) -> None:
         from infra.relay import StopFlag
 
         settings = _settings()
-        stop = StopFlag().install()
         try:
             broker = Broker(cluster_id="vip-dev").start(host=host, port=port)
         except BrokerError as exc:
             raise click.ClickException(str(exc)) from None
+        stop = StopFlag().install()
         try:
             click.echo(f"broker: Tansu on {broker.bootstrap} (memory storage: development only, "
                        "everything is lost when it stops)")
@@ -61,6 +61,7 @@ def register(main: click.Group) -> None:
                 raise click.ClickException(f"the broker exited; log:\n{broker.log_tail()}")
         finally:
             broker.stop()
+            stop.restore()
         click.echo("broker: stopped")
 
     @main.group("topics")
@@ -146,13 +147,14 @@ def register(main: click.Group) -> None:
             if at.tzinfo is None:
                 raise click.BadParameter("--start needs a zone offset, e.g. 2025-03-01T09:00:00+08:00")
         stop = StopFlag().install()
-        simulator = Simulator(seed=seed, members=members, start=at)
+        simulator = Simulator(seed=seed, members=members, start=at, stream=source)
         producer = make_producer(settings.kafka_bootstrap)
         began = time.monotonic()
         try:
             sent = publish(producer, topic, simulator.stream(source, count), rate or None, stop)
         finally:
             producer.close(timeout=10)
+            stop.restore()
         took = time.monotonic() - began
         click.echo(f"produce: {sent} {source} events to {topic} in {took:.1f}s "
                    f"({sent / took if took else 0:.0f}/s)")

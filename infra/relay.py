@@ -129,6 +129,7 @@ class StopFlag:
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.previous: dict = {}
 
     def __call__(self) -> bool:
         return self.event.is_set()
@@ -137,9 +138,17 @@ class StopFlag:
         self.event.set()
 
     def install(self) -> "StopFlag":
-        signal.signal(signal.SIGTERM, self.set)
-        signal.signal(signal.SIGINT, self.set)
+        """Catch SIGTERM and SIGINT (main thread only; elsewhere it is a no-op)."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self.previous[sig] = signal.signal(sig, self.set)
         return self
+
+    def restore(self) -> None:
+        """Put back the handlers :meth:`install` replaced."""
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous = {}
 
 
 def run_relay(settings=None, *, batch: int = 500, idle: float = 0.05, stop: StopFlag | None = None,
@@ -150,7 +159,8 @@ def run_relay(settings=None, *, batch: int = 500, idle: float = 0.05, stop: Stop
 
     settings = settings or Settings.from_env()
     topics = Topics.from_settings(settings)
-    stop = stop or StopFlag().install()
+    flag = None if stop else StopFlag().install()
+    stop = stop or flag
     app, keys = open_app(settings)
     producer = make_producer(settings.kafka_bootstrap)
     try:
@@ -167,6 +177,8 @@ def run_relay(settings=None, *, batch: int = 500, idle: float = 0.05, stop: Stop
         producer.close(timeout=10)
         app.close()
         keys.close()
+        if flag is not None:
+            flag.restore()
 
 
 def main() -> None:  # python -m infra.relay

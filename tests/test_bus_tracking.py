@@ -102,3 +102,32 @@ def test_positions_are_recorded_with_the_effects_and_a_stale_one_is_refused(stor
         (topics.orders, "0", "11")
     assert {o: s["paid"] for o, s in system.app.member("M1").orders.items()} == {"O-1": 100, "O-2": 200,
                                                                                  "O-5": 500}
+
+
+def test_a_member_saved_meanwhile_by_another_process_is_retried_on_fresh_state(make_system):
+    """Orders and CRM partitions of one member may sit with different group members."""
+    from infra.upstream import apply_input, parse
+
+    system = make_system(name="a")
+    other = make_system(name="a")            # a second process on the same event store
+    topics = Topics("t")
+    consumer = UpstreamConsumer(system.engine, topics, "unused:9092", CapturingProducer(), group="g")
+    assert consumer.handle(Record(topics.orders, 0, 0, b"M1", _order("M1", "O-1", 100))) == "applied"
+
+    original, calls = system.app.save_tracked, []
+
+    def racing_save(tracking, *aggregates):
+        if not calls:   # the first attempt loses the race against the other process
+            _, record = upstream("OrderPaid", "M1", "2025-03-01T10:30:00+08:00", order_id="O-2",
+                                 amount_fen=200, currency="CNY")
+            apply_input(other.engine, parse("orders", record, "OrderPaid"))
+        calls.append(tracking)
+        return original(tracking, *aggregates)
+
+    system.app.save_tracked = racing_save
+    assert consumer.handle(Record(topics.crm, 0, 0, b"M1", encode("vip.upstream.ActivityRecorded", upstream(
+        "ActivityRecorded", "M1", "2025-03-01T11:00:00+08:00", kind="login")[1]))) == "applied"
+    assert len(calls) == 2
+    member = system.app.member("M1")
+    assert set(member.orders) == {"O-1", "O-2"} and len(member.seen_inputs) == 3
+    assert system.app.recorder.max_tracking_id(tracking_name(topics.crm, 0)) == 1
