@@ -54,9 +54,16 @@ class SqliteReadStore(MemoryStore):
         self._load()
 
     def _load(self) -> None:
-        for view, key, data in self.db.execute("SELECT view, key, data FROM rows"):
+        # Rows and position must come from one snapshot, or a commit by another
+        # process in between pairs old rows with a newer position.
+        self.db.execute("BEGIN")
+        try:
+            rows = self.db.execute("SELECT view, key, data FROM rows").fetchall()
+            row = self.db.execute("SELECT position, clock FROM tracking WHERE name = 'views'").fetchone()
+        finally:
+            self.db.execute("COMMIT")
+        for view, key, data in rows:
             self.view(view)[key] = json.loads(data)
-        row = self.db.execute("SELECT position, clock FROM tracking WHERE name = 'views'").fetchone()
         if row:
             self.position, self.clock = row
 

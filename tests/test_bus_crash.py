@@ -34,7 +34,7 @@ KILLS = 6             # SIGKILLs of each process
 # position in separate transactions, so a load during another process's commit can pair old
 # rows with a new position (reported; see the note to infra/readstore.py). Until it reads
 # both in one transaction the read-model comparison below is printed, not asserted.
-STRICT_READ_MODELS = False
+STRICT_READ_MODELS = True
 
 # The one domain event each upstream event must cause (by its causation id).
 PRIMARY = {"OrderPaid": {"OrderPaid"}, "OrderRefunded": {"OrderRefunded"},

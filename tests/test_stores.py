@@ -43,6 +43,19 @@ def test_sqlite_event_store_gives_the_reference_answers(make_system, reference):
 
 
 @pytest.mark.postgres
+def test_postgresql_saves_record_tracking_with_the_events(make_system, pg_url):
+    """The library's stored-function path drops tracking rows, so it must be off."""
+    from eventsourcing.persistence import Tracking
+    s = make_system(pg_url)
+    assert s.app.recorder.datastore.enable_db_functions is False
+    s.engine.run(START, lambda c: s.app.register_member(c, "r", "M1", {"name": "x"}))
+    member = s.app.member("M1")
+    member.update_profile(s.engine.ctx(START), "u1", {"email": s.app.cipher.seal("M1", "a@b.cn")})
+    s.app.save_tracked(Tracking("kafka:t:0", 42), member)
+    assert s.app.recorder.max_tracking_id("kafka:t:0") == 42
+
+
+@pytest.mark.postgres
 def test_postgresql_event_store_gives_the_reference_answers(make_system, pg_url, reference):
     s = make_system(pg_url)
     end = run_demo(s, members=120, seed=21, progress=False)
