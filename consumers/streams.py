@@ -78,7 +78,17 @@ def process(store: StreamViewStore, views, value: bytes, topic: str, partition: 
     return outcome
 
 
-def make_app(bootstrap: str, topics: list[str], store: StreamViewStore, views, app_id: str = "vip-views"):
+def dead_letter(producer, message, reason: str) -> None:
+    """A message the folds cannot take goes to ``<topic>.dlq`` with why and where it was."""
+    from infra.bus import DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON, DLQ_TOPIC, Topics
+    headers = list(message.headers or []) + [
+        (DLQ_REASON, reason.encode()), (DLQ_TOPIC, message.topic.encode()),
+        (DLQ_PARTITION, str(message.partition).encode()), (DLQ_OFFSET, str(message.offset).encode())]
+    producer.send(Topics.dlq(message.topic), key=message.key, value=message.value, headers=headers).get(timeout=30)
+
+
+def make_app(bootstrap: str, topics: list[str], store: StreamViewStore, views, producer,
+             app_id: str = "vip-views"):
     """The Faust app: one agent over the domain topics, folding into ``store``."""
     import faust
 
@@ -94,8 +104,35 @@ def make_app(bootstrap: str, topics: list[str], store: StreamViewStore, views, a
             message = event.message
             try:
                 process(store, views, message.value, message.topic, message.partition, message.offset)
-            except Exception:  # a poison message must not stop the views; it is logged with its place
+            except Exception as exc:  # a poison message must not stop the views
                 log.exception("cannot fold %s[%d]@%d", message.topic, message.partition, message.offset)
+                dead_letter(producer, message, f"{type(exc).__name__}: {exc}")
                 store.commit_message(set(), message.topic, message.partition, message.offset)
 
     return app
+
+
+def run_streams(settings=None, loglevel: str = "warning") -> None:
+    """Run the Faust worker until it is stopped (SIGTERM/SIGINT); views go to streams.db."""
+    import faust
+
+    from infra.bootstrap import VIEWS
+    from infra.bus import Topics, make_producer
+    from infra.settings import Settings
+
+    settings = settings or Settings.from_env()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    topics = Topics.from_settings(settings)
+    store = StreamViewStore(streams_path(settings))
+    producer = make_producer(settings.kafka_bootstrap)
+    app = make_app(settings.kafka_bootstrap, topics.domain_topics, store, VIEWS, producer,
+                   app_id=f"{settings.topic_prefix}.views")
+    try:
+        faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    finally:
+        producer.close()
+        store.close()
+
+
+def streams_path(settings) -> Path:
+    return settings.data_dir / "streams.db"

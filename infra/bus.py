@@ -98,7 +98,8 @@ class Topics:
 
     @property
     def dlq_topics(self) -> list[str]:
-        return [self.dlq(t) for t in self.upstream]
+        """Dead letters of every consumed topic: upstream (consumers) and domain (stream processors)."""
+        return [self.dlq(t) for t in [*self.upstream, *self.domain_topics]]
 
     def all(self) -> list[str]:
         """Every topic the backend needs, dead-letter topics included."""

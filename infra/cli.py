@@ -413,3 +413,4 @@ cli_ops.register(main)
 from infra import cli_bus  # noqa: E402  (broker, topics, serve, produce)
 
 cli_bus.register(main)
+cli_bus.register_streams(main)

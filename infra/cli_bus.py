@@ -158,3 +158,40 @@ def register(main: click.Group) -> None:
         took = time.monotonic() - began
         click.echo(f"produce: {sent} {source} events to {topic} in {took:.1f}s "
                    f"({sent / took if took else 0:.0f}/s)")
+
+
+def register_streams(main: click.Group) -> None:
+    """``vip streams run`` (the Faust processors) and ``vip streams summary``."""
+
+    @main.group("streams")
+    def streams():
+        """Stream processors (Faust): the read models, built from the domain topics."""
+
+    @streams.command("run")
+    @click.option("--loglevel", default="warning", show_default=True)
+    def run_cmd(loglevel):
+        """Fold the domain topics into $VIP_DATA_DIR/streams.db until SIGTERM."""
+        from consumers.streams import run_streams
+        run_streams(loglevel=loglevel)
+
+    @streams.command("summary")
+    @click.option("--as-of", "as_of", help="Time-relative answers at this instant (default now).")
+    @click.option("--json", "as_json", is_flag=True)
+    def summary_cmd(as_of, as_json):
+        """The read models' summary from the stream processors' store (same shape as `vip demo`)."""
+        from consumers.streams import StreamViewStore, streams_path
+        from infra.app import utc_now
+        from infra.cli import emit, print_summary, summarise, when
+        from infra.policy_file import load_policy
+        from infra.settings import Settings
+        settings = Settings.from_env()
+        path = streams_path(settings)
+        if not path.exists():
+            raise click.ClickException(f"no {path}: run `vip streams run` first")
+        store = StreamViewStore(path)
+        try:
+            summary = summarise(store, when(as_of) or utc_now(), load_policy(settings.policy_file))
+            summary["offsets"] = {f"{t}[{p}]": o for (t, p), o in sorted(store.offsets.items())}
+        finally:
+            store.close()
+        emit(summary, as_json, print_summary)
