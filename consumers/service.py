@@ -81,10 +81,8 @@ def serve(settings=None, *, group: str | None = None, tick_seconds: float = 5.0,
 
 
 def main() -> None:  # python -m consumers.service  (the same as `vip serve`)
-    import sys
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    from infra.logs import setup_logging
+    setup_logging()
     serve(echo=lambda line: print(line, flush=True))
 
 

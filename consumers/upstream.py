@@ -31,7 +31,6 @@ views and closes; the process exits 0.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -328,9 +327,8 @@ def run_consumer(settings=None, *, group: str | None = None, stop=None, env: dic
 
 
 def main() -> None:  # python -m consumers.upstream
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    from infra.logs import setup_logging
+    setup_logging()
     run_consumer(echo=lambda line: print(line, flush=True))
 
 

@@ -6,8 +6,6 @@ from a replay of the log up to T, so it equals ``vip replay --as-of T``.
 from __future__ import annotations
 
 import json
-import logging
-import sys
 from datetime import datetime
 from functools import wraps
 from typing import Any
@@ -16,6 +14,7 @@ import click
 
 from domain.base import DomainError
 from infra.bootstrap import VIEWS, build
+from infra.logs import setup_logging
 from infra.policy_file import PolicyFileError
 from infra.settings import Settings
 from projections import queries
@@ -110,8 +109,7 @@ def main(ctx: click.Context, verbose: bool) -> None:
     Settings come from the environment: VIP_DATA_DIR (default ./.vip),
     VIP_EVENT_STORE (sqlite | memory | postgresql://...), VIP_POLICY_FILE.
     """
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    setup_logging(verbose)
     ctx.obj = Context()
     ctx.call_on_close(ctx.obj.close)
 

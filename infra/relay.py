@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 import time
 from typing import Callable
@@ -182,9 +181,8 @@ def run_relay(settings=None, *, batch: int = 500, idle: float = 0.05, stop: Stop
 
 
 def main() -> None:  # python -m infra.relay
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    from infra.logs import setup_logging
+    setup_logging()
     run_relay(echo=lambda line: print(line, flush=True))
 
 

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from infra.ingest import ingest_file, ingest_files
-from tests.scenario import START, Z, upstream_events, write_jsonl
+from tests.scenario import START, upstream_events, write_jsonl
 
 
 def _order(n, member="M1", amount=100_000, at=None, **extra):
