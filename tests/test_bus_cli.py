@@ -37,7 +37,7 @@ def test_topics_produce_and_serve(kafka_broker, tmp_path):
     made = runner.invoke(main, ["topics", "create", "--json"], env=env)
     assert made.exit_code == 0, made.output
     answer = json.loads(made.output)
-    assert answer["partitions"] == 2 and len(answer["created"]) == 7
+    assert answer["partitions"] == 2 and len(answer["created"]) == 10  # 3 domain + 2 upstream + 5 dead-letter
     assert f"{prefix}.upstream.orders.v1.dlq" in answer["created"]
     again = runner.invoke(main, ["topics", "create", "--json"], env=env)
     assert json.loads(again.output)["created"] == []
