@@ -82,6 +82,7 @@ SAMPLES: dict[str, dict] = {
         "amount_fen": 1_234_567,
         "currency": "CNY",
         "channel": "app",
+        "store_id": "SH-0021",
         "correlation_id": "corr-1",
     },
     "vip.upstream.OrderRefunded": {
@@ -515,3 +516,12 @@ def test_load_tree_rejects_bad_layout(tmp_path, files):
     with pytest.raises(CodecError) as excinfo:
         SchemaRegistry(tmp_path)
     assert _reason(excinfo) == "bad-schema"
+
+
+def test_an_order_paid_written_with_v1_is_read_as_v2_with_no_store():
+    """Schema evolution in the repository: v2 added an optional field; old producers keep working."""
+    v1_record = {k: v for k, v in SAMPLES["vip.upstream.OrderPaid"].items() if k != "store_id"}
+    data = encode("vip.upstream.OrderPaid", v1_record, version=1)
+    name, version, record = decode(data)
+    assert (name, version) == ("vip.upstream.OrderPaid", 1)
+    assert record == {**v1_record, "store_id": None}
