@@ -9,8 +9,6 @@ from __future__ import annotations
 from projections.common import iso, isoify
 from projections.view import View
 
-LIVE = ("effective", "disputed")
-
 
 def timer_keys(event: dict) -> list:
     return [f"{event['aggregate']}:{event['key']}"]
