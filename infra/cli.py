@@ -118,6 +118,17 @@ def system_of(ctx: click.Context):
     return ctx.find_object(Context).system
 
 
+def query(name: str, as_of: bool = True):
+    """A read-only command: ``--json`` always, ``--as-of`` unless told otherwise."""
+    def wrap(func):
+        func = click.pass_context(domain_errors(func))
+        func = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func)
+        if as_of:
+            func = click.option("--as-of", "as_of", help="Answer as of this instant (ISO-8601).")(func)
+        return main.command(name)(func)
+    return wrap
+
+
 def store_as_of(system, as_of: datetime | None):
     """The live read store brought to now, or a replay of the log up to ``as_of``.
 
@@ -141,12 +152,8 @@ def now_or(system, as_of: datetime | None) -> datetime:
 
 # -- queries -----------------------------------------------------------------------
 
-@main.command("tier")
+@query("tier")
 @click.argument("member_id")
-@click.option("--as-of", "as_of", help="Answer as of this instant (ISO-8601).")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-@domain_errors
 def tier_cmd(ctx, member_id, as_of, as_json):
     """Current tier of one member: tier, since, window spend and points, VIP status."""
     system = system_of(ctx)
@@ -158,11 +165,7 @@ def tier_cmd(ctx, member_id, as_of, as_json):
     emit(answer, as_json, lambda r: print_table([r], list(r)))
 
 
-@main.command("tiers")
-@click.option("--as-of", "as_of")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-@domain_errors
+@query("tiers")
 def tiers_cmd(ctx, as_of, as_json):
     """Every member's current tier."""
     system = system_of(ctx)
@@ -173,11 +176,7 @@ def tiers_cmd(ctx, as_of, as_json):
                                                    "active_months", "policy_version"]))
 
 
-@main.command("breaches")
-@click.option("--as-of", "as_of")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-@domain_errors
+@query("breaches")
 def breaches_cmd(ctx, as_of, as_json):
     """Open complaints whose SLA clock is at risk or breached."""
     system = system_of(ctx)
@@ -187,12 +186,8 @@ def breaches_cmd(ctx, as_of, as_json):
                                                    "state", "deadline", "left_s", "overdue_s", "assignee"]))
 
 
-@main.command("ledger")
+@query("ledger")
 @click.option("--contract", help="Only postings of this contract.")
-@click.option("--as-of", "as_of")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-@domain_errors
 def ledger_cmd(ctx, contract, as_of, as_json):
     """Revenue ledger: balances per account, contract, party and month; trial balance."""
     system = system_of(ctx)
@@ -210,11 +205,7 @@ def _print_ledger(answer: dict) -> None:
                 ["currency", "debits", "credits", "balanced"], "Trial balance")
 
 
-@main.command("kpis")
-@click.option("--as-of", "as_of")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-@domain_errors
+@query("kpis")
 def kpis_cmd(ctx, as_of, as_json):
     """Complaint KPIs per tier and month: response/resolution percentiles, satisfaction."""
     system = system_of(ctx)
@@ -222,11 +213,7 @@ def kpis_cmd(ctx, as_of, as_json):
     emit(rows, as_json, lambda rs: print_table(rs, list(rs[0]) if rs else []))
 
 
-@main.command("overdue")
-@click.option("--as-of", "as_of")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-@domain_errors
+@query("overdue")
 def overdue_cmd(ctx, as_of, as_json):
     """Contract milestones and invoices past due."""
     system = system_of(ctx)
@@ -240,11 +227,8 @@ def overdue_cmd(ctx, as_of, as_json):
     emit(answer, as_json, table)
 
 
-@main.command("tier-history")
+@query("tier-history", as_of=False)
 @click.argument("member_id")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-@domain_errors
 def tier_history_cmd(ctx, member_id, as_json):
     """Every tier change of a member, with the policy version and reason."""
     system = system_of(ctx)
@@ -253,12 +237,9 @@ def tier_history_cmd(ctx, member_id, as_json):
                                                    "policy_version", "standing"]))
 
 
-@main.command("history")
+@query("history", as_of=False)
 @click.argument("kind", type=click.Choice(["member", "contract", "complaint"]))
 @click.argument("business_id")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-@domain_errors
 def history_cmd(ctx, kind, business_id, as_json):
     """Every event of one aggregate: time, type, actor, policy version, data."""
     from infra.replay import history
