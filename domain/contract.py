@@ -108,6 +108,7 @@ class Contract(VipAggregate):
         self.valid_until: datetime | None = None
         self.milestones: dict[str, dict] = {}
         self.invoices: dict[str, dict] = {}
+        self.payments: set[str] = set()
         self.amendments: dict[str, dict] = {}
         self.breaches: list[dict] = []
 
@@ -220,6 +221,8 @@ class Contract(VipAggregate):
         _check_money(amount_fen, currency)
         if currency != inv["currency"]:
             raise ContractError(f"payment in {currency} for an invoice in {inv['currency']}")
+        if payment_id in self.payments:
+            raise ContractError(f"payment {payment_id} was already recorded on {self.contract_id}")
         if amount_fen > self.outstanding(invoice_id):
             raise ContractError(f"payment of {amount_fen} fen exceeds the "
                                 f"{self.outstanding(invoice_id)} fen outstanding on {invoice_id}")
@@ -230,6 +233,7 @@ class Contract(VipAggregate):
     @event("PaymentReceived")
     def _payment_received(self, invoice_id: str, payment_id: str, payer: str, payee: str,
                           amount_fen: int, currency: str) -> None:
+        self.payments.add(payment_id)
         inv = self.invoices[invoice_id]
         inv["paid_fen"] += amount_fen
         inv["status"] = "paid" if inv["paid_fen"] + inv["credited_fen"] >= inv["amount_fen"] else inv["status"]

@@ -95,14 +95,6 @@ class SlaPolicy:
 
 
 @dataclass(frozen=True)
-class LedgerPolicy:
-    """Whose books the ledger is, and the rounding rule of revenue shares."""
-
-    own_party: str = "platform"
-    currencies: tuple[str, ...] = ("CNY",)
-
-
-@dataclass(frozen=True)
 class Policy:
     """One versioned bundle of every rule the domain takes from data."""
 
@@ -111,7 +103,6 @@ class Policy:
     tiers: TierPolicy
     sla: SlaPolicy
     calendars: dict[str, Calendar]
-    ledger: LedgerPolicy = LedgerPolicy()
 
     @property
     def tzinfo(self) -> ZoneInfo:

@@ -6,7 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from domain.calendar import Calendar
-from domain.policy import TIERS, LedgerPolicy, Policy, SlaPolicy, SlaTarget, TierPolicy, TierRule
+from domain.policy import TIERS, Policy, SlaPolicy, SlaTarget, TierPolicy, TierRule
 
 
 class PolicyFileError(ValueError):
@@ -46,11 +46,8 @@ def policy_from_dict(data: dict) -> Policy:
             raise ValueError(f"SLA target {target.tier} names unknown calendar {target.calendar}")
     if {t.tier for t in targets} != set(TIERS):
         raise ValueError(f"sla.targets must cover every tier {TIERS}")
-    ledger = data.get("ledger", {})
     if not data.get("version"):
         raise ValueError("a policy needs a version id")
     return Policy(version=data["version"], zone=data.get("zone", "Asia/Shanghai"),
                   tiers=tier_policy, sla=SlaPolicy(targets, sla.get("at_risk_ratio", 0.8)),
-                  calendars=calendars,
-                  ledger=LedgerPolicy(own_party=ledger.get("own_party", "platform"),
-                                      currencies=tuple(ledger.get("currencies", ["CNY"]))))
+                  calendars=calendars)

@@ -89,8 +89,14 @@ class SqliteReadStore(MemoryStore):
         super().commit(dirty, position, clock)
 
     def reload(self) -> None:
-        """Drop what is in memory and read the committed rows again."""
-        MemoryStore.reset(self)
+        """Drop what is in memory and read the committed rows again.
+
+        The view dicts are cleared in place: others (the engine's timer index)
+        hold references to them.
+        """
+        for rows in self.rows.values():
+            rows.clear()
+        self.position, self.clock = 0, None
         self._load()
 
     def reset(self) -> None:

@@ -69,6 +69,8 @@ class Runner:
         """Apply every new event; commit unless ``flush`` is False. Returns the count."""
         count = 0
         for event in self.events(until):
+            if event["position"] <= self.position:
+                continue  # a mid-loop flush reloaded and caught up past this one
             changed = apply(self.store, self.views, event)
             self.dirty |= changed
             self.touched |= changed
@@ -94,6 +96,8 @@ class Runner:
         except StaleStoreError:
             self.store.reload()
             self.position, self.clock, self.dirty = self.store.position, self.store.clock, set()
+            # Rows committed by the other process (its timers too) are news to the engine.
+            self.touched |= {(view, key) for view, rows in self.store.rows.items() for key in rows}
             self.catch_up(flush=False)
             self.store.commit(self.dirty, self.position, self.clock)
         self.dirty = set()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from projections.common import iso
 from projections.view import View
 
-OWN = "platform"  # the party whose books these are (policy ledger.own_party)
+OWN = "platform"  # the party whose books these are: contracts name it by this id (README)
 
 
 def _legs(event: dict) -> list:

@@ -157,10 +157,9 @@ def overdue(store, at: datetime) -> dict:
     """Milestones and invoices past due at ``at`` and not completed or paid."""
     now, milestones, invoices = iso(at), [], []
     for row in store.view("contracts").values():
-        if row["status"] not in ("effective", "disputed"):
-            continue
+        live = row["status"] in ("effective", "disputed")
         for mid, m in row["milestones"].items():
-            if m["status"] != "completed" and m["due_at"] <= now:
+            if live and m["status"] != "completed" and m["due_at"] <= now:
                 milestones.append({"contract_id": row["contract_id"], "milestone": mid,
                                    "title": m["title"], "due_at": m["due_at"],
                                    "overdue_s": (at - parse(m["due_at"])).total_seconds()})

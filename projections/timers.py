@@ -80,7 +80,8 @@ def _contract(timers: dict, state: dict, event: dict):
     elif kind == "ContractRenewed":
         _set(timers, "expire", data["valid_until"])
     elif kind in ("ContractTerminated", "ContractExpired"):
-        timers, state = {}, {}
+        # Money owed outlives the contract: unpaid invoices still fall due.
+        timers = {k: v for k, v in timers.items() if k.startswith("invoice:")}
     return timers, state
 
 

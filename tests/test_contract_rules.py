@@ -524,3 +524,12 @@ def test_replaying_the_events_rebuilds_the_same_contract():
     keep = lambda agg: {k: v for k, v in vars(agg).items() if k not in ("_ctx", "_pending_events")}
     assert keep(rebuilt) == keep(c)
     assert rebuilt.terms_version == 2 and rebuilt.outstanding("INV-1") == 75_000
+
+
+def test_the_same_payment_id_is_recorded_once():
+    """Seed 000 §6: a payment is one event; a re-sent confirmation must not post twice."""
+    c = with_invoice(80_000)
+    c.receive_payment(ctx(T0 + timedelta(days=2)), "INV-1", 40_000, "CNY", "P-1")
+    with pytest.raises(ContractError, match="P-1 was already recorded"):
+        c.receive_payment(ctx(T0 + timedelta(days=3)), "INV-1", 40_000, "CNY", "P-1")
+    assert c.invoices["INV-1"]["paid_fen"] == 40_000

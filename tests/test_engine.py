@@ -101,3 +101,22 @@ def test_sla_breach_is_recorded_at_the_deadline_even_when_noticed_much_later(mak
     assert first_response[2] == datetime(2025, 6, 3, 18, tzinfo=Z)  # 8 business hours after 10:00
     escalations = [e for e in log if e[0] == "ComplaintEscalated"]
     assert len(escalations) == 2 and escalations[0][2] == first_response[2]
+
+
+def test_an_invoice_unpaid_when_its_contract_expires_still_falls_overdue(make_system):
+    """Money owed outlives the contract: the due date fires and the overdue list shows it."""
+    from projections import queries
+    s = make_system()
+    t = datetime(2025, 1, 6, 10, tzinfo=Z)
+    terms = {"parties": [{"id": "platform"}, {"id": "P1"}], "validity_months": 1}
+    s.engine.run(t, lambda c: s.app.draft_contract(c, "K1", "cooperation", terms))
+    s.engine.run(t, lambda c: s.app.sign_contract(c, "K1", "P1"))
+    s.engine.run(t, lambda c: s.app.sign_contract(c, "K1", "platform"))
+    s.engine.run(t + timedelta(days=25), lambda c: s.app.contract_command(
+        "K1", "issue_invoice", c, "I1", "P1", 50_000, "CNY", "service_fee"))
+    later = t + timedelta(days=90)
+    s.engine.advance(later)
+    s.engine.flush()
+    contract = s.app.contract("K1")
+    assert contract.status == "expired" and contract.invoices["I1"]["status"] == "overdue"
+    assert [i["invoice"] for i in queries.overdue(s.store, later)["invoices"]] == ["I1"]

@@ -106,3 +106,35 @@ def test_two_processes_committing_the_same_store_never_double_a_fold(make_system
     reference = replay(s.app, VIEWS)
     assert other.rows == reference.rows
     other.close()
+
+
+def _order(s, n, member, at, amount=1000):
+    from infra.upstream import apply_input, parse
+    apply_input(s.engine, parse("orders", {"type": "OrderPaid", "event_id": f"e{n}", "member_id": member,
+                                           "order_id": f"o{n}", "occurred_at": at.isoformat(),
+                                           "amount_fen": amount, "currency": "CNY"}))
+
+
+def test_a_runner_that_finds_the_store_moved_on_mid_batch_folds_nothing_twice(make_system):
+    """A stale commit in the middle of a long catch-up reloads; the rest of the batch is not re-folded."""
+    s = make_system("sqlite")
+    for n in range(5200):  # more rows than one mid-loop commit holds
+        _order(s, n, f"M{n}", START + timedelta(seconds=n))
+    late = SqliteReadStore(s.settings.data_dir / "read.db")  # opened before anyone committed
+    s.engine.flush()
+    Runner(s.app, late, VIEWS).catch_up()
+    assert all(len(row["entries"]) == 1 for row in late.view("current_tier").values())
+    late.close()
+
+
+def test_timers_set_after_a_reload_still_fire(make_system):
+    """Another process's commit makes this one reload; its timer index must follow the new rows."""
+    a = make_system("sqlite", name="shared")
+    b = make_system("sqlite", name="shared")
+    _order(b, 1, "MB", START, 10_000)
+    b.engine.flush()
+    _order(a, 2, "MA", START + timedelta(hours=1), 10_000)
+    a.engine.flush()  # stale: reloads
+    _order(a, 3, "MC", START + timedelta(days=1), 600_000)  # silver; review due a year later
+    assert a.engine.advance(START + timedelta(days=800)) == 1
+    assert a.app.member("MC").tier == "member"
