@@ -125,7 +125,9 @@ class VipApp(Application):
         contract = self.contract(contract_id)
         contract.sign(ctx, party_id)
         member = self._member_of(contract)
-        if member is not None and contract.status == "effective" and member.vip_status == "approved":
+        if member is not None and contract.status == "effective":
+            # Seed 002 §2.2.3: the agreement is signed after approval; the
+            # last signature links it (nothing is saved if the member is not approved).
             member.record_agreement_signed(ctx, contract_id)
         self.save(contract, member)
         return contract
@@ -181,7 +183,10 @@ class VipApp(Application):
 
     def complaint_command(self, complaint_id: str, command: str, *args: Any,
                           calendar: bool = False, **kwargs: Any) -> Complaint:
+        """Run one Complaint command; a ``reason`` (often the customer's words) is sealed."""
         complaint = self.complaint(complaint_id)
+        if kwargs.get("reason"):
+            kwargs["reason"] = self.cipher.seal(complaint.member_id, kwargs["reason"])
         if calendar:
             kwargs["calendar"] = self.policy.calendar(complaint.calendar_id)
         getattr(complaint, command)(*args, **kwargs)

@@ -218,7 +218,7 @@ def plan_complaints(y: Year, members: int) -> None:
         if rng.random() < 0.2:
             t = t + timedelta(hours=rng.uniform(1, 5))
             y.op(t, f"agent-{n % 7}", lambda c, cid=cid: app.complaint_command(
-                cid, "wait_for_customer", c, "need order photos", calendar=True))
+                cid, "wait_for_customer", c, reason="need order photos", calendar=True))
             t = t + timedelta(hours=rng.uniform(2, 72))
             y.op(t, "customer", lambda c, cid=cid: app.complaint_command(cid, "customer_replied", c, calendar=True))
         if rng.random() < 0.05:

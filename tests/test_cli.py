@@ -193,3 +193,21 @@ def test_overrides_and_revocation_through_the_cli(vip):
     # A live query first runs what the wall clock says is due: the expiry, then the reviews.
     assert history[:4] == ["TierUpgraded", "TierUpgraded", "TierOverrideSet", "TierOverrideCleared"]
     assert "TierReviewed" in history[4:]
+
+
+def test_a_member_agreement_cannot_take_effect_before_approval(vip):
+    """Seed 002 §2.2.3: the agreement is signed after the application is approved."""
+    vip("ingest-all", "--orders", _write(vip.tmp / "o.jsonl", ORDERS), "--crm",
+        _write(vip.tmp / "c.jsonl", CRM), "--no-progress")
+    at = "--at"
+    vip("member", "apply", "M1", at, "2025-03-03T10:00:00+08:00")
+    terms = json.dumps({"parties": [{"id": "platform"}, {"id": "M1"}], "member_id": "M1"})
+    vip("contract", "draft", "VA-1", "--kind", "member_agreement", "--terms", terms, at, "2025-03-03T11:00:00+08:00")
+    vip("contract", "sign", "VA-1", "--party", "M1", at, "2025-03-03T11:05:00+08:00")
+    early = vip("contract", "sign", "VA-1", "--party", "platform", at, "2025-03-03T11:10:00+08:00", ok=False)
+    assert early.exit_code == 1 and "VIP status is applied, needs approved" in early.output
+    vip("member", "start-review", "M1", at, "2025-03-03T12:00:00+08:00")
+    vip("member", "approve", "M1", at, "2025-03-03T13:00:00+08:00")
+    vip("contract", "sign", "VA-1", "--party", "platform", at, "2025-03-03T14:00:00+08:00")
+    out = json.loads(vip("history", "member", "M1", "--json").output)
+    assert "VipAgreementSigned" in [e["type"] for e in out]

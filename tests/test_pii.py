@@ -72,3 +72,18 @@ def test_an_erased_member_cannot_be_given_new_personal_data(make_system):
     s.engine.run(START + timedelta(days=1), lambda c: s.app.erase_member(c, "M1"))
     with pytest.raises(DomainError, match="erased"):
         s.engine.run(START + timedelta(days=2), lambda c: s.app.file_complaint(c, "C2", "M1", "web", "x", "low", "new text"))
+
+
+def test_complaint_reasons_are_sealed_like_the_description(make_system):
+    """Reasons for waiting, escalating and reopening often quote the customer."""
+    s = make_system()
+    _member_with_story(s)
+    app, t = s.app, START + timedelta(hours=3)
+    quote = "客户欧阳娜娜说她的手机13912345678一直没收到"
+    s.engine.run(t, lambda c: app.complaint_command("C1", "reopen", c, reason=quote, calendar=True))
+    s.engine.run(t, lambda c: app.complaint_command("C1", "wait_for_customer", c, reason=quote, calendar=True))
+    s.engine.run(t, lambda c: app.complaint_command("C1", "escalate", c, reason=quote))
+    s.engine.flush()
+    assert _found(s.settings.data_dir, quote.encode()) == []
+    events = history(app, "complaint", "C1")
+    assert [e["data"]["reason"] for e in events if e["type"] == "ComplaintReopened"] == [quote]
