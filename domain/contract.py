@@ -109,6 +109,7 @@ class Contract(VipAggregate):
         self.milestones: dict[str, dict] = {}
         self.invoices: dict[str, dict] = {}
         self.payments: set[str] = set()
+        self.renewed_months = 0
         self.amendments: dict[str, dict] = {}
         self.breaches: list[dict] = []
 
@@ -137,13 +138,17 @@ class Contract(VipAggregate):
     def _became_effective(self, at: datetime) -> None:
         months = self.terms.get("validity_months", 12)
         zone = self.terms.get("zone", DEFAULT_ZONE)
-        milestones = {}
-        for m in self.terms.get("milestones", []):
-            due = _instant(m["due_at"]) if m.get("due_at") else add_months(at, m["due_months"], zone)
-            milestones[m["id"]] = {"title": m.get("title", m["id"]), "due_at": due,
-                                   "status": "pending"}
         self._effective(effective_at=at, valid_until=add_months(at, months, zone),
-                        milestones=milestones)
+                        milestones=self._schedule(self.terms, at, zone))
+
+    @staticmethod
+    def _schedule(terms: dict, effective_at: datetime, zone: str) -> dict:
+        """Seed 000 §3.2: milestone due dates from explicit dates or months after effect."""
+        milestones = {}
+        for m in terms.get("milestones", []):
+            due = _instant(m["due_at"]) if m.get("due_at") else add_months(effective_at, m["due_months"], zone)
+            milestones[m["id"]] = {"title": m.get("title", m["id"]), "due_at": due, "status": "pending"}
+        return milestones
 
     @event("ContractBecameEffective")
     def _effective(self, effective_at: datetime, valid_until: datetime, milestones: dict) -> None:
@@ -318,18 +323,36 @@ class Contract(VipAggregate):
         self._use(ctx)
         self._amendment_consented(amendment_id=amendment_id, party_id=party_id)
         if set(self.amendments[amendment_id]["consents"]) == set(self.party_ids):
+            terms = {**self.terms, **amendment["changes"]}
+            milestones, valid_until = self._rescheduled(terms)
             self._terms_amended(amendment_id=amendment_id, terms_version=self.terms_version + 1,
-                                terms={**self.terms, **amendment["changes"]})
+                                terms=terms, milestones=milestones, valid_until=valid_until)
 
     @event("AmendmentConsented")
     def _amendment_consented(self, amendment_id: str, party_id: str) -> None:
         self.amendments[amendment_id]["consents"].append(party_id)
 
+    def _rescheduled(self, terms: dict) -> tuple:
+        """Milestones and validity under new terms; completed milestones stay completed."""
+        if self.effective_at is None:
+            return None, None
+        zone = terms.get("zone", DEFAULT_ZONE)
+        milestones = self._schedule(terms, self.effective_at, zone)
+        for mid, old in self.milestones.items():
+            if mid in milestones and old["status"] == "completed":
+                milestones[mid] = {**milestones[mid], **{k: v for k, v in old.items() if k != "due_at"}}
+        months = terms.get("validity_months", 12) + self.renewed_months
+        return milestones, add_months(self.effective_at, months, zone)
+
     @event("TermsAmended")
-    def _terms_amended(self, amendment_id: str, terms_version: int, terms: dict) -> None:
+    def _terms_amended(self, amendment_id: str, terms_version: int, terms: dict,
+                       milestones: dict | None = None, valid_until: datetime | None = None) -> None:
         self.amendments[amendment_id]["status"] = "agreed"
         self.terms = deepcopy(terms)
         self.terms_version = terms_version
+        if milestones is not None:
+            self.milestones = deepcopy(milestones)
+            self.valid_until = valid_until
 
     # -- breach, dispute, end --------------------------------------------------------
 
@@ -418,6 +441,7 @@ class Contract(VipAggregate):
     @event("ContractRenewed")
     def _renewed(self, months: int, valid_until: datetime) -> None:
         self.valid_until = valid_until
+        self.renewed_months += months
 
     # -- guards -------------------------------------------------------------------
 

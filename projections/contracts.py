@@ -40,6 +40,8 @@ def fold_contract(row: dict | None, event: dict, key: str) -> dict | None:
         row["invoices"] = {**row["invoices"], data["invoice_id"]: invoice}
     elif kind == "TermsAmended":
         row["terms_version"] = data["terms_version"]
+        if data.get("milestones") is not None:
+            row.update(milestones=isoify(data["milestones"]), valid_until=iso(data["valid_until"]))
     elif kind == "DisputeOpened":
         row["status"] = "disputed"
     elif kind == "DisputeSettled":

@@ -79,6 +79,12 @@ def _contract(timers: dict, state: dict, event: dict):
         timers.pop(f"invoice:{data['invoice_id']}", None)
     elif kind == "ContractRenewed":
         _set(timers, "expire", data["valid_until"])
+    elif kind == "TermsAmended" and data.get("milestones") is not None:
+        _set(timers, "expire", data["valid_until"])
+        timers = {k: v for k, v in timers.items() if not k.startswith("milestone:")}
+        for mid, m in data["milestones"].items():
+            if m["status"] == "pending":
+                _set(timers, f"milestone:{mid}", m["due_at"])
     elif kind in ("ContractTerminated", "ContractExpired"):
         # Money owed outlives the contract: unpaid invoices still fall due.
         timers = {k: v for k, v in timers.items() if k.startswith("invoice:")}

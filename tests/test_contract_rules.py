@@ -533,3 +533,22 @@ def test_the_same_payment_id_is_recorded_once():
     with pytest.raises(ContractError, match="P-1 was already recorded"):
         c.receive_payment(ctx(T0 + timedelta(days=3)), "INV-1", 40_000, "CNY", "P-1")
     assert c.invoices["INV-1"]["paid_fen"] == 40_000
+
+
+def test_an_agreed_amendment_reschedules_milestones_and_validity():
+    """Seed 000 §11.3: agreed changes bind from then on, the schedule included."""
+    c = effective()
+    c.complete_milestone(ctx(T0 + timedelta(days=10)), "m1")
+    new_milestones = BASE_TERMS["milestones"] + [{"id": "m6", "title": "loyalty app", "due_months": 7}]
+    c.propose_amendment(ctx(T0 + timedelta(days=20), "legal"), "A1",
+                        {"validity_months": 24, "milestones": new_milestones}, "supplement")
+    c.consent_to_amendment(ctx(T0 + timedelta(days=21)), "A1", "platform")
+    c.consent_to_amendment(ctx(T0 + timedelta(days=22)), "A1", "provider")
+    assert c.terms_version == 2
+    assert c.valid_until == datetime(2027, 1, 31, 10, 0, tzinfo=SH)
+    assert c.milestones["m1"]["status"] == "completed"
+    assert c.milestones["m6"]["due_at"] == datetime(2025, 8, 31, 10, 0, tzinfo=SH)
+    c.complete_milestone(ctx(T0 + timedelta(days=100)), "m6")
+    events = c.collect_events()
+    amended = [e for e in events if type(e).__name__ == "TermsAmended"][0]
+    assert amended.valid_until == c.valid_until and "m6" in amended.milestones
