@@ -214,7 +214,8 @@ class Contract(VipAggregate):
                         terms_version: int) -> None:
         self.invoices[invoice_id] = {"payer": payer, "payee": payee, "amount_fen": amount_fen,
                                      "currency": currency, "kind": kind, "due_at": due_at,
-                                     "paid_fen": 0, "credited_fen": 0, "status": "open"}
+                                     "paid_fen": 0, "credited_fen": 0, "status": "open",
+                                     "revenue_share": dict(revenue_share)}
 
     def outstanding(self, invoice_id: str) -> int:
         inv = self._invoice(invoice_id)
@@ -266,11 +267,11 @@ class Contract(VipAggregate):
         self._use(ctx)
         self._credited(invoice_id=invoice_id, payer=inv["payer"], payee=inv["payee"],
                        amount_fen=amount_fen, currency=inv["currency"], reason=reason,
-                       waiver=waiver)
+                       waiver=waiver, revenue_share=dict(inv.get("revenue_share") or {}))
 
     @event("InvoiceCredited")
     def _credited(self, invoice_id: str, payer: str, payee: str, amount_fen: int, currency: str,
-                  reason: str, waiver: bool) -> None:
+                  reason: str, waiver: bool, revenue_share: dict | None = None) -> None:
         inv = self.invoices[invoice_id]
         inv["credited_fen"] += amount_fen
         if inv["paid_fen"] + inv["credited_fen"] >= inv["amount_fen"]:

@@ -23,9 +23,13 @@ def _legs(event: dict) -> list:
             return [(f"payable:{data['payee']}", data["amount_fen"], 0, cur), ("cash", 0, data["amount_fen"], cur)]
         return [("cash", data["amount_fen"], 0, cur), (f"receivable:{data['payer']}", 0, data["amount_fen"], cur)]
     if kind == "InvoiceCredited":
+        amount = data["amount_fen"]
         if data["payer"] == OWN:
-            return [(f"payable:{data['payee']}", data["amount_fen"], 0, cur), ("discounts_received", 0, data["amount_fen"], cur)]
-        return [("discounts", data["amount_fen"], 0, cur), (f"receivable:{data['payer']}", 0, data["amount_fen"], cur)]
+            return [(f"payable:{data['payee']}", amount, 0, cur), ("discounts_received", 0, amount, cur)]
+        # Revenue not collected is not shared: each partner's share of it is reversed.
+        unshare = [(acc, credit, debit, c) for acc, debit, credit, c in share_legs(
+            amount, data.get("revenue_share") or {}, "discounts", cur)]
+        return [("discounts", amount, 0, cur), (f"receivable:{data['payer']}", 0, amount, cur)] + unshare
     if kind == "BreachRecorded" and data["compensation_fen"]:
         amount = data["compensation_fen"]
         if data["owed_to"] == OWN:
