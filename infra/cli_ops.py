@@ -13,6 +13,10 @@ import click
 from infra.cli import domain_errors, emit, system_of, when
 
 
+STAFF_TEXT = ("Staff wording, kept in clear in the log: do not paste the customer's personal data "
+              "(complaint reasons, by contrast, are sealed with the member's key).")
+
+
 def common(func):
     func = click.option("--at", "at", help="When it happened (ISO-8601); default now.")(func)
     func = click.option("--actor", default="operator", show_default=True, help="Who acts.")(func)
@@ -97,11 +101,11 @@ _member_op("apply", "apply_for_vip", "Apply for VIP (seed 002 §2.2.1).", with_p
 _member_op("start-review", "start_review", "Start reviewing the application (§2.2.2).")
 _member_op("approve", "approve", "Approve the application (§2.2.2).", with_policy=True)
 _member_op("reject", "reject", "Reject the application, with a reason.",
-           click.option("--reason", required=True))
+           click.option("--reason", required=True, help=STAFF_TEXT))
 _member_op("revoke", "revoke", "Cancel VIP status, with a reason (§2.3.2).",
-           click.option("--reason", required=True))
+           click.option("--reason", required=True, help=STAFF_TEXT))
 _member_op("terminate-rights", "terminate_rights", "End rights for breach (§4.3.2).",
-           click.option("--reason", required=True))
+           click.option("--reason", required=True, help=STAFF_TEXT))
 _member_op("clear-override", "clear_override", "Remove a manual tier override.",
            click.option("--reason", default="cleared by operator"))
 
