@@ -79,10 +79,6 @@ class VipApp(Application):
         except NotFoundError:
             return None
 
-    def member_or_new(self, ctx: Ctx, member_id: str) -> Member:
-        """The member, or a new one opened from an upstream event about them."""
-        return self.find_member(member_id) or Member.register(ctx, member_id, None, source="order")
-
     # -- members -------------------------------------------------------------------
 
     def register_member(self, ctx: Ctx, input_id: str, member_id: str, profile: dict) -> Member:

@@ -53,8 +53,8 @@ class Year:
         self.engine.run(when, action, actor=actor)
 
     def run(self, progress: bool) -> None:
-        from tqdm import tqdm
-        bar = tqdm(total=len(self.agenda), desc="demo year", unit="step", disable=not progress, leave=False)
+        from infra.progress import bar as progress_bar
+        bar = progress_bar(len(self.agenda), "demo year", progress, unit="step")
         done = 0
         while self.agenda:
             when, _, action, args = heapq.heappop(self.agenda)

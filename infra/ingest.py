@@ -14,6 +14,7 @@ from pathlib import Path
 
 from domain.base import DomainError
 from infra.engine import Engine
+from infra.progress import bar as _bar
 from infra.upstream import InputError, apply_input, parse
 
 log = logging.getLogger("vip.ingest")
@@ -96,8 +97,3 @@ def _write_rejects(report: IngestReport) -> None:
         for number, reason, raw in sorted(report.rejected, key=lambda r: r[0]):
             out.write(json.dumps({"line": number, "reason": reason, "raw": raw.rstrip("\n")},
                                  ensure_ascii=False) + "\n")
-
-
-def _bar(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit="ev", disable=not enabled, leave=False)

@@ -4,13 +4,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from infra.app import VipApp
+from infra.progress import bar as _bar
 from infra.readstore import MemoryStore
 from infra.runner import Runner
-
-
-def _bar(total: int | None, desc: str, enabled: bool):
-    from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit="ev", disable=not enabled, leave=False)
 
 
 def replay(app: VipApp, views, until: datetime | None = None, progress: bool = False) -> MemoryStore:
