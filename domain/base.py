@@ -27,6 +27,10 @@ class NotFoundError(DomainError):
     """The aggregate the command names does not exist."""
 
 
+class FutureInstantError(DomainError):
+    """An instant lies further after the wall clock than the tolerance allows."""
+
+
 def aggregate_id(kind: str, business_id: str) -> UUID:
     """The stable aggregate id for a business id (``member:M001`` and so on)."""
     return uuid5(NAMESPACE, f"{kind}:{business_id}")

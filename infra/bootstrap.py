@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from infra.app import VipApp, utc_now
@@ -57,5 +57,6 @@ def build(settings: Settings | None = None, clock: Callable[[], datetime] = utc_
         store: MemoryStore = MemoryStore()
     else:
         store = SqliteReadStore(settings.path(settings.read_store, "read.db"))
-    engine = Engine(app, Runner(app, store, VIEWS), clock)
+    engine = Engine(app, Runner(app, store, VIEWS), clock,
+                    timedelta(seconds=settings.future_tolerance_seconds))
     return System(settings, app, keys, store, engine)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import heapq
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from eventsourcing.persistence import IntegrityError
 
-from domain.base import Ctx, DomainError
+from domain.base import Ctx, DomainError, FutureInstantError
 from infra.app import VipApp
 from infra.runner import Runner
 from projections.common import iso, parse
@@ -54,8 +54,10 @@ class TimerIndex:
 class Engine:
     """Applies commands and inputs on one timeline, firing due work first."""
 
-    def __init__(self, app: VipApp, runner: Runner, clock: Callable[[], datetime]) -> None:
+    def __init__(self, app: VipApp, runner: Runner, clock: Callable[[], datetime],
+                 future_tolerance: timedelta = timedelta(minutes=5)) -> None:
         self.app, self.runner, self.clock = app, runner, clock
+        self.future_tolerance = future_tolerance
         self.runner.catch_up(flush=False)
         self.timers = TimerIndex(runner.store.view("timers"))
         self.runner.touched.clear()
@@ -67,6 +69,20 @@ class Engine:
     def timeline(self) -> datetime | None:
         """The latest instant any event was stamped with."""
         return parse(self.runner.clock)
+
+    def refuse_future(self, at: datetime, what: str = "the instant") -> datetime:
+        """Refuse an instant further after the wall clock than the tolerance (a typo, a bad clock).
+
+        The one place this rule lives: commands (``--at``) and upstream
+        inputs (``occurred_at``) both call it.
+        """
+        now = self.clock()
+        if at > now + self.future_tolerance:
+            raise FutureInstantError(
+                f"{what} {at.isoformat()} is more than {int(self.future_tolerance.total_seconds())} s "
+                f"after the wall clock ({now.isoformat()}); check the date "
+                f"(VIP_FUTURE_TOLERANCE_SECONDS sets the tolerance)")
+        return at
 
     def stamp(self, at: datetime) -> datetime:
         """The instant a thing that happened at ``at`` is applied at: never before the timeline."""

@@ -21,6 +21,9 @@ class Settings:
     topic_partitions: int = 3
     topic_replication: int = 1
     aggregate_cache: int = 20000
+    # How far after the wall clock a command's --at or an upstream
+    # occurred_at may lie before it is refused as a typo or a bad clock.
+    future_tolerance_seconds: int = 300
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -37,6 +40,7 @@ class Settings:
             topic_partitions=int(env.get("VIP_TOPIC_PARTITIONS", "3")),
             topic_replication=int(env.get("VIP_TOPIC_REPLICATION", "1")),
             aggregate_cache=int(env.get("VIP_AGGREGATE_CACHE", "20000")),
+            future_tolerance_seconds=int(env.get("VIP_FUTURE_TOLERANCE_SECONDS", "300")),
         )
         values.update(overrides)
         return cls(**values)
