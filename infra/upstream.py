@@ -7,21 +7,63 @@ remembered by the member it concerns, atomically with the events it caused.
 """
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from eventsourcing.persistence import Tracking
 
 from domain.base import DomainError
+from domain.currencies import is_currency
 from domain.member import ACTIVITY_KINDS, Member
 from infra.engine import Engine
 
 ORDER_TYPES = ("OrderPaid", "OrderRefunded", "OrderCancelled")
 CRM_TYPES = ("CustomerRegistered", "ProfileUpdated", "ActivityRecorded", "ErasureRequested")
 SOURCES = {"orders": ORDER_TYPES, "crm": CRM_TYPES}
-# ISO 4217 codes the platform accepts at its edge; tiers count CNY only (policy).
-CURRENCIES = {"CNY", "USD", "EUR", "HKD", "JPY", "GBP", "SGD", "KRW", "TWD", "MOP", "AUD", "CAD"}
+# One order or refund: 10 billion CNY in fen. Far above any real basket, far below
+# what an Avro long carries even when a year of them is summed (2**63 - 1).
+MAX_AMOUNT_FEN = 1_000_000_000_000
+# Ids and kinds are keys, not documents.
+MAX_TEXT = 200
+# Instants must survive a conversion to UTC and the arithmetic of windows and
+# deadlines (years, not centuries, either side), so years 1 and 9999 are out.
+MIN_YEAR, MAX_YEAR = 1900, 9000
+
+
+# Fields of an upstream event that are personal information (PIPL) or free
+# text that may hold it: never written in clear outside a member's sealed data.
+PERSONAL_FIELDS = ("name", "phone", "email", "detail", "description", "reason", "comment", "note",
+                   "address")
+MASK = "[masked]"
+_EMAIL = re.compile(r"[^\s\"'@,;:{}]+@[^\s\"'@,;:{}]+")
+_DIGITS = re.compile(r"\+?\d[\d \-]{5,}\d")
+_QUOTED = re.compile(r'("(?:%s)"\s*:\s*)"(?:[^"\\]|\\.)*"' % "|".join(PERSONAL_FIELDS))
+
+
+def mask_record(record: Any) -> Any:
+    """A copy of a decoded record with every personal field masked."""
+    if not isinstance(record, dict):
+        return record
+    return {k: (MASK if k in PERSONAL_FIELDS and v not in (None, "") else v) for k, v in record.items()}
+
+
+def mask_text(raw: str) -> str:
+    """A raw input line with personal values masked, even when it is not valid JSON.
+
+    A JSON object has its personal fields masked; anything else has quoted
+    personal fields, e-mail addresses and phone-like digit runs masked.
+    """
+    try:
+        record = json.loads(raw)
+    except (ValueError, RecursionError):
+        record = None
+    if isinstance(record, dict):
+        return json.dumps(mask_record(record), ensure_ascii=False)
+    text = _QUOTED.sub(lambda m: m.group(1) + f'"{MASK}"', raw)
+    return _DIGITS.sub(MASK, _EMAIL.sub(MASK, text))
 
 
 class InputError(ValueError):
@@ -49,7 +91,7 @@ def parse(source: str, record: dict[str, Any], type_hint: str | None = None) -> 
         raise InputError("an event must be a JSON object")
     kind = type_hint or record.get("type")
     if kind not in SOURCES[source]:
-        raise InputError(f"type must be one of {', '.join(SOURCES[source])}, got {kind!r}")
+        raise InputError(f"type must be one of {', '.join(SOURCES[source])}, got {_short(kind)}")
     event_id = _text(record, "event_id")
     member_id = _text(record, "member_id")
     occurred_at = _instant(record.get("occurred_at"))
@@ -64,25 +106,31 @@ def parse(source: str, record: dict[str, Any], type_hint: str | None = None) -> 
         for k, v in fields["profile"].items():
             if not isinstance(v, str):
                 raise InputError(f"{k} must be text")
+            if len(v) > MAX_TEXT:
+                raise InputError(f"{k} is {len(v)} characters long; at most {MAX_TEXT}")
         if kind == "CustomerRegistered" and "name" not in fields["profile"]:
             raise InputError("CustomerRegistered needs a name")
     elif kind == "ActivityRecorded":
-        if record.get("kind") not in ACTIVITY_KINDS:
-            raise InputError(f"kind must be one of {', '.join(ACTIVITY_KINDS)}, got {record.get('kind')!r}")
+        if not isinstance(record.get("kind"), str) or record["kind"] not in ACTIVITY_KINDS:
+            raise InputError(f"kind must be one of {', '.join(ACTIVITY_KINDS)}, got {_short(record.get('kind'))}")
         fields["kind"] = record["kind"]
-    return Input(source, kind, event_id, member_id, occurred_at, fields,
-                 str(record.get("correlation_id") or ""))
+    correlation_id = record.get("correlation_id") or ""
+    if correlation_id:
+        correlation_id = _text(record, "correlation_id")
+    return Input(source, kind, event_id, member_id, occurred_at, fields, correlation_id)
 
 
 def _text(record: dict, name: str) -> str:
     value = record.get(name)
     if not isinstance(value, str) or not value.strip():
         raise InputError(f"{name} is required and must be non-empty text")
+    if len(value) > MAX_TEXT:
+        raise InputError(f"{name} is {len(value)} characters long; at most {MAX_TEXT}")
     return value
 
 
 def _instant(value: Any) -> datetime:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > 64:
         raise InputError("occurred_at is required: an ISO-8601 time with a zone offset")
     try:
         at = datetime.fromisoformat(value)
@@ -90,19 +138,37 @@ def _instant(value: Any) -> datetime:
         raise InputError(f"occurred_at {value!r} is not an ISO-8601 time") from None
     if at.tzinfo is None:
         raise InputError(f"occurred_at {value!r} has no zone offset; add one, e.g. +08:00")
+    try:
+        utc = at.astimezone(timezone.utc)
+    except OverflowError:
+        utc = None
+    if utc is None or not MIN_YEAR <= utc.year <= MAX_YEAR:
+        raise InputError(f"occurred_at {value!r} is out of range: it must lie between the years "
+                         f"{MIN_YEAR} and {MAX_YEAR}")
     return at
 
 
 def _amount(value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise InputError(f"amount_fen must be a positive whole number of fen, got {value!r}")
+        raise InputError(f"amount_fen must be a positive whole number of fen, got {_short(value)}")
+    if value > MAX_AMOUNT_FEN:
+        raise InputError(f"amount_fen {_short(value)} is above the maximum of {MAX_AMOUNT_FEN} fen "
+                         f"for one order")
     return value
 
 
 def _currency(value: Any) -> str:
-    if value not in CURRENCIES:
-        raise InputError(f"currency {value!r} is not a known ISO 4217 code")
+    if not is_currency(value):
+        raise InputError(f"currency {_short(value)} is not a known ISO 4217 code")
     return value
+
+
+def _short(value: Any) -> str:
+    """A value for a message: quoted like repr, cut so a huge number does not flood the report."""
+    if isinstance(value, int) and abs(value) >= 10**30:
+        return f"a {value.bit_length()}-bit number"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def apply_input(engine: Engine, item: Input, tracking: Tracking | None = None) -> str:
@@ -111,6 +177,7 @@ def apply_input(engine: Engine, item: Input, tracking: Tracking | None = None) -
     A business refusal raises :class:`DomainError`; the caller decides where
     the input goes (the rejects file, the dead-letter topic).
     """
+    engine.refuse_future(item.occurred_at, "occurred_at")
     engine.advance(item.occurred_at)
     app = engine.app
     ctx = engine.ctx(item.occurred_at, actor=f"upstream:{item.source}",

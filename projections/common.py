@@ -10,7 +10,14 @@ def iso(at: datetime | str | None) -> str | None:
         return None
     if isinstance(at, str):
         at = datetime.fromisoformat(at)
-    return at.astimezone(timezone.utc).isoformat()
+    try:
+        return at.astimezone(timezone.utc).isoformat()
+    except OverflowError:
+        # Year 1 east of UTC or year 9999 west of it: inputs are refused at parse
+        # time, but a log written before that rule must still fold, never crash
+        # every later run at the same event: clamp to the first or last instant UTC holds.
+        edge = datetime.min if at.year == 1 else datetime.max
+        return edge.replace(tzinfo=timezone.utc).isoformat()
 
 
 def parse(at: str | None) -> datetime | None:
