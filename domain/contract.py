@@ -16,9 +16,10 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain.base import Ctx, DomainError, VipAggregate, aggregate_id, require_aware
+from domain.terms import KINDS as TERMS_KINDS, money_problem, settlement_problem, terms_problems
 
 DEFAULT_ZONE = "Asia/Shanghai"  # terms may name another in "zone"
-KINDS = ("cooperation", "member_agreement")
+KINDS = TERMS_KINDS  # one list, kept with the terms rules
 INVOICE_KINDS = ("membership_fee", "service_fee", "settlement", "compensation")
 LIVE = ("effective", "disputed")
 
@@ -47,37 +48,9 @@ def add_months(at: datetime, months: int, zone: str = DEFAULT_ZONE) -> datetime:
 
 def check_terms(kind: str, terms: dict) -> None:
     """Refuse terms that could not be run: every problem named, with how to fix it."""
-    if kind not in KINDS:
-        raise TermsError(f"contract kind must be one of {KINDS}, got {kind!r}")
-    parties = terms.get("parties") or []
-    ids = [p.get("id") for p in parties]
-    if len(parties) != 2 or len(set(ids)) != 2 or not all(ids):
-        raise TermsError("terms need exactly two parties with distinct ids")
-    if kind == "member_agreement" and not terms.get("member_id"):
-        raise TermsError("a member agreement needs member_id")
-    months = terms.get("validity_months", 12)
-    if not isinstance(months, int) or months <= 0:
-        raise TermsError("validity_months must be a positive whole number")
-    share = terms.get("revenue_share") or {}
-    if share:
-        if set(share) - set(ids) - {"platform"}:
-            raise TermsError(f"revenue_share names parties not in the contract: {sorted(share)}")
-        if sum(share.values()) != 10000 or any(v < 0 for v in share.values()):
-            raise TermsError("revenue_share ratios are basis points and must add up to 10000")
-    seen = set()
-    for m in terms.get("milestones", []):
-        if not m.get("id") or m["id"] in seen:
-            raise TermsError("every milestone needs a unique id")
-        seen.add(m["id"])
-        if not m.get("due_months") and not m.get("due_at"):
-            raise TermsError(f"milestone {m['id']} needs due_months or due_at")
-        if m.get("due_at"):
-            try:
-                _instant(m["due_at"])
-            except (ValueError, DomainError) as exc:
-                raise TermsError(f"milestone {m['id']} due_at: {exc}") from None
-    if terms.get("payment_terms_days", 30) < 0:
-        raise TermsError("payment_terms_days must not be negative")
+    problems = terms_problems(kind, terms)
+    if problems:
+        raise TermsError("; ".join(problems))
 
 
 class Contract(VipAggregate):
@@ -406,10 +379,10 @@ class Contract(VipAggregate):
             raise ContractError(f"contract {self.contract_id} is already {self.status}")
         if not reason or not reason.strip():
             raise ContractError("termination needs a reason")
+        problem = settlement_problem(settlement or {}, self.party_ids)
+        if problem:
+            raise ContractError(problem)
         settlement = dict(settlement or {})
-        if settlement.get("amount_fen"):
-            _check_money(settlement["amount_fen"], settlement.get("currency", "CNY"))
-            self._require_party(settlement.get("payer", ""))
         self._use(ctx)
         self._terminated(reason=reason, settlement=settlement)
 
@@ -476,10 +449,9 @@ def _instant(value) -> datetime:
 
 
 def _check_money(amount_fen: int, currency: str) -> None:
-    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
-        raise ContractError(f"amount must be a positive whole number of fen, got {amount_fen!r}")
-    if not isinstance(currency, str) or len(currency) != 3 or not currency.isupper():
-        raise ContractError(f"currency must be an ISO 4217 code like CNY, got {currency!r}")
+    problem = money_problem(amount_fen, currency)
+    if problem:
+        raise ContractError(problem)
 
 
 __all__ = ["Contract", "ContractError", "TermsError", "add_months", "check_terms"]

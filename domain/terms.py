@@ -1,0 +1,160 @@
+"""Contract terms, checked field by field: a pure rule set (no aggregate, no clock).
+
+:func:`terms_problems` returns every malformed field of a set of terms, each
+message naming the field and what it must be, so a user fixes a draft in one
+go instead of meeting a Python error. Basis points are whole numbers (no
+floats reach the ledger); currencies are ISO 4217 codes from
+:mod:`domain.currencies`. The contract aggregate raises its own errors with
+these messages.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from domain.currencies import is_currency
+
+KINDS = ("cooperation", "member_agreement")
+TOTAL_BP = 10000
+MAX_AMOUNT_FEN = 10**15        # far below an Avro long, far above any contract sum
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def money_problem(amount_fen: Any, currency: Any, what: str = "amount") -> str | None:
+    """Why an amount of money cannot be used, or None: whole positive fen in an ISO 4217 currency."""
+    if not _whole(amount_fen) or amount_fen <= 0:
+        return f"{what} must be a positive whole number of fen, got {_show(amount_fen)}"
+    if amount_fen > MAX_AMOUNT_FEN:
+        return f"{what} must be at most {MAX_AMOUNT_FEN} fen, got {amount_fen}"
+    if not is_currency(currency):
+        return f"currency must be an ISO 4217 code like CNY, got {_show(currency)}"
+    return None
+
+
+def terms_problems(kind: Any, terms: Any) -> list[str]:
+    """Every problem in ``terms`` for a contract of ``kind``; empty when they can be run."""
+    if kind not in KINDS:
+        return [f"contract kind must be one of {KINDS}, got {_show(kind)}"]
+    if not isinstance(terms, dict):
+        return [f"terms must be a JSON object, got {_show(terms)}"]
+    problems: list[str] = []
+    ids = _party_ids(terms, problems)
+    if kind == "member_agreement" and not (isinstance(terms.get("member_id"), str) and terms["member_id"]):
+        problems.append("member_id: a member agreement needs the member's id (text)")
+    for name, default in (("validity_months", 12), ("payment_terms_days", 30)):
+        value = terms.get(name, default)
+        if not _whole(value) or value < (1 if name == "validity_months" else 0):
+            what = "a positive whole number" if name == "validity_months" else "a whole number, 0 or more"
+            problems.append(f"{name} must be {what}, got {_show(value)}")
+    _revenue_share(terms.get("revenue_share"), ids, problems)
+    _milestones(terms.get("milestones", []), problems)
+    if "currency" in terms and not is_currency(terms["currency"]):
+        problems.append(f"currency must be an ISO 4217 code like CNY, got {_show(terms['currency'])}")
+    fees = terms.get("fee_schedule") or []
+    for n, fee in enumerate(fees if isinstance(fees, list) else [None]):
+        if not isinstance(fee, dict):
+            problems.append("fee_schedule must be a list of objects")
+            break
+        if "currency" in fee and not is_currency(fee["currency"]):
+            problems.append(f"fee_schedule[{n}].currency must be an ISO 4217 code, got {_show(fee['currency'])}")
+        for key in ("annual_fee_fen", "amount_fen"):
+            if key in fee and (not _whole(fee[key]) or fee[key] < 0):
+                problems.append(f"fee_schedule[{n}].{key} must be a whole number of fen, got {_show(fee[key])}")
+    if "zone" in terms and not (isinstance(terms["zone"], str) and terms["zone"]):
+        problems.append(f"zone must be an IANA time zone name like Asia/Shanghai, got {_show(terms['zone'])}")
+    return problems
+
+
+def settlement_problem(settlement: Any, party_ids: list[str]) -> str | None:
+    """Why a termination settlement cannot be recorded, or None; payer and payee must be parties."""
+    if not isinstance(settlement, dict):
+        return f"settlement must be a JSON object, got {_show(settlement)}"
+    if not settlement.get("amount_fen"):
+        return None
+    problem = money_problem(settlement["amount_fen"], settlement.get("currency", "CNY"), "settlement amount_fen")
+    if problem:
+        return problem
+    for role in ("payer", "payee"):
+        who = settlement.get(role)
+        if role == "payer" and who is None:
+            return f"settlement payer must be one of the parties {', '.join(party_ids)}"
+        if who is not None and who not in party_ids:
+            return f"settlement {role} {_show(who)} is not a party; parties are {', '.join(party_ids)}"
+    if settlement.get("payee") is not None and settlement["payee"] == settlement["payer"]:
+        return "settlement payer and payee must be different parties"
+    return None
+
+
+def _party_ids(terms: dict, problems: list) -> list:
+    parties = terms.get("parties")
+    if not isinstance(parties, list) or not all(isinstance(p, dict) for p in parties):
+        problems.append("parties must be a list of two objects like {\"id\": \"platform\"}")
+        return []
+    ids = [p.get("id") for p in parties]
+    if len(parties) != 2 or len(set(map(str, ids))) != 2 or not all(isinstance(i, str) and i for i in ids):
+        problems.append("parties: terms need exactly two parties with distinct ids (text)")
+    return [i for i in ids if isinstance(i, str)]
+
+
+def _revenue_share(share: Any, ids: list, problems: list) -> None:
+    if not share:
+        return
+    if not isinstance(share, dict):
+        problems.append("revenue_share must be an object of party id -> basis points")
+        return
+    strangers = sorted(k for k in share if k not in ids)
+    if strangers:
+        problems.append(f"revenue_share names parties not in the contract: {strangers} "
+                        f"(the parties are {', '.join(ids)})")
+    bad = sorted(k for k, v in share.items() if not _whole(v) or v < 0)
+    if bad:
+        problems.append(f"revenue_share ratios must be whole basis points, 0 or more, that add up to "
+                        f"{TOTAL_BP}: {bad} are not")
+    elif sum(share.values()) != TOTAL_BP:
+        problems.append(f"revenue_share ratios are basis points and must add up to {TOTAL_BP}, "
+                        f"got {sum(share.values())}")
+
+
+def _milestones(milestones: Any, problems: list) -> None:
+    if not isinstance(milestones, list) or not all(isinstance(m, dict) for m in milestones):
+        problems.append("milestones must be a list of objects like {\"id\": \"m1\", \"due_months\": 1}")
+        return
+    seen: set = set()
+    for m in milestones:
+        mid = m.get("id")
+        if not isinstance(mid, str) or not mid or mid in seen:
+            problems.append("milestones: every milestone needs a unique id (text)")
+            continue
+        seen.add(mid)
+        if not m.get("due_months") and not m.get("due_at"):
+            problems.append(f"milestone {mid} needs due_months or due_at")
+        if m.get("due_months") and (not _whole(m["due_months"]) or m["due_months"] <= 0):
+            problems.append(f"milestone {mid} due_months must be a positive whole number, "
+                            f"got {_show(m['due_months'])}")
+        if m.get("due_at"):
+            problem = _instant_problem(m["due_at"])
+            if problem:
+                problems.append(f"milestone {mid} due_at: {problem}")
+
+
+def _instant_problem(value: Any) -> str | None:
+    if isinstance(value, datetime):
+        at = value
+    elif isinstance(value, str):
+        try:
+            at = datetime.fromisoformat(value)
+        except ValueError:
+            return f"{_show(value)} is not an ISO-8601 time"
+    else:
+        return f"must be an ISO-8601 time with a zone offset, got {_show(value)}"
+    if at.tzinfo is None or at.utcoffset() is None:
+        return f"{_show(value)} has no zone offset; add one, e.g. +08:00"
+    return None
