@@ -141,13 +141,17 @@ class UpstreamConsumer:
                 self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, recorded)
+                # What the former owner consumed is committed to Kafka by the new owner at
+                # its next commit (outside this callback), so the group shows no phantom lag.
+                self.next_offsets[tp] = recorded
             log.info("assigned %s[%d] from offset %s (event store)", tp.topic, tp.partition,
                      recorded if recorded is not None else "beginning")
 
     def _on_revoked(self, revoked) -> None:
         # Runs on kafka-python's event loop: no blocking Kafka calls (a commit here would
-        # wait on the loop it blocks). The courtesy commit of these partitions is skipped;
-        # the next owner seeks to the event store's position anyway.
+        # wait on the loop it blocks). The next owner seeks to the event store's position
+        # and commits that position to Kafka (see _on_assigned): the event store holds
+        # every message this member handled, so nothing it consumed shows as lag.
         self.flush()
         for tp in revoked:
             self.next_offsets.pop(tp, None)
