@@ -19,6 +19,7 @@ runs it beside the consumers.
 """
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -28,9 +29,12 @@ from typing import Callable
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from infra.avro_events import encode_event, headers
-from infra.bus import Topics
+from infra.bus import DLQ_REASON, Topics
 from infra.envelope import envelope
-from schemas.codec import HEADER_SIZE, MAGIC
+from schemas.codec import HEADER_SIZE, MAGIC, CodecError
+
+# Where in the notification log a dead-lettered domain event sits.
+DLQ_POSITION = "dlq_log_position"
 
 log = logging.getLogger("vip.relay")
 
@@ -48,6 +52,7 @@ class Relay:
         self.batch, self.ack_timeout = batch, ack_timeout
         self.name = name or topics.relay_name()
         self.published = 0          # messages acknowledged by this instance
+        self.dead_lettered = 0      # events parked on a dead-letter topic (cannot be encoded)
         self.position = self.recorded_position()
 
     def recorded_position(self) -> int:
@@ -63,6 +68,24 @@ class Relay:
         key = (event["key"] or event["aggregate_id"]).encode("utf-8")
         return self.topics.domain(event["aggregate"]), key, value, headers(event, fingerprint)
 
+    def dead_letter(self, note, exc: Exception) -> tuple[str, bytes, bytes, list]:
+        """(topic, key, value, headers) parking an event that cannot be encoded.
+
+        The value is the envelope as JSON (personal fields are sealed in the
+        event already); the headers say why, and where the event sits in the log.
+        """
+        event = envelope(self.app.mapper.to_domain_event(note), note.id)
+        topic = self.topics.dlq(self.topics.domain(event["aggregate"]))
+        reason = f"encode-failed: {exc}"[:1000]
+        log.error("event %s (%s) at position %d cannot be encoded; dead-lettered to %s: %s",
+                  event["id"], event["type"], note.id, topic, reason)
+        self.dead_lettered += 1
+        value = json.dumps(event, default=str, ensure_ascii=False).encode("utf-8")
+        key = (event["key"] or event["aggregate_id"]).encode("utf-8")
+        hdrs = [("event_id", event["id"].encode()), ("event_type", event["type"].encode()),
+                (DLQ_REASON, reason.encode("utf-8")), (DLQ_POSITION, str(note.id).encode())]
+        return topic, key, value, hdrs
+
     def pump(self) -> int:
         """Publish one batch after the position; returns how many events it published."""
         notes = self.app.recorder.select_notifications(self.position, self.batch, inclusive_of_start=False)
@@ -70,7 +93,12 @@ class Relay:
             return 0
         futures = []
         for note in notes:
-            topic, key, value, hdrs = self.message(note)
+            try:
+                topic, key, value, hdrs = self.message(note)
+            except CodecError as exc:
+                # One event its schema cannot carry must not stop the bus for good:
+                # it goes to the domain dead-letter topic with the reason, loudly.
+                topic, key, value, hdrs = self.dead_letter(note, exc)
             futures.append(self.producer.send(topic, key=key, value=value, headers=hdrs))
         self.producer.flush(timeout=self.ack_timeout)
         for future in futures:
