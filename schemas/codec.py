@@ -42,10 +42,7 @@ from fastavro.schema import (
 )
 from fastavro.validation import ValidationError, validate
 
-try:  # SchemaResolutionError is not re-exported in every fastavro version
-    from fastavro.read import SchemaResolutionError
-except ImportError:  # pragma: no cover
-    from fastavro._read_common import SchemaResolutionError
+from fastavro.read import SchemaResolutionError
 
 __all__ = [
     "MAGIC",
@@ -362,16 +359,9 @@ class Codec:
                 REASON_INVALID_RECORD,
                 f"{entry.name} v{entry.version}: record must be a mapping, got {type(record).__name__}",
             )
-        if entry.parsed["type"] in ("record", "error"):
-            known = [f["name"] for f in entry.parsed["fields"]]
-            unknown = sorted(str(k) for k in record if k not in known)
-            if unknown:
-                raise CodecError(
-                    REASON_INVALID_RECORD,
-                    f"record does not fit {entry.name} v{entry.version}: unknown field(s) "
-                    f"{unknown} (schema fields: {known})",
-                )
         try:
+            # validate() names the offending field and value; it ignores unknown
+            # fields, which the strict writer below refuses.
             validate(record, entry.parsed, raise_errors=True, disable_tuple_notation=True)
         except ValidationError as exc:
             raise CodecError(REASON_INVALID_RECORD, _validation_message(entry, exc)) from exc
@@ -379,8 +369,11 @@ class Codec:
         buf.write(MAGIC)
         buf.write(entry.fingerprint)
         try:
-            fastavro.schemaless_writer(buf, entry.parsed, record, disable_tuple_notation=True)
-        except Exception as exc:  # validation should have caught it; be safe
+            # strict_allow_default: a field the schema lacks is an error (a typo is
+            # never dropped silently), a missing field takes its default if it has one.
+            fastavro.schemaless_writer(buf, entry.parsed, record, strict_allow_default=True,
+                                       disable_tuple_notation=True)
+        except Exception as exc:
             raise CodecError(
                 REASON_INVALID_RECORD,
                 f"record does not fit {entry.name} v{entry.version}: {type(exc).__name__}: {exc}",

@@ -20,11 +20,11 @@ from domain.member import Member
 from infra.avro_events import (
     HEADER_FIELDS,
     decode_event,
-    dumps_json,
+
     encode_event,
     from_record,
     headers,
-    loads_json,
+
     schema_name,
     to_record,
 )
@@ -235,6 +235,27 @@ def test_no_schema_without_an_event_class():
     assert sorted(n.rsplit(".", 1)[1] for n in DOMAIN_NAMES) == EVENT_TYPES
 
 
+def _walk_fields(schema):
+    """Every field of every record in ``schema`` (nested ones too)."""
+    if isinstance(schema, list):
+        for branch in schema:
+            yield from _walk_fields(branch)
+    elif isinstance(schema, dict):
+        for f in schema.get("fields", ()):
+            yield schema, f
+            yield from _walk_fields(f["type"])
+        yield from _walk_fields(schema.get("items"))
+        yield from _walk_fields(schema.get("values"))
+        if isinstance(schema.get("type"), (dict, list)):
+            yield from _walk_fields(schema["type"])
+
+
+def _is_timestamp(t):
+    if isinstance(t, list):
+        return any(_is_timestamp(b) for b in t)
+    return isinstance(t, dict) and t.get("logicalType") == "timestamp-micros"
+
+
 @pytest.mark.parametrize("name", DOMAIN_NAMES)
 def test_schema_is_documented_and_has_the_common_header(name):
     raw = REGISTRY.raw(name)
@@ -244,15 +265,29 @@ def test_schema_is_documented_and_has_the_common_header(name):
         assert f.get("doc", "").strip(), f"{name}.{f['name']}: every field needs a doc"
         if isinstance(f["type"], list):
             assert f["type"][0] == "null" and f["default"] is None, f"{name}.{f['name']}"
-        if f.get("vip.encoding") == "instant":
-            assert "+08:00" in f["doc"], f"{name}.{f['name']}: document the offset-carrying format"
-        if f.get("vip.encoding") == "json":
-            assert "JSON" in f["doc"], f"{name}.{f['name']}"
     assert tuple(f["name"] for f in fields[: len(HEADER_FIELDS)]) == HEADER_FIELDS
     types = {f["name"]: f["type"] for f in fields}
-    assert types["version"] == "long" and types["occurred_at"] == "string"
-    assert types["meta_extra"] == ["null", "string"]
-    assert "+08:00" in fields[5]["doc"]
+    assert types["version"] == "long"
+    assert types["occurred_at"] == {"type": "long", "logicalType": "timestamp-micros"}
+    assert types["occurred_at_zone"] == "string"
+    assert types["meta_extra"]["type"] == "map"
+
+
+@pytest.mark.parametrize("name", DOMAIN_NAMES)
+def test_every_field_is_a_real_avro_type_not_json_text_or_an_iso_string(name):
+    """The analytics contract: no JSON text, no ISO strings, every instant has its zone beside it."""
+    raw = REGISTRY.raw(name)
+    for record, f in _walk_fields(raw):
+        where = f"{name}.{f['name']}"
+        assert "vip.encoding" not in f, f"{where}: the retired JSON-text/ISO-string mapping"
+        assert "JSON" not in f["doc"] and "ISO-8601" not in f["doc"], where
+        siblings = {g["name"]: g for g in record["fields"]}
+        if _is_timestamp(f["type"]) and record["name"] != "Instant":  # Instant: {at, zone}
+            zone = siblings.get(f["name"] + "_zone")
+            assert zone is not None, f"{where}: a timestamp needs its zone in {f['name']}_zone"
+            assert zone["type"] == ("string" if isinstance(f["type"], dict) else ["null", "string"]), where
+        elif f["name"].endswith("_at") or f["name"] in ("valid_until",):
+            raise AssertionError(f"{where}: an instant must be a timestamp-micros (with a _zone field)")
 
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
@@ -260,7 +295,10 @@ def test_schema_fields_match_the_event_attributes(event_type):
     cls = event_classes()[event_type]
     attributes = {k for k in cls.__annotations__ if k not in ("timestamp", "meta")}
     raw = REGISTRY.raw(schema_name(event_type))
-    carried = {f.get("vip.attribute", f["name"]) for f in raw["fields"] if f["name"] not in HEADER_FIELDS}
+    names = {f["name"] for f in raw["fields"]}
+    carried = {f.get("vip.attribute", f["name"]) for f in raw["fields"]
+               if f["name"] not in HEADER_FIELDS
+               and not (f["name"].endswith("_zone") and f["name"][: -len("_zone")] in names)}
     assert carried == attributes
 
 
@@ -295,32 +333,50 @@ def test_to_record_from_record_are_inverse(env):
     full, record = to_record(env)
     assert full == f"vip.domain.{env['type']}"
     assert record["event_id"] == env["id"] and record["key"] == env["key"]
-    assert record["occurred_at"] == env["timestamp"].isoformat()
+    assert record["occurred_at"] == int(env["timestamp"].timestamp()) * 1_000_000 + env["timestamp"].microsecond
+    assert record["occurred_at_zone"] == "Asia/Shanghai"
     assert without_position(from_record(record, full)) == without_position(env)
 
 
-def test_nested_datetimes_are_restored_as_datetimes():
+def test_nested_datetimes_are_timestamps_restored_in_their_zone():
     effective = next(e for e in ENVELOPES if e["type"] == "ContractBecameEffective")
     _, record = to_record(effective)
-    assert '"$dt":"' in record["milestones"]
+    launch = record["milestones"]["launch"]
+    assert isinstance(launch["due_at"], int) and launch["due_at_zone"] == "Asia/Shanghai"
+    assert launch["status"] == "pending" and launch["completed_at"] is None
     back = decode_event(encode_event(effective))
     due = back["data"]["milestones"]["launch"]["due_at"]
     assert isinstance(due, datetime) and due == effective["data"]["milestones"]["launch"]["due_at"]
+    assert due.tzinfo == TZ and "completed_at" not in back["data"]["milestones"]["launch"]
     filed = next(e for e in ENVELOPES if e["type"] == "ComplaintFiled")
     clocks = decode_event(encode_event(filed))["data"]["clocks"]
     assert isinstance(clocks["resolution"]["deadline"], datetime)
     assert isinstance(clocks["resolution"]["used_s"], float) and isinstance(clocks["resolution"]["budget_s"], int)
+    assert "paused_at" not in clocks["resolution"] and clocks["resolution"]["running_since"] is not None
+
+
+def test_fixed_offset_and_utc_datetimes_keep_their_offset():
+    paid = next(e for e in ENVELOPES if e["type"] == "OrderPaid")
+    for tz, zone in ((timezone(timedelta(hours=-3, minutes=-30)), "-03:30"), (timezone.utc, "+00:00"),
+                     (ZoneInfo("America/New_York"), "America/New_York")):
+        at = datetime(2025, 3, 9, 1, 30, 0, 123456, tzinfo=tz)
+        env = {**paid, "timestamp": at, "data": {**paid["data"], "occurred_at": at}}
+        _, record = to_record(env)
+        assert record["occurred_at_zone"] == zone and record["order_occurred_at_zone"] == zone
+        back = decode_event(encode_event(env))
+        assert back["timestamp"] == at and back["timestamp"].isoformat() == at.isoformat()
+        assert back["data"]["occurred_at"].utcoffset() == at.utcoffset()
 
 
 def test_renamed_attributes_and_meta_extra():
     paid = next(e for e in ENVELOPES if e["type"] == "OrderPaid")
     _, record = to_record(paid)
-    assert record["order_occurred_at"] == paid["data"]["occurred_at"].isoformat()
-    assert record["occurred_at"] == paid["timestamp"].isoformat()
-    assert record["meta_extra"] is None
+    assert record["order_occurred_at"] == to_record({**paid, "timestamp": paid["data"]["occurred_at"]})[1]["occurred_at"]
+    assert record["meta_extra"] == {}
     with_extra = next(e for e in ENVELOPES if "channel" in e["meta"])
     _, record = to_record(with_extra)
-    assert loads_json(record["meta_extra"]) == {"channel": "app", "request": with_extra["meta"]["request"]}
+    assert record["meta_extra"]["channel"] == {"value": "app"}
+    assert set(record["meta_extra"]["request"]["value"]) == {"$dt", "at"}
     assert decode_event(encode_event(with_extra))["meta"] == with_extra["meta"]
 
 
@@ -328,20 +384,33 @@ def test_optional_fields_carry_null():
     last_review = [e for e in ENVELOPES if e["type"] == "TierReviewed"][-1]
     assert last_review["data"]["next_review_at"] is None
     assert decode_event(encode_event(last_review))["data"]["next_review_at"] is None
+    assert to_record(last_review)[1]["next_review_at_zone"] is None
     registered = next(e for e in ENVELOPES if e["type"] == "MemberRegistered")
     assert registered["data"]["profile"] is None
     assert to_record(registered)[1]["profile"] is None
 
 
-def test_json_tagging_round_trips_awkward_values():
-    value = {
+def test_free_form_values_round_trip_exactly():
+    """Terms beyond the typed ones, and values that do not fit their typed field, land in ``extra``."""
+    drafted = next(e for e in ENVELOPES if e["type"] == "ContractDrafted")
+    odd = {
         "$dt": "not a datetime",
         "nested": {"$map": 1, "at": datetime(2025, 1, 1, 0, 0, tzinfo=timezone(timedelta(hours=-3, minutes=-30)))},
-        "list": [datetime(2025, 6, 1, 12, 0, 0, 123456, tzinfo=TZ), {"$dt": 3}],
+        "list": [datetime(2025, 6, 1, 12, 0, 0, 123456, tzinfo=TZ), {"at": 3, "zone": "x"}, []],
         "float": 0.1 + 0.2,
         "text": "中文",
+        "empty": {},
     }
-    assert loads_json(dumps_json(value)) == value
+    terms = {**drafted["data"]["terms"], "fee_schedule": odd, "payment_terms_days": "thirty"}
+    terms["milestones"] = [*terms["milestones"], {"id": "iso", "due_at": "2027-01-01T00:00:00+08:00"}]
+    env = {**drafted, "data": {**drafted["data"], "terms": terms}}
+    _, record = to_record(env)
+    typed = record["terms"]
+    assert typed["validity_months"] == 12 and typed["revenue_share"] == {"platform": 7000, "acme": 3000}
+    assert typed["payment_terms_days"] is None and typed["extra"]["payment_terms_days"] == {"value": "thirty"}
+    assert typed["milestones"][2]["due_at"] is None and "due_at" in typed["milestones"][2]["extra"]
+    assert set(typed["extra"]) == {"notes", "fee_schedule", "payment_terms_days"}
+    assert without_position(decode_event(encode_event(env))) == without_position(env)
 
 
 # --- failures ----------------------------------------------------------------------
@@ -422,15 +491,21 @@ def test_headers():
     assert h["causation_id"] == env["meta"]["causation_id"]
 
 
-def test_unparseable_strings_in_a_message_are_decode_failed():
+def test_unknown_zone_in_a_message_is_decode_failed():
     paid = next(e for e in ENVELOPES if e["type"] == "OrderPaid")
     full, record = to_record(paid)
-    data = encode(full, {**record, "order_occurred_at": "yesterday"})
+    data = encode(full, {**record, "order_occurred_at_zone": "Mars/Olympus"})
     with pytest.raises(CodecError) as info:
         decode_event(data)
-    assert info.value.reason == "decode-failed"
-    drafted = next(e for e in ENVELOPES if e["type"] == "ContractDrafted")
-    full, record = to_record(drafted)
+    assert info.value.reason == "decode-failed" and "Mars/Olympus" in info.value.message
+
+
+def test_a_schema_in_the_retired_json_text_style_is_refused():
+    old = REGISTRY.raw("vip.domain.OrderCancelled")
+    old["fields"].append({"name": "note", "type": "string", "vip.encoding": "json", "doc": "JSON text."})
+    reg = SchemaRegistry(None)
+    reg.register(old, 1)
+    paid = next(e for e in ENVELOPES if e["type"] == "OrderCancelled")
     with pytest.raises(CodecError) as info:
-        decode_event(encode(full, {**record, "terms": "{not json"}))
-    assert info.value.reason == "decode-failed"
+        encode_event({**paid, "data": {**paid["data"], "note": "x"}}, registry=reg)
+    assert info.value.reason == "bad-schema" and "vip.encoding" in info.value.message

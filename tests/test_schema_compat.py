@@ -3,8 +3,8 @@
 Every schema name in the repo registry is checked FULL_TRANSITIVE across all
 of its versions; the parametrization is taken from the registry, so schemas
 added later (domain events, read-model snapshots, ...) are covered
-automatically.  schemas.compat is cross-checked against the reference ``avro``
-package's ReaderWriterCompatibilityChecker.
+automatically.  schemas.compat is a loop over the reference ``avro`` package's
+ReaderWriterCompatibilityChecker; the scenarios below pin the rules we rely on.
 """
 
 from __future__ import annotations
@@ -244,18 +244,15 @@ def test_removed_field_without_default_is_caught_with_a_clear_message():
     v1 = BASE
     v2 = variant(lambda s: s["fields"].pop(1))  # drop amount_fen (it has no default)
     problems = check_full_transitive([v1, v2])
-    assert problems == [
-        "v1 cannot read v2 data: test.compat.Evt.amount_fen: reader field 'amount_fen' "
-        "is not in the writer schema and has no default"
-    ]
+    assert problems == ["v1 cannot read v2 data: /fields/1: reader_field_missing_default_value: amount_fen"]
 
 
 def test_changed_type_is_caught_both_ways():
     v2 = variant(_set_type("amount_fen", "string"))
     problems = check_full_transitive([BASE, v2])
     assert len(problems) == 2
-    assert problems[0].startswith("v2 cannot read v1 data: test.compat.Evt.amount_fen:")
-    assert problems[1].startswith("v1 cannot read v2 data: test.compat.Evt.amount_fen:")
+    assert problems[0].startswith("v2 cannot read v1 data: /fields/1/type: type_mismatch")
+    assert problems[1].startswith("v1 cannot read v2 data: /fields/1/type: type_mismatch")
     assert all("string" in p and "long" in p for p in problems)
 
 
