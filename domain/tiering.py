@@ -79,11 +79,12 @@ def order_inputs(orders) -> tuple[list, set[str]]:
     refunds and cancellation, so a refund goes wherever its order goes (and
     leaves the window with it) and never lowers the spend of other orders.
     A month is active through an order only while the order is not
-    cancelled or refunded in full.
+    cancelled or refunded in full. An order that counts nothing (another
+    currency without a policy conversion) gives neither spend nor activity.
     """
     entries, months = [], set()
     for order in orders:
-        if order["paid"] > order["reversed"]:
+        if order["paid"] > order["reversed"] and order["counted"] > 0:
             entries.append((order["at"], order_net_fen(order), 0))
             months.add(order["month"])
     return entries, months
