@@ -496,7 +496,8 @@ class Member(VipAggregate):
         if self.agreement_id != agreement_id or self.vip_status not in ("active", "lapsed"):
             raise WorkflowError(
                 f"member {self.member_id} has no VIP standing on agreement {agreement_id} to renew "
-                f"(status {self.vip_status}); a member who lost the standing applies again")
+                f"(status {self.vip_status}); a renewal needs it active or lapsed, and a member "
+                "who lost the standing otherwise applies again")
         self._require_qualified(ctx.at, policy)
         fee = policy.tiers.fee_for(self.effective_tier)
         self._use(ctx)
