@@ -20,7 +20,8 @@ from infra.engine import Engine
 ORDER_TYPES = ("OrderPaid", "OrderRefunded", "OrderCancelled")
 CRM_TYPES = ("CustomerRegistered", "ProfileUpdated", "ActivityRecorded", "ErasureRequested")
 SOURCES = {"orders": ORDER_TYPES, "crm": CRM_TYPES}
-# ISO 4217 codes the platform accepts at its edge; tiers count CNY only (policy).
+# ISO 4217 codes the platform accepts at its edge; tiers count other currencies than
+# CNY only through a conversion the policy states.
 CURRENCIES = {"CNY", "USD", "EUR", "HKD", "JPY", "GBP", "SGD", "KRW", "TWD", "MOP", "AUD", "CAD"}
 
 
