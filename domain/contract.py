@@ -83,6 +83,7 @@ class Contract(VipAggregate):
         self.invoices: dict[str, dict] = {}
         self.payments: set[str] = set()
         self.renewed_months = 0
+        self.renewals = 0
         self.amendments: dict[str, dict] = {}
         self.breaches: list[dict] = []
 
@@ -240,11 +241,14 @@ class Contract(VipAggregate):
         self._use(ctx)
         self._credited(invoice_id=invoice_id, payer=inv["payer"], payee=inv["payee"],
                        amount_fen=amount_fen, currency=inv["currency"], reason=reason,
-                       waiver=waiver, revenue_share=dict(inv.get("revenue_share") or {}))
+                       waiver=waiver, revenue_share=dict(inv.get("revenue_share") or {}),
+                       credited_before_fen=inv["credited_fen"])
 
     @event("InvoiceCredited")
     def _credited(self, invoice_id: str, payer: str, payee: str, amount_fen: int, currency: str,
-                  reason: str, waiver: bool, revenue_share: dict | None = None) -> None:
+                  reason: str, waiver: bool, revenue_share: dict | None = None,
+                  credited_before_fen: int | None = None) -> None:
+        # credited_before_fen (v3) lets the ledger reverse each credit's exact share.
         inv = self.invoices[invoice_id]
         inv["credited_fen"] += amount_fen
         if inv["paid_fen"] + inv["credited_fen"] >= inv["amount_fen"]:
@@ -402,20 +406,33 @@ class Contract(VipAggregate):
         self.status = "expired"
 
     def renew(self, ctx: Ctx, months: int | None = None) -> None:
-        """Seed 002 §12.3: renewal extends validity from the current end."""
-        self._require_live("renew")
+        """Seed 002 §12.3: renewal extends validity from the current end.
+
+        An expired contract may be renewed too (it takes effect again), as
+        long as the renewed validity reaches past the renewal; a terminated
+        one cannot.
+        """
+        if self.status != "expired":
+            self._require_live("renew")
         if months is None:
             months = self.terms.get("validity_months", 12)
-        if not isinstance(months, int) or months <= 0:
+        if not isinstance(months, int) or isinstance(months, bool) or months <= 0:
             raise ContractError("renewal months must be a positive whole number")
+        valid_until = add_months(self.valid_until, months, self.terms.get("zone", DEFAULT_ZONE))
+        if valid_until <= ctx.at:
+            raise ContractError(f"renewing contract {self.contract_id} for {months} months from its end "
+                                f"{self.valid_until.isoformat()} ends before {ctx.at.isoformat()}; "
+                                "renew for more months or draft a new contract")
         self._use(ctx)
-        self._renewed(months=months, valid_until=add_months(
-            self.valid_until, months, self.terms.get("zone", DEFAULT_ZONE)))
+        self._renewed(months=months, valid_until=valid_until)
 
     @event("ContractRenewed")
     def _renewed(self, months: int, valid_until: datetime) -> None:
         self.valid_until = valid_until
         self.renewed_months += months
+        self.renewals += 1
+        if self.status == "expired":
+            self.status = "effective"
 
     # -- guards -------------------------------------------------------------------
 

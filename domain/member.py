@@ -14,12 +14,14 @@ from eventsourcing.domain import event
 
 from domain.base import Ctx, DomainError, VipAggregate, aggregate_id, require_aware
 from domain.policy import TIERS, Policy, tier_rank
-from domain.tiering import Standing, next_anniversary, standing
+from domain.tiering import Standing, next_anniversary, order_inputs, standing
 
 PROFILE_FIELDS = ("name", "phone", "email")
 ACTIVITY_KINDS = ("login", "vip_event", "review")
 OVERRIDE_KINDS = ("pin", "floor")
-REAPPLY_FROM = ("none", "rejected", "revoked", "disqualified", "terminated")
+REAPPLY_FROM = ("none", "rejected", "revoked", "disqualified", "terminated", "lapsed")
+#: Standings that end with the member agreement they rest on (seed 002 §9, §12).
+AGREEMENT_BOUND = ("approved", "active")
 
 
 class MemberError(DomainError):
@@ -63,9 +65,9 @@ class Member(VipAggregate):
         self.member_id = member_id
         self.profile = dict(profile or {})
         self.registered = source == "crm"
-        self.entries: list = []
-        self.active_months: set[str] = set()
-        self.orders: dict[str, dict] = {}
+        self.entries: list = []  # activity: (occurred_at, 0, points)
+        self.active_months: set[str] = set()  # months with activity
+        self.orders: dict[str, dict] = {}  # the order's own instant, month and what is left of it
         self.seen_inputs: set[str] = {input_id} if input_id else set()
         self.tier = "member"
         self.tier_since: datetime | None = None
@@ -111,7 +113,8 @@ class Member(VipAggregate):
         return self.vip_status == "active" and self.effective_tier != "member"
 
     def standing_at(self, at: datetime, policy: Policy) -> Standing:
-        return standing(self.entries, self.active_months, at, policy)
+        order_entries, order_months = order_inputs(self.orders.values())
+        return standing(self.entries + order_entries, self.active_months | order_months, at, policy)
 
     def has_seen(self, input_id: str) -> bool:
         return bool(input_id) and input_id in self.seen_inputs
@@ -159,31 +162,45 @@ class Member(VipAggregate):
 
     def record_order_paid(self, ctx: Ctx, input_id: str, order_id: str, amount_fen: int,
                           currency: str, occurred_at: datetime, policy: Policy) -> None:
-        """A paid order adds spend (and points) in the window of its occurred-at."""
-        _check_amount(amount_fen, currency, policy)
+        """A paid order adds spend (and points) in the window of its occurred-at.
+
+        An order in another currency than the tier currency is recorded and
+        counts only through the policy's conversion for it (none: nothing).
+        """
+        _check_amount(amount_fen, currency)
         require_aware(occurred_at, "occurred_at")
         if order_id in self.orders:
             raise OrderError(f"order {order_id} was already recorded as paid")
         self._use(ctx)
         self._order_paid(input_id=input_id, order_id=order_id, amount_fen=amount_fen,
                          currency=currency, occurred_at=occurred_at,
-                         month=policy.month_of(occurred_at))
+                         month=policy.month_of(occurred_at),
+                         counted_fen=policy.tiers.counted_fen(amount_fen, currency),
+                         policy_version=policy.version)
         self._upgrade_if_qualified(ctx.at, policy)
 
     @event("OrderPaid")
     def _order_paid(self, input_id: str, order_id: str, amount_fen: int, currency: str,
-                    occurred_at: datetime, month: str) -> None:
+                    occurred_at: datetime, month: str, counted_fen: int | None = None,
+                    policy_version: str | None = None) -> None:
+        # v1 events carry no counted_fen: only tier-currency orders were recorded then.
         self.seen_inputs.add(input_id)
-        self.orders[order_id] = {"paid": amount_fen, "reversed": 0}
-        self.entries.append((occurred_at, amount_fen, 0))
-        self.active_months.add(month)
+        self.orders[order_id] = {"at": occurred_at, "month": month, "currency": currency,
+                                 "paid": amount_fen, "reversed": 0,
+                                 "counted": amount_fen if counted_fen is None else counted_fen}
 
     def record_order_refunded(self, ctx: Ctx, input_id: str, order_id: str, amount_fen: int,
                               currency: str, occurred_at: datetime, policy: Policy) -> None:
-        """A refund reverses spend and points; it never lowers the tier before review."""
-        _check_amount(amount_fen, currency, policy)
+        """A refund reverses its own order's spend and points, at the order's occurred-at.
+
+        It never lowers the tier before review, and never the spend of other orders.
+        """
+        _check_amount(amount_fen, currency)
         require_aware(occurred_at, "occurred_at")
         order = self._order(order_id)
+        if currency != order.get("currency", currency):
+            raise OrderError(f"refund currency {currency} differs from order {order_id}'s currency "
+                             f"{order['currency']}; refund in the currency paid")
         left = order["paid"] - order["reversed"]
         if amount_fen > left:
             raise OrderError(
@@ -197,7 +214,6 @@ class Member(VipAggregate):
                         occurred_at: datetime) -> None:
         self.seen_inputs.add(input_id)
         self.orders[order_id]["reversed"] += amount_fen
-        self.entries.append((occurred_at, -amount_fen, 0))
 
     def record_order_cancelled(self, ctx: Ctx, input_id: str, order_id: str,
                                occurred_at: datetime) -> None:
@@ -215,11 +231,10 @@ class Member(VipAggregate):
     def _order_cancelled(self, input_id: str, order_id: str, reversed_fen: int,
                          occurred_at: datetime) -> None:
         self.seen_inputs.add(input_id)
-        order = self.orders.setdefault(order_id, {"paid": 0, "reversed": 0})
+        order = self.orders.setdefault(order_id, {"at": occurred_at, "month": None, "paid": 0,
+                                                  "reversed": 0, "counted": 0})
         order["reversed"] += reversed_fen
         order["cancelled"] = True
-        if reversed_fen:
-            self.entries.append((occurred_at, -reversed_fen, 0))
 
     def record_activity(self, ctx: Ctx, input_id: str, kind: str, occurred_at: datetime,
                         policy: Policy) -> None:
@@ -457,6 +472,43 @@ class Member(VipAggregate):
     def _vip_rights_terminated(self, reason: str, actor: str) -> None:
         self.vip_status = "terminated"
 
+    def lapse(self, ctx: Ctx, agreement_id: str, reason: str) -> None:
+        """Seed 002 §9, §12: the standing ends with its agreement (expired unrenewed, or terminated).
+
+        Nothing happens when the member's standing does not rest on that
+        agreement (another agreement, or no standing left to end).
+        """
+        if self.agreement_id != agreement_id or self.vip_status not in AGREEMENT_BOUND:
+            return
+        self._use(ctx)
+        self._vip_lapsed(agreement_id=agreement_id, reason=reason)
+
+    @event("VipLapsed")
+    def _vip_lapsed(self, agreement_id: str, reason: str) -> None:
+        self.vip_status = "lapsed"
+
+    def renew_standing(self, ctx: Ctx, agreement_id: str, policy: Policy) -> int:
+        """Seed 002 §12.3: renewing the agreement makes the standing active again.
+
+        Returns the annual fee of the tier held at renewal (fen), which the
+        renewal charges on the agreement.
+        """
+        if self.agreement_id != agreement_id or self.vip_status not in ("active", "lapsed"):
+            raise WorkflowError(
+                f"member {self.member_id} has no VIP standing on agreement {agreement_id} to renew "
+                f"(status {self.vip_status}); a renewal needs it active or lapsed, and a member "
+                "who lost the standing otherwise applies again")
+        self._require_qualified(ctx.at, policy)
+        fee = policy.tiers.fee_for(self.effective_tier)
+        self._use(ctx)
+        self._vip_renewed(agreement_id=agreement_id, tier=self.effective_tier, fee_due_fen=fee,
+                          policy_version=policy.version)
+        return fee
+
+    @event("VipRenewed")
+    def _vip_renewed(self, agreement_id: str, tier: str, fee_due_fen: int, policy_version: str) -> None:
+        self.vip_status = "active"
+
     def _require_status(self, status: str, action: str) -> None:
         if self.vip_status != status:
             raise WorkflowError(f"cannot {action} for member {self.member_id}: VIP status is "
@@ -472,12 +524,12 @@ class Member(VipAggregate):
                 f"{silver.min_spend_fen} fen or {silver.min_points} points")
 
 
-def _check_amount(amount_fen: int, currency: str, policy: Policy) -> None:
+def _check_amount(amount_fen: int, currency: str) -> None:
     if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
         raise OrderError(f"amount must be a positive whole number of fen, got {amount_fen!r}")
-    if currency != policy.tiers.currency:
-        raise OrderError(f"currency {currency!r} is not {policy.tiers.currency}; "
-                         "tiers count only that currency")
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha() \
+            or not currency.isupper():
+        raise OrderError(f"currency must be an ISO 4217 code like CNY, got {currency!r}")
 
 
 def _check_profile(profile: dict) -> None:

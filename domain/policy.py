@@ -51,6 +51,10 @@ class TierPolicy:
     activity_points: dict[str, int] = field(default_factory=dict)
     max_downgrade_steps: int = 1
     currency: str = "CNY"
+    #: Orders in another currency count toward tiers only through a rate stated
+    #: here: currency -> tier-currency fen per 1,000,000 minor units (integers,
+    #: so no float enters a tier). A currency not listed does not count.
+    conversions: dict[str, int] = field(default_factory=dict)
 
     def rule(self, tier: str) -> TierRule:
         for rule in self.rules:
@@ -67,6 +71,13 @@ class TierPolicy:
                 if tier_rank(rule.tier) > tier_rank(best):
                     best = rule.tier
         return best
+
+    def counted_fen(self, amount_fen: int, currency: str) -> int:
+        """How much of an order in ``currency`` counts toward tiers, in tier-currency fen."""
+        if currency == self.currency:
+            return amount_fen
+        rate = self.conversions.get(currency)
+        return 0 if rate is None else amount_fen * rate // 1_000_000
 
     def fee_for(self, tier: str) -> int:
         return 0 if tier == "member" else self.rule(tier).annual_fee_fen

@@ -62,6 +62,34 @@ def standing(entries: list, active: set[str], at: datetime, policy: Policy) -> S
     return Standing(at, spend, points, active_count, tier)
 
 
+def order_net_fen(order: dict) -> int:
+    """What an order still counts toward tiers: its counted amount less the reversed share.
+
+    ``order`` holds ``paid`` and ``reversed`` (in the order's currency) and
+    ``counted`` (what the whole payment counts, in the tier currency).
+    """
+    paid = order["paid"]
+    return order["counted"] * (paid - order["reversed"]) // paid if paid else 0
+
+
+def order_inputs(orders) -> tuple[list, set[str]]:
+    """Window entries and active months that orders give.
+
+    Each order counts at its own occurred-at with what is left of it after
+    refunds and cancellation, so a refund goes wherever its order goes (and
+    leaves the window with it) and never lowers the spend of other orders.
+    A month is active through an order only while the order is not
+    cancelled or refunded in full. An order that counts nothing (another
+    currency without a policy conversion) gives neither spend nor activity.
+    """
+    entries, months = [], set()
+    for order in orders:
+        if order["paid"] > order["reversed"] and order["counted"] > 0:
+            entries.append((order["at"], order_net_fen(order), 0))
+            months.add(order["month"])
+    return entries, months
+
+
 def anniversary(first: datetime, years: int) -> datetime:
     """The instant ``years`` years after ``first`` (29 February falls back to the 28th)."""
     try:

@@ -128,11 +128,37 @@ class VipApp(Application):
         self.save(contract, member)
         return contract
 
-    def contract_command(self, contract_id: str, command: str, *args: Any, **kwargs: Any) -> Contract:
+    def contract_command(self, contract_id: str, command: str, ctx: Ctx, *args: Any,
+                         **kwargs: Any) -> Contract:
+        """Run one Contract command; a member agreement's end or renewal moves its member."""
         contract = self.contract(contract_id)
-        getattr(contract, command)(*args, **kwargs)
-        self.save(contract)
+        getattr(contract, command)(ctx, *args, **kwargs)
+        member = self._follow_agreement(ctx, contract)
+        self.save(contract, member)
         return contract
+
+    def _follow_agreement(self, ctx: Ctx, contract: Contract) -> Member | None:
+        """Seed 002 §9, §12: the VIP standing lives as long as the member agreement.
+
+        Expiry without renewal and termination make the standing lapsed; a
+        renewal makes it active again and charges the annual fee of the tier
+        held then, as an invoice on the agreement (like the first fee). Run
+        in the same save as the contract's change, so both or neither happen.
+        """
+        member = self._member_of(contract)
+        if member is None:
+            return None
+        for change in contract.pending_events:
+            if isinstance(change, (Contract.ContractExpired, Contract.ContractTerminated)):
+                why = "expired without renewal" if isinstance(change, Contract.ContractExpired) \
+                    else "terminated"
+                member.lapse(ctx, contract.contract_id, f"member agreement {contract.contract_id} {why}")
+            elif isinstance(change, Contract.ContractRenewed):
+                fee = member.renew_standing(ctx, contract.contract_id, self.policy)
+                if fee:
+                    contract.issue_invoice(ctx, f"renewal-{contract.renewals}-fee", member.member_id,
+                                           fee, self.policy.tiers.currency, "membership_fee")
+        return member
 
     def settle_invoice(self, ctx: Ctx, contract_id: str, invoice_id: str, how: str,
                        **kwargs: Any) -> Contract:

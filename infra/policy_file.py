@@ -26,6 +26,18 @@ def load_policy(path: str | Path | None = None) -> Policy:
         raise PolicyFileError(f"policy {path or 'default'}: {exc}") from exc
 
 
+def _conversions(data: dict) -> dict[str, int]:
+    if not isinstance(data, dict):
+        raise ValueError("tiers.conversions must map a currency code to an integer rate")
+    for code, rate in data.items():
+        if not (isinstance(code, str) and len(code) == 3 and code.isupper()):
+            raise ValueError(f"tiers.conversions: {code!r} is not an ISO 4217 code")
+        if not isinstance(rate, int) or isinstance(rate, bool) or rate < 0:
+            raise ValueError(f"tiers.conversions.{code} must be a whole number of tier-currency fen "
+                             f"per 1,000,000 minor units, got {rate!r}")
+    return dict(data)
+
+
 def policy_from_dict(data: dict) -> Policy:
     tiers = data["tiers"]
     rules = tuple(TierRule(**r) for r in tiers["rules"])
@@ -37,7 +49,8 @@ def policy_from_dict(data: dict) -> Policy:
         points_per_cny=tiers.get("points_per_cny", 1),
         activity_points=dict(tiers.get("activity_points", {})),
         max_downgrade_steps=tiers.get("max_downgrade_steps", 1),
-        currency=tiers.get("currency", "CNY"))
+        currency=tiers.get("currency", "CNY"),
+        conversions=_conversions(tiers.get("conversions", {})))
     sla = data["sla"]
     targets = tuple(SlaTarget(**t) for t in sla["targets"])
     calendars = {c["id"]: Calendar.from_dict(c) for c in data["calendars"]}

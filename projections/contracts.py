@@ -48,6 +48,9 @@ def fold_contract(row: dict | None, event: dict, key: str) -> dict | None:
         row["status"] = "effective"
     elif kind == "ContractRenewed":
         row["valid_until"] = iso(data["valid_until"])
+        if row["status"] == "expired":  # renewed after its end: in force again
+            row["status"] = "effective"
+            row.pop("ended_at", None)
     elif kind == "ContractTerminated":
         row.update(status="terminated", ended_at=at)
     elif kind == "ContractExpired":

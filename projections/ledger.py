@@ -3,7 +3,10 @@
 A posting's id is the id of the event it comes from, so a replayed or
 duplicated event posts nothing twice. Every posting balances per currency.
 Revenue is split between the parties by the contract's ratio (basis points)
-in whole fen; what floors leave over goes to the rounding account.
+in whole fen; what floors leave over goes to the rounding account. A credit
+(discount, waiver) reverses exactly the shares its amount carried: the
+shares of everything credited so far less the shares of what was credited
+before it, so a fully credited invoice leaves every share at zero.
 """
 from __future__ import annotations
 
@@ -27,8 +30,14 @@ def _legs(event: dict) -> list:
         if data["payer"] == OWN:
             return [(f"payable:{data['payee']}", amount, 0, cur), ("discounts_received", 0, amount, cur)]
         # Revenue not collected is not shared: each partner's share of it is reversed.
-        unshare = [(acc, credit, debit, c) for acc, debit, credit, c in share_legs(
-            amount, data.get("revenue_share") or {}, "discounts", cur)]
+        before = data.get("credited_before_fen")
+        ratios = data.get("revenue_share") or {}
+        if before is None:  # v1/v2 events: the credit's own split (what those logs posted)
+            moved = split(amount, ratios)
+        else:
+            after, earlier = split(before + amount, ratios), split(before, ratios)
+            moved = {account: after[account] - earlier.get(account, 0) for account in after}
+        unshare = [(acc, credit, debit, c) for acc, debit, credit, c in _share_lines(moved, "discounts", cur)]
         return [("discounts", amount, 0, cur), (f"receivable:{data['payer']}", 0, amount, cur)] + unshare
     if kind == "BreachRecorded" and data["compensation_fen"]:
         amount = data["compensation_fen"]
@@ -54,18 +63,34 @@ def _invoice(data: dict, cur: str) -> list:
     return legs + share_legs(amount, data.get("revenue_share") or {}, revenue, cur)
 
 
+def split(amount: int, ratios: dict) -> dict:
+    """Each partner's whole-fen share of ``amount`` by basis points, and the rounding remainder.
+
+    Keys are ``partner_payable:<party>`` and ``rounding``; our own share stays
+    in revenue and has no key.
+    """
+    if not ratios:
+        return {}
+    shares = {party: amount * bp // 10000 for party, bp in sorted(ratios.items())}
+    out = {f"partner_payable:{party}": share for party, share in shares.items() if party != OWN}
+    out["rounding"] = amount - sum(shares.values())
+    return out
+
+
 def share_legs(amount: int, ratios: dict, revenue: str, cur: str) -> list:
     """Move each partner's share of recognised revenue to its payable; remainder to rounding."""
-    if not ratios:
-        return []
-    shares = {party: amount * bp // 10000 for party, bp in sorted(ratios.items())}
-    remainder = amount - sum(shares.values())
+    return _share_lines(split(amount, ratios), revenue, cur)
+
+
+def _share_lines(moved: dict, revenue: str, cur: str) -> list:
+    # A rounding difference between two cumulative splits may be negative: it
+    # then flows the other way (debit rounding), never as a negative amount.
     legs = []
-    for party, share in shares.items():
-        if party != OWN and share:
-            legs += [(revenue, share, 0, cur), (f"partner_payable:{party}", 0, share, cur)]
-    if remainder:
-        legs += [(revenue, remainder, 0, cur), ("rounding", 0, remainder, cur)]
+    for account, fen in moved.items():
+        if fen > 0:
+            legs += [(revenue, fen, 0, cur), (account, 0, fen, cur)]
+        elif fen < 0:
+            legs += [(account, -fen, 0, cur), (revenue, 0, -fen, cur)]
     return legs
 
 

@@ -8,12 +8,13 @@ STATUS = {
     "VipApplied": "applied", "VipReviewStarted": "under_review", "VipApproved": "approved",
     "VipRejected": "rejected", "VipActivated": "active", "VipRevoked": "revoked",
     "VipDisqualified": "disqualified", "VipRightsTerminated": "terminated",
+    "VipLapsed": "lapsed", "VipRenewed": "active",
 }
 
 
 def _new(event: dict) -> dict:
     return {"member_id": event["key"], "tier": "member", "since": None, "status": "none",
-            "policy_version": None, "override": None, "entries": [], "months": [],
+            "policy_version": None, "override": None, "entries": [], "months": [], "orders": {},
             "registered": False, "erased": False, "profile": {}, "created_at": iso(event["timestamp"])}
 
 
@@ -28,12 +29,17 @@ def fold_member(row: dict | None, event: dict, key: str) -> dict | None:
     elif kind == "PersonalDataErased":
         row.update(erased=True, profile={})
     elif kind == "OrderPaid":
-        row["entries"] = row["entries"] + [[iso(data["occurred_at"]), data["amount_fen"], 0]]
-        row["months"] = sorted(set(row["months"]) | {data["month"]})
-    elif kind == "OrderRefunded":
-        row["entries"] = row["entries"] + [[iso(data["occurred_at"]), -data["amount_fen"], 0]]
-    elif kind == "OrderCancelled" and data["reversed_fen"]:
-        row["entries"] = row["entries"] + [[iso(data["occurred_at"]), -data["reversed_fen"], 0]]
+        counted = data.get("counted_fen")
+        row["orders"] = {**row.get("orders", {}), data["order_id"]: {
+            "at": iso(data["occurred_at"]), "month": data["month"], "paid": data["amount_fen"],
+            "reversed": 0, "counted": data["amount_fen"] if counted is None else counted}}
+    elif kind in ("OrderRefunded", "OrderCancelled"):
+        # A reversal belongs to its order: it counts where (and while) the order does.
+        reversed_fen = data["amount_fen"] if kind == "OrderRefunded" else data["reversed_fen"]
+        order = row.get("orders", {}).get(data["order_id"])
+        if order and reversed_fen:
+            row["orders"] = {**row["orders"], data["order_id"]: {
+                **order, "reversed": order["reversed"] + reversed_fen}}
     elif kind == "ActivityRecorded":
         row["entries"] = row["entries"] + [[iso(data["occurred_at"]), 0, data["points"]]]
         row["months"] = sorted(set(row["months"]) | {data["month"]})
@@ -55,7 +61,8 @@ def fold_member(row: dict | None, event: dict, key: str) -> dict | None:
 
 
 HISTORY = ("TierUpgraded", "TierReviewed", "TierOverrideSet", "TierOverrideCleared",
-           "VipDisqualified", "VipActivated", "VipRevoked", "VipRightsTerminated")
+           "VipDisqualified", "VipActivated", "VipRevoked", "VipRightsTerminated",
+           "VipLapsed", "VipRenewed")
 
 
 def fold_history(row: dict | None, event: dict, key: str) -> dict | None:

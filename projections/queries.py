@@ -10,14 +10,16 @@ from collections import Counter, defaultdict
 from datetime import datetime
 
 from domain.policy import TIERS, Policy, tier_rank
-from domain.tiering import standing
+from domain.tiering import order_inputs, standing
 from projections.common import iso, parse
 
 
 def tier_row(row: dict, at: datetime, policy: Policy) -> dict:
     """The current-tier answer for one member at ``at``."""
     entries = [(parse(o), spend, pts) for o, spend, pts in row["entries"]]
-    now = standing(entries, set(row["months"]), at, policy)
+    orders = [{**o, "at": parse(o["at"])} for o in row.get("orders", {}).values()]
+    order_entries, order_months = order_inputs(orders)
+    now = standing(entries + order_entries, set(row["months"]) | order_months, at, policy)
     override = row["override"]
     if override and override["expires_at"] <= iso(at):
         override = None

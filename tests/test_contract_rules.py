@@ -469,8 +469,9 @@ def test_contract_expires_only_at_its_valid_until():
     c.expire(ctx(end))
     [expired] = c.collect_events()
     assert expired.valid_until == end and c.status == "expired"
-    with pytest.raises(ContractError):
-        c.renew(ctx(end))
+    with pytest.raises(ContractError, match="ends before"):
+        c.renew(ctx(end + timedelta(days=40)), months=1)  # a renewal must reach past its instant
+    assert c.collect_events() == [] and c.status == "expired"
 
 
 def test_renewal_extends_validity_from_the_current_end():

@@ -112,6 +112,8 @@ def scenario() -> list[dict]:
     m.approve(run.ctx(), policy)
     m.record_agreement_signed(run.ctx(), "AG-M001")
     m.record_fee_paid(run.ctx(), 19_900, "CNY", "pay-123", policy)  # -> VipActivated
+    m.lapse(run.ctx(), "AG-M001", "member agreement AG-M001 expired without renewal")
+    m.renew_standing(run.ctx(), "AG-M001", policy)
     run.take(m)
     m.terminate_rights(run.ctx(), "breach of §4.3")
     m.apply_for_vip(run.ctx(actor="M001"), policy)

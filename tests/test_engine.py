@@ -83,7 +83,7 @@ def test_a_late_order_counts_by_its_occurred_at_but_is_stamped_on_the_timeline(m
     assert upgrade[2] == t + timedelta(days=10)  # stamped at arrival on the timeline
     assert s.app.member("M1").tier == "silver"
     row = s.store.view("current_tier")["M1"]
-    assert [e[0] for e in row["entries"]][-1] == late.astimezone(Z).astimezone(
+    assert row["orders"]["o-late"]["at"] == late.astimezone(Z).astimezone(
         __import__("datetime").timezone.utc).isoformat()
 
 

@@ -115,7 +115,7 @@ def test_paid_refunded_and_cancelled_orders_move_net_spend():
     now = m.standing_at(T0 + timedelta(days=3), POLICY)
     assert now.spend_fen == 2_500 * YUAN
     assert now.points == 2_500  # one point per CNY of net spend
-    assert m.orders[o1] == {"paid": 300_000, "reversed": 50_000}
+    assert (m.orders[o1]["paid"], m.orders[o1]["reversed"]) == (300_000, 50_000)
     assert m.orders[o2]["cancelled"] is True and m.orders[o2]["reversed"] == 100_000
 
 
@@ -145,10 +145,11 @@ def test_cancelled_order_cannot_be_cancelled_again_or_refunded():
         m.record_order_refunded(ctx(T0), "r1", o1, 1, "CNY", T0, POLICY)
 
 
-def test_orders_refuse_non_cny_bad_amounts_duplicates_and_naive_times():
+def test_orders_refuse_malformed_currencies_bad_amounts_duplicates_and_naive_times():
     m = new_member()
-    with pytest.raises(OrderError, match="currency"):
-        m.record_order_paid(ctx(T0), "i1", "O1", 100, "USD", T0, POLICY)
+    for bad in ("usd", "US", "", None):
+        with pytest.raises(OrderError, match="currency"):
+            m.record_order_paid(ctx(T0), "i1", "O1", 100, bad, T0, POLICY)
     for bad in (0, -5, 12.5, True):
         with pytest.raises(OrderError, match="positive whole number"):
             m.record_order_paid(ctx(T0), "i1", "O1", bad, "CNY", T0, POLICY)
@@ -650,7 +651,119 @@ def test_a_deep_copy_of_a_member_shares_no_mutable_state():
     m.collect_events()
     clone = copy.deepcopy(m)
     pay(clone, T0 + timedelta(days=1), 30_000)
-    assert len(m.entries) == 1 and len(clone.entries) == 2
+    assert len(m.orders) == 1 and len(clone.orders) == 2
     assert m.tier == "silver" and clone.tier == "gold"
     assert m.orders.keys() != clone.orders.keys()
     assert m.pending_events == [] and clone.pending_events
+
+
+# -- refunds at their order's instant, active months, other currencies (issue 6) ----
+
+
+def test_refund_reverses_its_own_order_at_its_occurred_at():
+    """Issue 6: 10,000 CNY paid 2025-01-05, refunded 2025-06-01, 6,000 CNY paid 2025-12-01."""
+    first = datetime(2025, 1, 5, 10, tzinfo=SH)
+    m = new_member(first)
+    big = pay(m, first, 10_000)
+    refund_at = datetime(2025, 6, 1, 10, tzinfo=SH)
+    m.record_order_refunded(ctx(refund_at), "r1", big, 10_000 * YUAN, "CNY", refund_at, POLICY)
+    pay(m, datetime(2025, 12, 1, 10, tzinfo=SH), 6_000)
+    # The refunded order has left the window and taken its refund with it.
+    assert m.standing_at(datetime(2026, 1, 6, 10, tzinfo=SH), POLICY).spend_fen == 6_000 * YUAN
+    assert m.standing_at(datetime(2025, 12, 2, tzinfo=SH), POLICY).spend_fen == 6_000 * YUAN
+    m.review(ctx(m.next_review_at), POLICY)
+    reviewed = m.collect_events()[-1]
+    assert type(reviewed).__name__ == "TierReviewed"
+    assert (reviewed.from_tier, reviewed.to_tier) == ("silver", "silver")
+    assert reviewed.standing["spend_fen"] == 6_000 * YUAN
+
+
+def test_a_refund_never_lowers_the_spend_of_other_orders():
+    m = new_member()
+    old = pay(m, T0, 3_000)
+    pay(m, T0 + timedelta(days=200), 2_000)
+    later = T0 + timedelta(days=370)  # the first order is out of the window, the second in
+    m.record_order_refunded(ctx(later), "r1", old, 3_000 * YUAN, "CNY", later, POLICY)
+    assert m.standing_at(later, POLICY).spend_fen == 2_000 * YUAN
+
+
+def test_a_cancelled_or_fully_refunded_order_does_not_make_its_month_active():
+    """Issue 6: cancelled 1-fen orders made months active and lifted a member to diamond."""
+    m = new_member()
+    for month in range(5):
+        at = T0 + timedelta(days=31 * month)
+        tiny = f"tiny-{month}"
+        m.record_order_paid(ctx(at), f"p{month}", tiny, 1, "CNY", at, POLICY)
+        if month % 2:
+            m.record_order_cancelled(ctx(at), f"c{month}", tiny, at)
+        else:
+            m.record_order_refunded(ctx(at), f"r{month}", tiny, 1, "CNY", at, POLICY)
+    big_at = T0 + timedelta(days=31 * 5)
+    pay(m, big_at, 100_000)
+    now = m.standing_at(big_at, POLICY)
+    assert now.active_months == 1 and m.tier == "platinum"
+
+
+def test_a_partly_refunded_order_keeps_its_month_active():
+    m = new_member()
+    o1 = pay(m, T0, 100)
+    m.record_order_refunded(ctx(T0), "r1", o1, 99 * YUAN, "CNY", T0, POLICY)
+    assert m.standing_at(T0, POLICY).active_months == 1
+    m.record_order_cancelled(ctx(T0), "c1", o1, T0)
+    assert m.standing_at(T0, POLICY).active_months == 0
+
+
+def test_an_order_in_another_currency_is_recorded_but_counts_nothing_without_a_conversion():
+    m = new_member()
+    m.collect_events()
+    m.record_order_paid(ctx(T0), "i1", "O-usd", 1_000_000, "USD", T0, POLICY)
+    [paid] = m.collect_events()
+    assert (paid.currency, paid.amount_fen, paid.counted_fen) == ("USD", 1_000_000, 0)
+    assert paid.policy_version == POLICY.version
+    now = m.standing_at(T0, POLICY)
+    assert (now.spend_fen, now.points, now.active_months, m.tier) == (0, 0, 0, "member")
+    m.record_order_refunded(ctx(T0), "r1", "O-usd", 500_000, "USD", T0, POLICY)  # recorded too
+    assert m.orders["O-usd"]["reversed"] == 500_000
+
+
+def test_an_order_in_another_currency_counts_through_the_conversion_the_policy_states():
+    rates = dataclasses.replace(POLICY.tiers, conversions={"USD": 7_200_000})  # 7.2 CNY per USD
+    policy = dataclasses.replace(POLICY, version="test-usd", tiers=rates)
+    m = new_member()
+    m.collect_events()
+    m.record_order_paid(ctx(T0), "i1", "O-usd", 100_000, "USD", T0, policy)  # 1,000 USD
+    [paid, upgraded] = m.collect_events()
+    assert paid.counted_fen == 720_000 and paid.policy_version == "test-usd"
+    assert upgraded.to_tier == "silver"
+    m.record_order_refunded(ctx(T0), "r1", "O-usd", 25_000, "USD", T0, policy)
+    assert m.standing_at(T0, policy).spend_fen == 540_000  # three quarters still count
+    with pytest.raises(OrderError, match="refund currency"):
+        m.record_order_refunded(ctx(T0), "r2", "O-usd", 100, "CNY", T0, policy)
+
+
+# -- the VIP standing follows the member agreement (seed 002 §9, §12) ---------------
+
+
+def test_the_standing_lapses_with_its_agreement_and_a_renewal_makes_it_active_with_the_tier_fee():
+    m = vip_member(25_000)  # gold, agreement AG-1
+    m.lapse(ctx(T0 + timedelta(days=1)), "AG-other", "another agreement ended")
+    assert m.collect_events() == [] and m.vip_status == "active"
+    m.lapse(ctx(T0 + timedelta(days=1)), "AG-1", "member agreement AG-1 expired without renewal")
+    [lapsed] = m.collect_events()
+    assert type(lapsed).__name__ == "VipLapsed" and m.vip_status == "lapsed" and not m.has_benefits
+    pay(m, T0 + timedelta(days=2), 30_000)  # platinum by now
+    m.collect_events()
+    fee = m.renew_standing(ctx(T0 + timedelta(days=3)), "AG-1", POLICY)
+    [renewed] = m.collect_events()
+    assert fee == renewed.fee_due_fen == POLICY.tiers.fee_for("platinum") == 49_900
+    assert renewed.tier == "platinum" and renewed.policy_version == POLICY.version
+    assert m.vip_status == "active"
+
+
+def test_a_standing_lost_otherwise_is_not_restored_by_renewing_the_agreement():
+    m = vip_member(25_000)
+    m.revoke(ctx(T0 + timedelta(days=1), "ops"), "fraud")
+    with pytest.raises(WorkflowError, match="applies again"):
+        m.renew_standing(ctx(T0 + timedelta(days=2)), "AG-1", POLICY)
+    m.lapse(ctx(T0 + timedelta(days=2)), "AG-1", "terminated")
+    assert m.vip_status == "revoked"

@@ -123,7 +123,7 @@ def test_a_runner_that_finds_the_store_moved_on_mid_batch_folds_nothing_twice(ma
     late = SqliteReadStore(s.settings.data_dir / "read.db")  # opened before anyone committed
     s.engine.flush()
     Runner(s.app, late, VIEWS).catch_up()
-    assert all(len(row["entries"]) == 1 for row in late.view("current_tier").values())
+    assert all(len(row["orders"]) == 1 for row in late.view("current_tier").values())
     late.close()
 
 
