@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Callable
+from urllib.parse import quote
 
 from infra.app import VipApp, utc_now
 from infra.engine import Engine
@@ -94,6 +97,9 @@ def build(settings: Settings | None = None, clock: Callable[[], datetime] = utc_
 
 def _open_app(policy, cipher: PiiCipher, settings: Settings, read_only: bool) -> VipApp:
     """The application; a table creation racing another process's (PostgreSQL) is tried again."""
+    if read_only and settings.event_store == "sqlite":
+        immutable = _needs_immutable(settings.data_dir / "events.db")
+        return VipApp(policy, cipher, env=settings.eventsourcing_env(read_only, immutable=immutable))
     for attempt in range(5):
         try:
             return VipApp(policy, cipher, env=settings.eventsourcing_env(read_only))
@@ -103,3 +109,20 @@ def _open_app(policy, cipher: PiiCipher, settings: Settings, read_only: bool) ->
                 raise
             time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def _needs_immutable(path: Path) -> bool:
+    """True for a WAL database SQLite cannot open read-only here (it cannot make its lock file
+    in a directory this process may not write) while no write-ahead log is pending: the file
+    is then all there is, and nobody can be writing it."""
+    db = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+    try:
+        db.execute("PRAGMA journal_mode").fetchone()
+        return False
+    except sqlite3.OperationalError:
+        wal = Path(f"{path}-wal")
+        if wal.exists() and wal.stat().st_size:
+            raise
+        return True
+    finally:
+        db.close()

@@ -16,6 +16,22 @@ from urllib.parse import quote
 log = logging.getLogger("vip.readstore")
 
 
+def _connect_read_only(path: str) -> sqlite3.Connection:
+    """``mode=ro``; in a directory SQLite cannot make its lock file in (and no write-ahead log
+    pending), ``immutable=1``: nobody can be writing there."""
+    uri = f"file:{quote(str(Path(path).resolve()))}"
+    db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, check_same_thread=False, timeout=30)
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        wal = Path(f"{path}-wal")
+        if wal.exists() and wal.stat().st_size:
+            raise
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+
+
 class StaleStoreError(RuntimeError):
     """Another process moved the read store on; reload and catch up again."""
 
@@ -71,8 +87,7 @@ class SqliteReadStore(MemoryStore):
         self.path = str(path)
         self.read_only = read_only
         if read_only:
-            self.db = sqlite3.connect(f"file:{quote(str(Path(self.path).resolve()))}?mode=ro", uri=True,
-                                      isolation_level=None, check_same_thread=False, timeout=30)
+            self.db = _connect_read_only(self.path)
         else:
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         try:

@@ -45,12 +45,14 @@ class Settings:
         values.update(overrides)
         return cls(**values)
 
-    def eventsourcing_env(self, read_only: bool = False) -> dict:
+    def eventsourcing_env(self, read_only: bool = False, immutable: bool = False) -> dict:
         """The eventsourcing library's own settings for the chosen event store.
 
         ``read_only`` (queries): SQLite is opened with a ``mode=ro`` URI and no
         store creates tables, so a query takes no write lock and works on a
-        read-only data dir or database role.
+        read-only data dir or database role. ``immutable`` opens a SQLite file
+        that no process writes (a read-only dir where SQLite cannot make its
+        ``-shm`` lock file) without any locking.
         """
         store = self.event_store
         # Cached aggregates are deep-copied on every get (a refused command
@@ -61,7 +63,8 @@ class Settings:
             return {"PERSISTENCE_MODULE": "eventsourcing.popo", **cache}
         if store == "sqlite":
             path = self.data_dir / "events.db"
-            name = f"file:{quote(str(path.resolve()))}?mode=ro" if read_only else str(path)
+            mode = "immutable=1" if immutable else "mode=ro"
+            name = f"file:{quote(str(path.resolve()))}?{mode}" if read_only else str(path)
             return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": name,
                     "SQLITE_LOCK_TIMEOUT": "30", **cache, **({"CREATE_TABLE": "n"} if read_only else {})}
         if store.startswith(("postgresql://", "postgres://")):
