@@ -214,7 +214,7 @@ def now_or(system, as_of: datetime | None) -> datetime:
 @query("tier")
 @click.argument("member_id")
 def tier_cmd(ctx, member_id, as_of, as_json):
-    """Current tier of one member: tier, since, window spend and points, VIP status."""
+    """Current tier of one member: tier, since, window spend and points, VIP status, review due."""
     system = system_of(ctx, read_only=True)
     at = when(as_of)
     store = store_as_of(system, at)
@@ -415,7 +415,10 @@ def _print_ingest(d: dict) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def tick_cmd(ctx, as_json):
-    """Fire every scheduled item the wall clock says is due (reviews, SLA, due dates)."""
+    """The scheduler: record every item the wall clock says is due (reviews, SLA, due dates).
+
+    Queries never do this; run `vip serve`, or `vip tick` from cron.
+    """
     fired = system_of(ctx).engine.tick()
     emit({"fired": fired}, as_json, lambda d: click.echo(f"{d['fired']} scheduled items fired"))
 
