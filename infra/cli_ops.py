@@ -42,7 +42,7 @@ def run(ctx, at, actor, as_json, action, describe) -> None:
     result = engine.run(instant, action, actor=actor)
     engine.flush()
     data = describe(result)
-    notices = list(system.app.notices)
+    notices = list(dict.fromkeys(system.app.notices))  # a step run again notes the same twice
     for notice in notices:
         click.echo(f"Note: {notice}", err=True)
     if notices:

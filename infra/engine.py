@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import sqlite3
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
@@ -18,6 +19,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.base import Ctx, DomainError, FutureInstantError
 from infra.app import VipApp
+from infra.readstore import StaleStoreError
 from infra.runner import Runner
 from projections.common import iso, parse
 
@@ -158,8 +160,15 @@ class Engine:
         self.timers.refresh(keys)
 
     def flush(self) -> None:
+        """Commit the views. The read store is derived data: when it cannot be written (a full
+        disk), what was saved is still in the log and the store catches up from it later, so
+        this warns instead of failing a step whose events are already saved."""
         self.sync(force=True)
-        self.runner.flush()
+        try:
+            self.runner.flush()
+        except (sqlite3.Error, OSError, StaleStoreError) as exc:
+            log.warning("the read store could not be updated (%s): what was saved is in the event "
+                        "log, and the read store catches up from it on the next command", exc)
 
     def _writable(self) -> None:
         if self.read_only:
