@@ -12,12 +12,12 @@ from typing import Any
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import Tracking
 
-from domain.base import Ctx, DomainError, NotFoundError
+from domain.base import ERASED, Ctx, DomainError, NotFoundError
 from domain.complaint import Complaint
 from domain.contract import Contract
 from domain.member import Member
 from domain.policy import Policy
-from infra.pii import PiiCipher
+from infra.pii import ErasedError, KeyStoreError, PiiCipher
 
 
 class DuplicateError(DomainError):
@@ -34,6 +34,8 @@ class VipApp(Application):
         self.policy = policy
         self.cipher = cipher
         self.log_changed = True  # set on every save; the engine reads and clears it
+        # What a command did not keep (free text for an erased member): the CLI says so.
+        self.notices: list[str] = []
 
     def _notify(self, recordings) -> None:
         self.log_changed = True
@@ -79,10 +81,41 @@ class VipApp(Application):
         except NotFoundError:
             return None
 
+    # -- personal data ---------------------------------------------------------------
+
+    def is_erased(self, member_id: str) -> bool:
+        """Erased per the event log (the authority), or per the key store.
+
+        A key found for a member the log says was erased (a key store
+        restored from before the erasure) is destroyed again.
+        """
+        member = self.find_member(member_id)
+        if member is not None and member.erased:
+            try:
+                if self.cipher.keys.key(member_id) is not None:
+                    self.cipher.keys.destroy(member_id)
+            except KeyStoreError:
+                pass  # nothing personal is read or written for an erased member
+            return True
+        return self.cipher.keys.is_destroyed(member_id)
+
+    def seal_for(self, member_id: str, value: str | None, what: str = "text") -> str | None:
+        """Seal free text given for a member; for an erased member it is not kept (a notice says so)."""
+        if value is None or value == "":
+            return value
+        if not self.is_erased(member_id):
+            try:
+                return self.cipher.seal(member_id, value)
+            except ErasedError:
+                pass
+        self.notices.append(f"member {member_id}'s personal data was erased: the {what} given was not "
+                            f"kept (stored as {ERASED})")
+        return ERASED
+
     # -- members -------------------------------------------------------------------
 
     def register_member(self, ctx: Ctx, input_id: str, member_id: str, profile: dict) -> Member:
-        sealed = self.cipher.seal_fields(member_id, profile)
+        sealed = {k: self.seal_for(member_id, v, k) for k, v in profile.items() if v is not None}
         member = self.find_member(member_id)
         if member is None:
             member = Member.register(ctx, member_id, sealed, source="crm", input_id=input_id)
@@ -189,7 +222,7 @@ class VipApp(Application):
             raise DuplicateError(f"complaint {complaint_id} already exists; pick another id")
         member = self.member(member_id)
         tier = member.effective_tier if member.has_benefits else "member"
-        sealed = self.cipher.seal(member_id, description)
+        sealed = self.seal_for(member_id, description, "description")
         complaint = Complaint.file(ctx, complaint_id, member_id, channel, category, severity,
                                    sealed, tier, self.policy)
         self.save(complaint)
@@ -198,7 +231,7 @@ class VipApp(Application):
     def resolve_complaint(self, ctx: Ctx, complaint_id: str, resolution: str) -> Complaint:
         """The resolution text may identify the customer, so it is sealed like the description."""
         complaint = self.complaint(complaint_id)
-        sealed = self.cipher.seal(complaint.member_id, resolution)
+        sealed = self.seal_for(complaint.member_id, resolution, "resolution")
         complaint.resolve(ctx, sealed, self.policy.calendar(complaint.calendar_id))
         self.save(complaint)
         return complaint
@@ -208,7 +241,7 @@ class VipApp(Application):
         """Run one Complaint command; a ``reason`` (often the customer's words) is sealed."""
         complaint = self.complaint(complaint_id)
         if kwargs.get("reason"):
-            kwargs["reason"] = self.cipher.seal(complaint.member_id, kwargs["reason"])
+            kwargs["reason"] = self.seal_for(complaint.member_id, kwargs["reason"], "reason")
         if calendar:
             kwargs["calendar"] = self.policy.calendar(complaint.calendar_id)
         getattr(complaint, command)(*args, **kwargs)

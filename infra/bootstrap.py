@@ -1,15 +1,20 @@
 """The composition root: builds the whole backend from settings."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Callable
+from urllib.parse import quote
 
 from infra.app import VipApp, utc_now
 from infra.engine import Engine
 from infra.pii import KeyStore, PiiCipher
 from infra.policy_file import load_policy
-from infra.readstore import MemoryStore, SqliteReadStore
+from infra.readstore import MemoryStore, open_read_store
 from infra.runner import Runner
 from infra.settings import Settings
 from projections.complaints import COMPLAINTS
@@ -19,6 +24,8 @@ from projections.members import CURRENT_TIER, TIER_HISTORY
 from projections.timers import TIMERS
 
 VIEWS = [CURRENT_TIER, TIER_HISTORY, COMPLAINTS, CONTRACTS, LEDGER, TIMERS]
+
+log = logging.getLogger("vip.bootstrap")
 
 
 @dataclass
@@ -31,12 +38,18 @@ class System:
     store: MemoryStore
     engine: Engine
 
+    @property
+    def read_only(self) -> bool:
+        return self.engine.read_only
+
     def close(self) -> None:
-        self.engine.flush()
-        if isinstance(self.store, SqliteReadStore):
+        try:
+            if not self.read_only:
+                self.engine.flush()
+        finally:
             self.store.close()
-        self.keys.close()
-        self.app.close()
+            self.keys.close()
+            self.app.close()
 
     def __enter__(self) -> "System":
         return self
@@ -46,17 +59,70 @@ class System:
 
 
 def build(settings: Settings | None = None, clock: Callable[[], datetime] = utc_now,
-          memory_views: bool = False) -> System:
-    """Build app, key store, read store and engine; ``memory_views`` keeps views in memory only."""
+          memory_views: bool = False, read_only: bool = False) -> System:
+    """Build app, key store, read store and engine; ``memory_views`` keeps views in memory only.
+
+    ``read_only`` (queries) opens every store without writing: the views are
+    brought up to the log's end in memory and nothing is ever committed; a
+    SQLite data dir with no event store yet answers as an empty log.
+    """
     settings = settings or Settings.from_env()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     policy = load_policy(settings.policy_file)
-    keys = KeyStore(settings.path(settings.key_store, "keys.db"))
-    app = VipApp(policy, PiiCipher(keys), env=settings.eventsourcing_env())
+    keys_path = settings.path(settings.key_store, "keys.db")
+    keys = KeyStore(keys_path, create=False, read_only=read_only)
+    if read_only and settings.event_store == "sqlite" and not (settings.data_dir / "events.db").exists():
+        settings = replace(settings, event_store="memory")
+    if not read_only:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = _open_app(policy, PiiCipher(keys), settings, read_only)
+    if not read_only and not app.recorder.max_notification_id():
+        # A new log: its key store is made now, so from the first event on a
+        # missing key store is noticed instead of replaced.
+        keys.create = True
+        keys.ensure()
     if memory_views or settings.event_store in ("memory", "popo"):
         store: MemoryStore = MemoryStore()
     else:
-        store = SqliteReadStore(settings.path(settings.read_store, "read.db"))
-    engine = Engine(app, Runner(app, store, VIEWS), clock,
-                    timedelta(seconds=settings.future_tolerance_seconds))
+        store = open_read_store(settings.path(settings.read_store, "read.db"), read_only)
+    runner = Runner(app, store, VIEWS)
+    problem = runner.mismatch()
+    if problem:
+        log.warning("read store %s does not match the event log (%s): rebuilding it%s",
+                    getattr(store, "path", "(memory)"), problem, " in memory" if read_only else "")
+        runner.restart()
+    engine = Engine(app, runner, clock, timedelta(seconds=settings.future_tolerance_seconds),
+                    read_only=read_only)
     return System(settings, app, keys, store, engine)
+
+
+def _open_app(policy, cipher: PiiCipher, settings: Settings, read_only: bool) -> VipApp:
+    """The application; a table creation racing another process's (PostgreSQL) is tried again."""
+    if read_only and settings.event_store == "sqlite":
+        immutable = _needs_immutable(settings.data_dir / "events.db")
+        return VipApp(policy, cipher, env=settings.eventsourcing_env(read_only, immutable=immutable))
+    for attempt in range(5):
+        try:
+            return VipApp(policy, cipher, env=settings.eventsourcing_env(read_only))
+        except Exception as exc:  # the driver's own error classes differ per store
+            racing = "concurrently updated" in str(exc) or "pg_type_typname" in str(exc)
+            if not racing or attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _needs_immutable(path: Path) -> bool:
+    """True for a WAL database SQLite cannot open read-only here (it cannot make its lock file
+    in a directory this process may not write) while no write-ahead log is pending: the file
+    is then all there is, and nobody can be writing it."""
+    db = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)
+    try:
+        db.execute("PRAGMA journal_mode").fetchone()
+        return False
+    except sqlite3.OperationalError:
+        wal = Path(f"{path}-wal")
+        if wal.exists() and wal.stat().st_size:
+            raise
+        return True
+    finally:
+        db.close()

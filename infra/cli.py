@@ -14,9 +14,13 @@ import click
 
 from domain.base import DomainError
 from infra.bootstrap import VIEWS, build
+from infra.cli_errors import VipGroup
+from infra.engine import ConflictError
 from infra.logs import setup_logging
+from infra.pii import KeyStoreError
 from infra.policy_file import PolicyFileError
 from infra.settings import Settings
+from infra.replay import history, rebuild, replay
 from projections import queries
 
 
@@ -72,15 +76,20 @@ def fen(amount: int) -> str:
 
 
 class Context:
-    """Builds the system lazily, so ``--help`` never touches a database."""
+    """Builds the system lazily, so ``--help`` never touches a database.
+
+    Queries build it read-only (nothing is written, no write lock is taken);
+    everything else builds it for writing.
+    """
 
     def __init__(self) -> None:
         self._system = None
+        self.read_only = False
 
     @property
     def system(self):
         if self._system is None:
-            self._system = build(Settings.from_env())
+            self._system = build(Settings.from_env(), read_only=self.read_only)
         return self._system
 
     def close(self) -> None:
@@ -95,27 +104,37 @@ def domain_errors(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except (DomainError, PolicyFileError, ValueError) as exc:
+        except (DomainError, PolicyFileError, ValueError, KeyStoreError, ConflictError) as exc:
             raise click.ClickException(str(exc)) from None
     return wrapper
 
 
-@click.group()
+@click.group(cls=VipGroup)
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks (for bug reports).")
 @click.pass_context
-def main(ctx: click.Context, verbose: bool) -> None:
+def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
     """Event-sourced VIP backend: members, contracts, complaints and their read models.
 
     Settings come from the environment: VIP_DATA_DIR (default ./.vip),
-    VIP_EVENT_STORE (sqlite | memory | postgresql://...), VIP_POLICY_FILE.
+    VIP_EVENT_STORE (sqlite | memory | postgresql://...), VIP_POLICY_FILE,
+    VIP_FUTURE_TOLERANCE_SECONDS (how far after the wall clock --at may lie).
+
+    Queries never write: they read the stores (even a read-only data dir)
+    and compute what is at risk, breached, overdue or due for review at the
+    query's instant. Only `vip tick` and `vip serve` record scheduled work.
     """
     setup_logging(verbose)
     ctx.obj = Context()
     ctx.call_on_close(ctx.obj.close)
 
 
-def system_of(ctx: click.Context):
-    return ctx.find_object(Context).system
+def system_of(ctx: click.Context, read_only: bool = False):
+    """The system of this invocation; a query asks for it ``read_only``."""
+    context = ctx.find_object(Context)
+    if context._system is None:
+        context.read_only = read_only
+    return context.system
 
 
 def query(name: str, as_of: bool = True):
@@ -130,19 +149,17 @@ def query(name: str, as_of: bool = True):
 
 
 def store_as_of(system, as_of: datetime | None):
-    """The live read store brought to now, or a replay of the log up to ``as_of``.
+    """The read store brought to the log's end (in memory), or a replay of the log up to ``as_of``.
 
-    "Now" means every scheduled item due by the wall clock has run (reviews,
-    SLA breaches, due dates), exactly as ``vip tick`` or ``vip serve`` would.
+    Nothing is fired or written: what the clock decides (at risk, breached,
+    overdue, review due) is computed by the queries from the stored
+    deadlines against the query's instant.
     """
     now = system.engine.clock()
     if as_of is None:
-        system.engine.tick()
         return system.store
     if as_of > now:
         raise click.ClickException(f"--as-of {as_of.isoformat()} is in the future; the log ends now")
-    system.engine.tick()
-    from infra.replay import replay
     return replay(system.app, VIEWS, until=as_of)
 
 
@@ -155,20 +172,21 @@ def now_or(system, as_of: datetime | None) -> datetime:
 @query("tier")
 @click.argument("member_id")
 def tier_cmd(ctx, member_id, as_of, as_json):
-    """Current tier of one member: tier, since, window spend and points, VIP status."""
-    system = system_of(ctx)
+    """Current tier of one member: tier, since, window spend and points, VIP status, review due."""
+    system = system_of(ctx, read_only=True)
     at = when(as_of)
-    row = store_as_of(system, at).get("current_tier", member_id)
+    store = store_as_of(system, at)
+    row = store.get("current_tier", member_id)
     if row is None:
         raise click.ClickException(f"no member {member_id!r} in the read model")
-    answer = queries.tier_row(row, now_or(system, at), system.app.policy)
+    answer = queries.tier_row(row, now_or(system, at), system.app.policy, queries.member_timers(store, member_id))
     emit(answer, as_json, lambda r: print_table([r], list(r)))
 
 
 @query("tiers")
 def tiers_cmd(ctx, as_of, as_json):
     """Every member's current tier."""
-    system = system_of(ctx)
+    system = system_of(ctx, read_only=True)
     at = when(as_of)
     rows = queries.tiers(store_as_of(system, at), now_or(system, at), system.app.policy)
     emit(rows, as_json, lambda rs: print_table(rs, ["member_id", "tier", "effective_tier", "since",
@@ -179,7 +197,7 @@ def tiers_cmd(ctx, as_of, as_json):
 @query("breaches")
 def breaches_cmd(ctx, as_of, as_json):
     """Open complaints whose SLA clock is at risk or breached."""
-    system = system_of(ctx)
+    system = system_of(ctx, read_only=True)
     at = when(as_of)
     rows = queries.pending_breaches(store_as_of(system, at), now_or(system, at), system.app.policy)
     emit(rows, as_json, lambda rs: print_table(rs, ["complaint_id", "member_id", "tier", "clock",
@@ -190,7 +208,7 @@ def breaches_cmd(ctx, as_of, as_json):
 @click.option("--contract", help="Only postings of this contract.")
 def ledger_cmd(ctx, contract, as_of, as_json):
     """Revenue ledger: balances per account, contract, party and month; trial balance."""
-    system = system_of(ctx)
+    system = system_of(ctx, read_only=True)
     at = when(as_of)
     answer = queries.ledger(store_as_of(system, at), at, system.app.policy, contract)
     emit(answer, as_json, _print_ledger)
@@ -208,7 +226,7 @@ def _print_ledger(answer: dict) -> None:
 @query("kpis")
 def kpis_cmd(ctx, as_of, as_json):
     """Complaint KPIs per tier and month: response/resolution percentiles, satisfaction."""
-    system = system_of(ctx)
+    system = system_of(ctx, read_only=True)
     rows = queries.complaint_kpis(store_as_of(system, when(as_of)), system.app.policy)
     emit(rows, as_json, lambda rs: print_table(rs, list(rs[0]) if rs else []))
 
@@ -216,7 +234,7 @@ def kpis_cmd(ctx, as_of, as_json):
 @query("overdue")
 def overdue_cmd(ctx, as_of, as_json):
     """Contract milestones and invoices past due."""
-    system = system_of(ctx)
+    system = system_of(ctx, read_only=True)
     at = when(as_of)
     answer = queries.overdue(store_as_of(system, at), now_or(system, at))
 
@@ -231,7 +249,7 @@ def overdue_cmd(ctx, as_of, as_json):
 @click.argument("member_id")
 def tier_history_cmd(ctx, member_id, as_json):
     """Every tier change of a member, with the policy version and reason."""
-    system = system_of(ctx)
+    system = system_of(ctx, read_only=True)
     rows = queries.tier_history(store_as_of(system, None), member_id)
     emit(rows, as_json, lambda rs: print_table(rs, ["at", "event", "from", "to", "reason", "actor",
                                                    "policy_version", "standing"]))
@@ -242,8 +260,7 @@ def tier_history_cmd(ctx, member_id, as_json):
 @click.argument("business_id")
 def history_cmd(ctx, kind, business_id, as_json):
     """Every event of one aggregate: time, type, actor, policy version, data."""
-    from infra.replay import history
-    rows = history(system_of(ctx).app, kind, business_id)
+    rows = history(system_of(ctx, read_only=True).app, kind, business_id)
     emit(rows, as_json, lambda rs: print_table(rs, ["version", "at", "type", "actor",
                                                    "policy_version", "data"]))
 
@@ -255,10 +272,12 @@ def history_cmd(ctx, kind, business_id, as_json):
 @click.pass_context
 @domain_errors
 def replay_cmd(ctx, as_of, as_json, no_progress):
-    """Rebuild every read model from the log, to now or to a past instant."""
-    from infra.replay import rebuild, replay
-    system = system_of(ctx)
+    """Rebuild every read model from the log, to now or to a past instant.
+
+    A read store that cannot be opened (it is derived data) is rebuilt, after saying so.
+    """
     at = when(as_of)
+    system = system_of(ctx, read_only=at is not None)
     if at is None:
         count = rebuild(system, progress=not no_progress)
         store, at_ = system.store, system.engine.clock()
@@ -354,7 +373,10 @@ def _print_ingest(d: dict) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def tick_cmd(ctx, as_json):
-    """Fire every scheduled item the wall clock says is due (reviews, SLA, due dates)."""
+    """The scheduler: record every item the wall clock says is due (reviews, SLA, due dates).
+
+    Queries never do this; run `vip serve`, or `vip tick` from cron.
+    """
     fired = system_of(ctx).engine.tick()
     emit({"fired": fired}, as_json, lambda d: click.echo(f"{d['fired']} scheduled items fired"))
 

@@ -25,10 +25,28 @@ def common(func):
 
 
 def run(ctx, at, actor, as_json, action, describe) -> None:
+    """Run one operation at ``--at`` (when it happened) or now.
+
+    An ``--at`` before the log's latest instant, or further after the wall
+    clock than the tolerance, is refused (quoting the instant given).
+    Notices (free text not kept for an erased member) go to stderr, and to
+    ``notices`` in the JSON.
+    """
     system = system_of(ctx)
-    result = system.engine.run(when(at), action, actor=actor)
-    system.engine.flush()
+    engine = system.engine
+    instant = when(at)
+    if instant is not None:
+        engine.refuse_future(instant, "--at")
+        engine.refuse_past(instant, "--at")
+    system.app.notices.clear()
+    result = engine.run(instant, action, actor=actor)
+    engine.flush()
     data = describe(result)
+    notices = list(dict.fromkeys(system.app.notices))  # a step run again notes the same twice
+    for notice in notices:
+        click.echo(f"Note: {notice}", err=True)
+    if notices:
+        data = {**data, "notices": notices}
     emit(data, as_json, lambda d: click.echo(json.dumps(d, ensure_ascii=False, default=str)))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import sqlite3
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
@@ -18,10 +19,21 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.base import Ctx, DomainError, FutureInstantError
 from infra.app import VipApp
+from infra.readstore import StaleStoreError
 from infra.runner import Runner
 from projections.common import iso, parse
 
 log = logging.getLogger("vip.scheduler")
+
+CONFLICT_ATTEMPTS = 8
+
+
+class ConflictError(RuntimeError):
+    """Other processes kept changing the same aggregates; nothing of this step was saved."""
+
+
+class LateCommandError(DomainError):
+    """A command dated before what the log already holds."""
 
 
 class TimerIndex:
@@ -55,9 +67,10 @@ class Engine:
     """Applies commands and inputs on one timeline, firing due work first."""
 
     def __init__(self, app: VipApp, runner: Runner, clock: Callable[[], datetime],
-                 future_tolerance: timedelta = timedelta(minutes=5)) -> None:
+                 future_tolerance: timedelta = timedelta(minutes=5), read_only: bool = False) -> None:
         self.app, self.runner, self.clock = app, runner, clock
         self.future_tolerance = future_tolerance
+        self.read_only = read_only
         self.runner.catch_up(flush=False)
         self.timers = TimerIndex(runner.store.view("timers"))
         self.runner.touched.clear()
@@ -84,6 +97,31 @@ class Engine:
                 f"(VIP_FUTURE_TOLERANCE_SECONDS sets the tolerance)")
         return at
 
+    def refuse_past(self, at: datetime, what: str = "the instant") -> datetime:
+        """Refuse a command dated before the log's latest instant (commands only: inputs arriving
+        late follow the late-arrival rule of :meth:`stamp`)."""
+        line = self.timeline()
+        if line is not None and at < line:
+            shown = line.astimezone(at.tzinfo) if at.tzinfo else line
+            raise LateCommandError(
+                f"{what} {at.isoformat()} is before the log's latest instant {shown.isoformat()}: "
+                f"the log only moves forward; give {shown.isoformat()} or later (a past action is "
+                f"entered with the instant it is entered at, and its own dates in its fields)")
+        return at
+
+    def retrying(self, step: Callable[[], Any], what: str = "this step") -> Any:
+        """Run ``step``; when another process saved the same aggregate first, run it again on
+        fresh state (a bounded number of times), then refuse clearly."""
+        for attempt in range(CONFLICT_ATTEMPTS):
+            try:
+                return step()
+            except IntegrityError:
+                log.info("conflict with another writer on %s (try %d): retrying on fresh state",
+                         what, attempt + 1)
+                self.sync(force=True)
+        raise ConflictError(f"other processes kept changing the same records; {what} was not saved "
+                            f"after {CONFLICT_ATTEMPTS} tries: run it again")
+
     def stamp(self, at: datetime) -> datetime:
         """The instant a thing that happened at ``at`` is applied at: never before the timeline."""
         line = self.timeline()
@@ -96,6 +134,7 @@ class Engine:
 
     def advance(self, until: datetime) -> int:
         """Fire every timer due at or before ``until``, in due order. Returns how many fired."""
+        self._writable()
         fired = 0
         limit = iso(until)
         while True:
@@ -121,20 +160,39 @@ class Engine:
         self.timers.refresh(keys)
 
     def flush(self) -> None:
+        """Commit the views. The read store is derived data: when it cannot be written (a full
+        disk), what was saved is still in the log and the store catches up from it later, so
+        this warns instead of failing a step whose events are already saved."""
         self.sync(force=True)
-        self.runner.flush()
+        try:
+            self.runner.flush()
+        except (sqlite3.Error, OSError, StaleStoreError) as exc:
+            log.warning("the read store could not be updated (%s): what was saved is in the event "
+                        "log, and the read store catches up from it on the next command", exc)
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise RuntimeError("this engine was opened read-only (a query): it records nothing")
 
     def run(self, at: datetime | None, action: Callable[[Ctx], Any], actor: str = "operator",
             causation_id: str = "", correlation_id: str = "") -> Any:
-        """Run one command at ``at`` (the wall clock if None) after the work due before it."""
+        """Run one command at ``at`` (the wall clock if None) after the work due before it.
+
+        A save that collides with another process's is run again on fresh state.
+        """
+        self._writable()
         at = at or self.clock()
-        self.advance(at)
-        result = action(self.ctx(at, actor, causation_id, correlation_id))
+
+        def step():
+            self.advance(at)
+            return action(self.ctx(at, actor, causation_id, correlation_id))
+        result = self.retrying(step, "the command")
         self.sync()
         return result
 
     def tick(self) -> int:
-        """Live: fire what the wall clock says is due, and commit the views."""
+        """Live: fire what the wall clock says is due, and commit the views (the scheduler)."""
+        self._writable()
         self.sync(force=True)
         fired = self.advance(self.clock())
         self.flush()

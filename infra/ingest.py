@@ -93,7 +93,7 @@ def ingest_files(engine: Engine, files: list, rejects: str | Path | None = None,
     bar = _bar(len(items), f"ingest {report.source}", progress)
     for done, (item, number, raw) in enumerate(items, 1):
         try:
-            outcome = apply_input(engine, item)
+            outcome = engine.retrying(lambda: apply_input(engine, item), f"line {number}")
         except DomainError as exc:
             report.rejected.append((number, str(exc), raw))
         except PersistenceError:
@@ -113,7 +113,13 @@ def ingest_files(engine: Engine, files: list, rejects: str | Path | None = None,
     engine.flush()
     if report.rejected:
         report.rejects_file = str(Path(rejects) if rejects else path.with_suffix(path.suffix + ".rejects"))
-        _write_rejects(report)
+        try:
+            _write_rejects(report)
+        except OSError as exc:
+            # The report (printed by the caller) still says which lines and why.
+            log.error("cannot write the rejects file %s (%s); the rejected lines are listed below",
+                      report.rejects_file, exc.strerror or exc)
+            report.rejects_file = None
         for number, reason, _ in report.rejected[:20]:
             log.warning("%s line %d rejected: %s", path.name, number, reason)
     return report

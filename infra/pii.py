@@ -13,30 +13,75 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
+from urllib.parse import quote
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from domain.base import ERASED, SEALED_PREFIX, DomainError
 
 VERSION = "v1"
+UNREADABLE = "[unreadable]"
 
 
 class ErasedError(DomainError):
     """The member's personal data was erased; no new personal data is kept for them."""
 
 
-class KeyStore:
-    """Data keys by member id in a SQLite file; destroyed keys are gone for good."""
+class KeyStoreError(RuntimeError):
+    """The key store is missing or unreadable: personal data can be neither read nor written."""
 
-    def __init__(self, path: str | Path) -> None:
+
+class KeyStore:
+    """Data keys by member id in a SQLite file; destroyed keys are gone for good.
+
+    The file is opened on first use. It may be created only while ``create``
+    is true (the composition root allows it for a new, empty event log): a
+    key store missing beside a log that already holds events is an error,
+    never a silent new one, because every sealed value would then read as
+    erased and new keys would make the old values unreadable for good.
+    """
+
+    def __init__(self, path: str | Path, create: bool = True, read_only: bool = False) -> None:
         self.path = str(path)
+        self.create, self.read_only = create, read_only
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA secure_delete = ON")
-        self._db.execute("PRAGMA journal_mode = DELETE")
-        self._db.execute("CREATE TABLE IF NOT EXISTS member_keys (member_id TEXT PRIMARY KEY, key BLOB NOT NULL)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS destroyed (member_id TEXT PRIMARY KEY)")
+        self._conn: sqlite3.Connection | None = None
         self._cache: dict[str, bytes | None] = {}
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._open()
+        return self._conn
+
+    def _open(self) -> sqlite3.Connection:
+        where = f"the key store {self.path}"
+        if not Path(self.path).exists() and (self.read_only or not self.create):
+            raise KeyStoreError(f"{where} is missing, but the event log already holds events: personal "
+                                "data can be neither read nor written without it. Restore keys.db from "
+                                "its backup (VIP_KEY_STORE names another path); no new key store is made")
+        try:
+            if self.read_only:
+                db = sqlite3.connect(f"file:{quote(str(Path(self.path).resolve()))}?mode=ro", uri=True,
+                                     check_same_thread=False, isolation_level=None)
+            else:
+                db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                db.execute("PRAGMA secure_delete = ON")
+                db.execute("PRAGMA journal_mode = DELETE")
+                db.execute("CREATE TABLE IF NOT EXISTS member_keys (member_id TEXT PRIMARY KEY, key BLOB NOT NULL)")
+                db.execute("CREATE TABLE IF NOT EXISTS destroyed (member_id TEXT PRIMARY KEY)")
+            db.execute("SELECT count(*) FROM member_keys").fetchone()
+            db.execute("SELECT count(*) FROM destroyed").fetchone()
+        except sqlite3.Error as exc:
+            raise KeyStoreError(f"{where} cannot be read ({exc}): personal data can be neither read nor "
+                                "written; restore keys.db from its backup") from None
+        return db
+
+    def ensure(self) -> None:
+        """Open (creating when allowed) now, so the file exists from the log's first event on."""
+        with self._lock:
+            self._db  # noqa: B018  (opening is the point)
 
     def key(self, member_id: str, create: bool = False) -> bytes | None:
         """The member's key; a new one when ``create`` and none was ever made."""
@@ -65,7 +110,9 @@ class KeyStore:
         return bool(self._db.execute("SELECT 1 FROM destroyed WHERE member_id = ?", (member_id,)).fetchone())
 
     def close(self) -> None:
-        self._db.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 class PiiCipher:
@@ -92,8 +139,13 @@ class PiiCipher:
         key = self.keys.key(member_id)
         if key is None:
             return ERASED
-        raw = base64.b64decode(sealed.split(":", 2)[2])
-        return AESGCM(key).decrypt(raw[:12], raw[12:], member_id.encode()).decode()
+        try:
+            raw = base64.b64decode(sealed.split(":", 2)[2])
+            return AESGCM(key).decrypt(raw[:12], raw[12:], member_id.encode()).decode()
+        except (InvalidTag, ValueError, IndexError):
+            # Sealed with another key (a key store from elsewhere) or damaged:
+            # shown as such, never a crash.
+            return UNREADABLE
 
     def open_fields(self, member_id: str, fields: dict) -> dict:
         return {k: self.open(member_id, v) for k, v in (fields or {}).items()}

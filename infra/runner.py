@@ -7,6 +7,8 @@ transaction (see ``infra.readstore``).
 """
 from __future__ import annotations
 
+import hashlib
+import logging
 from datetime import datetime
 from typing import Callable, Iterable
 
@@ -14,6 +16,17 @@ from infra.envelope import envelope
 from infra.readstore import StaleStoreError
 from projections.common import iso
 from projections.view import View
+
+log = logging.getLogger("vip.runner")
+
+FLUSH_ATTEMPTS = 20
+
+
+def note_hash(note) -> str:
+    """A digest of one stored notification: which log, which event, at which position."""
+    digest = hashlib.sha256(f"{note.id}|{note.originator_id}|{note.originator_version}|{note.topic}|".encode())
+    digest.update(bytes(note.state))
+    return digest.hexdigest()[:32]
 
 
 def apply(store, views: Iterable[View], event: dict) -> set:
@@ -46,6 +59,41 @@ class Runner:
         self.touched: set = set()  # (view, key) changed since the engine last looked
         self.position = store.position
         self.clock = store.clock
+        self.last_hash = store.last_hash
+        self._log_id: str | None = None
+        self._pending_hash: str | None = None
+
+    @property
+    def log_id(self) -> str | None:
+        """The identity of the log: a digest of its first notification (None while empty)."""
+        if self._log_id is None:
+            first = self.app.recorder.select_notifications(0, 1, inclusive_of_start=False)
+            self._log_id = note_hash(first[0]) if first else None
+        return self._log_id
+
+    def mismatch(self) -> str | None:
+        """Why the read store does not belong to this log (ahead of it, or another log), or None."""
+        store = self.store
+        if not store.position:
+            return None
+        end = self.app.recorder.max_notification_id() or 0
+        if store.position > end:
+            return (f"it is at position {store.position}, beyond the event log's end ({end}): "
+                    "the event store was restored or replaced")
+        if store.log_id is None:
+            return "it records no log identity (built by an older version)"
+        if store.log_id != self.log_id:
+            return "it was built from another event log"
+        found = self.app.recorder.select_notifications(store.position, 1)
+        if not found or found[0].id != store.position or note_hash(found[0]) != store.last_hash:
+            return f"the event at its position {store.position} is not the one it folded"
+        return None
+
+    def restart(self) -> None:
+        """Forget everything folded: the next catch-up starts at the log's first event."""
+        self.store.reset()
+        self.position, self.clock, self.last_hash, self.dirty = 0, None, None, set()
+        self._log_id = None
 
     def events(self, until: datetime | None = None) -> Iterable[dict]:
         """Envelopes after the tracked position, oldest first (optionally up to a timestamp)."""
@@ -59,6 +107,7 @@ class Runner:
                 event = envelope(mapper.to_domain_event(note), note.id)
                 if until is not None and event["timestamp"] > until:
                     return
+                self._pending_hash = note_hash(note)
                 yield event
             if len(page) < self.page:
                 return  # a short page is the end of the log for now
@@ -75,6 +124,7 @@ class Runner:
             self.dirty |= changed
             self.touched |= changed
             self.position = event["position"]
+            self.last_hash = self._pending_hash
             stamp = iso(event["timestamp"])
             if self.clock is None or stamp > self.clock:
                 self.clock = stamp
@@ -88,16 +138,24 @@ class Runner:
         return count
 
     def flush(self) -> None:
-        """Commit changed rows with the position; if another process got there first, redo."""
-        if self.position == self.store.position and not self.dirty:
+        """Commit changed rows with the position; if another process got there first, redo.
+
+        A read-only store is never written: the rows stay in memory.
+        """
+        if self.store.read_only or (self.position == self.store.position and not self.dirty):
             return
-        try:
-            self.store.commit(self.dirty, self.position, self.clock)
-        except StaleStoreError:
-            self.store.reload()
-            self.position, self.clock, self.dirty = self.store.position, self.store.clock, set()
-            # Rows committed by the other process (its timers too) are news to the engine.
-            self.touched |= {(view, key) for view, rows in self.store.rows.items() for key in rows}
-            self.catch_up(flush=False)
-            self.store.commit(self.dirty, self.position, self.clock)
+        for _ in range(FLUSH_ATTEMPTS):
+            try:
+                self.store.commit(self.dirty, self.position, self.clock, self.log_id, self.last_hash)
+                break
+            except StaleStoreError:
+                self.store.reload()
+                self.position, self.clock, self.dirty = self.store.position, self.store.clock, set()
+                self.last_hash = self.store.last_hash
+                # Rows committed by the other process (its timers too) are news to the engine.
+                self.touched |= {(view, key) for view, rows in self.store.rows.items() for key in rows}
+                self.catch_up(flush=False)
+        else:
+            raise StaleStoreError(f"the read store kept moving under this process ({FLUSH_ATTEMPTS} tries); "
+                                  "run the command again")
         self.dirty = set()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,15 @@ class Settings:
         values.update(overrides)
         return cls(**values)
 
-    def eventsourcing_env(self) -> dict:
-        """The eventsourcing library's own settings for the chosen event store."""
+    def eventsourcing_env(self, read_only: bool = False, immutable: bool = False) -> dict:
+        """The eventsourcing library's own settings for the chosen event store.
+
+        ``read_only`` (queries): SQLite is opened with a ``mode=ro`` URI and no
+        store creates tables, so a query takes no write lock and works on a
+        read-only data dir or database role. ``immutable`` opens a SQLite file
+        that no process writes (a read-only dir where SQLite cannot make its
+        ``-shm`` lock file) without any locking.
+        """
         store = self.event_store
         # Cached aggregates are deep-copied on every get (a refused command
         # must not leave a half-changed aggregate behind) and fast-forwarded
@@ -55,9 +62,11 @@ class Settings:
         if store in ("memory", "popo"):
             return {"PERSISTENCE_MODULE": "eventsourcing.popo", **cache}
         if store == "sqlite":
-            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                    "SQLITE_DBNAME": str(self.data_dir / "events.db"),
-                    "SQLITE_LOCK_TIMEOUT": "30", **cache}
+            path = self.data_dir / "events.db"
+            mode = "immutable=1" if immutable else "mode=ro"
+            name = f"file:{quote(str(path.resolve()))}?{mode}" if read_only else str(path)
+            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": name,
+                    "SQLITE_LOCK_TIMEOUT": "30", **cache, **({"CREATE_TABLE": "n"} if read_only else {})}
         if store.startswith(("postgresql://", "postgres://")):
             url = urlparse(store)
             return {**cache, "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -70,7 +79,8 @@ class Settings:
                     # tracking row and skips the table lock (notification ids
                     # could commit out of order): keep the plain path, and
                     # keep saves small (one command's aggregates) instead.
-                    "POSTGRES_ENABLE_DB_FUNCTIONS": "n"}
+                    "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+                    **({"CREATE_TABLE": "n"} if read_only else {})}
         raise ValueError(f"VIP_EVENT_STORE={store!r}: use sqlite, memory, or a postgresql:// URL")
 
     def path(self, value: str | None, default: str) -> Path:

@@ -14,12 +14,18 @@ from domain.tiering import order_inputs, standing
 from projections.common import iso, parse
 
 
-def tier_row(row: dict, at: datetime, policy: Policy) -> dict:
-    """The current-tier answer for one member at ``at``."""
+def tier_row(row: dict, at: datetime, policy: Policy, timers: dict | None = None) -> dict:
+    """The current-tier answer for one member at ``at``.
+
+    ``timers`` (the member's row of the timers view) gives the next annual
+    review: ``review_due`` says it is due at ``at`` and not yet recorded
+    (only the scheduler, ``vip tick`` / ``vip serve``, records it).
+    """
     entries = [(parse(o), spend, pts) for o, spend, pts in row["entries"]]
     orders = [{**o, "at": parse(o["at"])} for o in row.get("orders", {}).values()]
     order_entries, order_months = order_inputs(orders)
     now = standing(entries + order_entries, set(row["months"]) | order_months, at, policy)
+    next_review = ((timers or {}).get("timers") or {}).get("review")
     override = row["override"]
     if override and override["expires_at"] <= iso(at):
         override = None
@@ -31,12 +37,18 @@ def tier_row(row: dict, at: datetime, policy: Policy) -> dict:
             "since": row["since"], "vip_status": row["status"],
             "window_spend_fen": now.spend_fen, "window_points": now.points,
             "active_months": now.active_months, "policy_version": row["policy_version"],
-            "override": override, "registered": row["registered"], "erased": row["erased"]}
+            "override": override, "registered": row["registered"], "erased": row["erased"],
+            "next_review_at": next_review, "review_due": bool(next_review and next_review <= iso(at))}
+
+
+def member_timers(store, member_id: str) -> dict | None:
+    """The member's row of the timers view (due reviews and override expiries)."""
+    return store.get("timers", f"member:{member_id}")
 
 
 def tiers(store, at: datetime, policy: Policy) -> list[dict]:
     rows = store.view("current_tier")
-    return [tier_row(rows[k], at, policy) for k in sorted(rows)]
+    return [tier_row(rows[k], at, policy, member_timers(store, k)) for k in sorted(rows)]
 
 
 def tier_distribution(rows: list[dict]) -> dict:
@@ -159,7 +171,10 @@ def overdue(store, at: datetime) -> dict:
     """Milestones and invoices past due at ``at`` and not completed or paid."""
     now, milestones, invoices = iso(at), [], []
     for row in store.view("contracts").values():
-        live = row["status"] in ("effective", "disputed")
+        # A contract past its validity has expired at ``at`` even before the
+        # scheduler records it: its milestones are no longer owed.
+        expired = bool(row.get("valid_until")) and row["valid_until"] <= now
+        live = row["status"] in ("effective", "disputed") and not expired
         for mid, m in row["milestones"].items():
             if live and m["status"] != "completed" and m["due_at"] <= now:
                 milestones.append({"contract_id": row["contract_id"], "milestone": mid,

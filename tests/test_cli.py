@@ -174,7 +174,13 @@ def test_a_complaint_runs_its_life_cycle_through_the_cli(vip):
     assert kpis[0]["tier"] == "member" and kpis[0]["filed"] == 1
     events = [e["type"] for e in json.loads(vip("history", "complaint", "C9", "--json").output)]
     assert events[:2] == ["ComplaintFiled", "ComplaintAcknowledged"]
-    # The live query ran what is due since: the reopened clock ran out long ago.
+    # The reopened clock ran out long ago: the query says so, but records nothing.
+    assert events[-1] == "ComplaintReopened"
+    breached = json.loads(vip("breaches", "--json").output)
+    assert {(b["complaint_id"], b["state"]) for b in breached} == {("C9", "breached")}
+    # The scheduler records it, each at its own due instant.
+    vip("tick")
+    events = [e["type"] for e in json.loads(vip("history", "complaint", "C9", "--json").output)]
     after = events[events.index("ComplaintReopened"):]
     assert after[-3:] == ["ComplaintSlaAtRisk", "ComplaintSlaBreached", "ComplaintEscalated"]
 
@@ -193,7 +199,12 @@ def test_overrides_and_revocation_through_the_cli(vip):
     expired = json.loads(vip("tier", "M1", "--json", "--as-of", "2025-06-02T00:00:00+08:00").output)
     assert expired["effective_tier"] == "gold" and expired["override"] is None
     history = [h["event"] for h in json.loads(vip("tier-history", "M1", "--json").output)]
-    # A live query first runs what the wall clock says is due: the expiry, then the reviews.
+    # Queries record nothing: the expiry and the reviews wait for the scheduler.
+    assert history == ["TierUpgraded", "TierUpgraded", "TierOverrideSet"]
+    now = json.loads(vip("tier", "M1", "--json").output)
+    assert now["review_due"] is True and now["override"] is None
+    vip("tick")
+    history = [h["event"] for h in json.loads(vip("tier-history", "M1", "--json").output)]
     assert history[:4] == ["TierUpgraded", "TierUpgraded", "TierOverrideSet", "TierOverrideCleared"]
     assert "TierReviewed" in history[4:]
 

@@ -64,14 +64,33 @@ def test_erasing_a_member_shreds_the_key_and_history_still_replays(make_system):
         again.close()
 
 
-def test_an_erased_member_cannot_be_given_new_personal_data(make_system):
-    import pytest
-    from domain.base import DomainError
+def test_erasure_never_blocks_a_complaint_and_later_free_text_is_not_kept(make_system):
+    """Every step of an erased member's open complaint still works; new text is stored as erased."""
+    from domain.base import ERASED
     s = make_system()
-    _member_with_story(s)
-    s.engine.run(START + timedelta(days=1), lambda c: s.app.erase_member(c, "M1"))
-    with pytest.raises(DomainError, match="erased"):
-        s.engine.run(START + timedelta(days=2), lambda c: s.app.file_complaint(c, "C2", "M1", "web", "x", "low", "new text"))
+    s.engine.run(START, lambda c: s.app.register_member(c, "reg", "M1", {"name": NAME}))
+    s.engine.run(START + timedelta(hours=1), lambda c: s.app.file_complaint(c, "C1", "M1", "phone", "service", "high", STORY))
+    s.engine.run(START + timedelta(hours=2), lambda c: s.app.erase_member(c, "M1"))
+    app, t = s.app, START + timedelta(hours=3)
+    app.notices.clear()
+    s.engine.run(t, lambda c: app.complaint_command("C1", "acknowledge", c, calendar=True))
+    s.engine.run(t, lambda c: app.complaint_command("C1", "wait_for_customer", c, reason="她说地址是幸福路", calendar=True))
+    s.engine.run(t, lambda c: app.complaint_command("C1", "customer_replied", c, calendar=True))
+    s.engine.run(t, lambda c: app.resolve_complaint(c, "C1", f"called {PHONE} back"))
+    s.engine.run(t, lambda c: app.complaint_command("C1", "rate", c, 5))
+    s.engine.run(t, lambda c: app.complaint_command("C1", "close", c))
+    s.engine.run(t, lambda c: app.complaint_command("C1", "reopen", c, reason=f"{PHONE} again", calendar=True))
+    s.engine.run(t, lambda c: app.resolve_complaint(c, "C1", "done"))
+    s.engine.run(t, lambda c: s.app.file_complaint(c, "C2", "M1", "web", "x", "low", "new text 幸福路"))
+    s.engine.flush()
+    assert app.complaint("C1").status == "resolved" and app.complaint("C2").status == "filed"
+    assert len(app.notices) == 5 and all("not kept" in n and "M1" in n for n in app.notices)
+    for value in (PHONE, "幸福路", "new text"):
+        assert _found(s.settings.data_dir, value.encode()) == []
+    events = history(app, "complaint", "C1")
+    assert [e["data"]["resolution"] for e in events if e["type"] == "ComplaintResolved"] == [ERASED, ERASED]
+    assert history(app, "complaint", "C2")[0]["data"]["description"] == ERASED
+    assert s.store.get("complaints", "C1")["status"] == "resolved"
 
 
 def test_complaint_reasons_are_sealed_like_the_description(make_system):
