@@ -68,7 +68,6 @@ class Member(VipAggregate):
         self.entries: list = []  # activity: (occurred_at, 0, points)
         self.active_months: set[str] = set()  # months with activity
         self.orders: dict[str, dict] = {}  # the order's own instant, month and what is left of it
-        self.seen_inputs: set[str] = {input_id} if input_id else set()
         self.tier = "member"
         self.tier_since: datetime | None = None
         self.first_silver_at: datetime | None = None
@@ -91,7 +90,6 @@ class Member(VipAggregate):
         clone.entries = list(self.entries)
         clone.active_months = set(self.active_months)
         clone.orders = {k: dict(v) for k, v in self.orders.items()}
-        clone.seen_inputs = set(self.seen_inputs)
         clone.profile = dict(self.profile)
         clone.override = dict(self.override) if self.override else None
         return clone
@@ -116,9 +114,6 @@ class Member(VipAggregate):
         order_entries, order_months = order_inputs(self.orders.values())
         return standing(self.entries + order_entries, self.active_months | order_months, at, policy)
 
-    def has_seen(self, input_id: str) -> bool:
-        return bool(input_id) and input_id in self.seen_inputs
-
     # -- profile ----------------------------------------------------------
 
     def fill_registration(self, ctx: Ctx, input_id: str, profile: dict) -> None:
@@ -131,7 +126,6 @@ class Member(VipAggregate):
 
     @event("RegistrationFilled")
     def _registration_filled(self, input_id: str, profile: dict) -> None:
-        self.seen_inputs.add(input_id)
         self.profile.update(profile)
         self.registered = True
 
@@ -144,7 +138,6 @@ class Member(VipAggregate):
 
     @event("ProfileUpdated")
     def _profile_updated(self, input_id: str, changes: dict) -> None:
-        self.seen_inputs.add(input_id)
         self.profile.update(changes)
 
     def record_erasure(self, ctx: Ctx, input_id: str) -> None:
@@ -154,8 +147,6 @@ class Member(VipAggregate):
 
     @event("PersonalDataErased")
     def _personal_data_erased(self, input_id: str) -> None:
-        if input_id:
-            self.seen_inputs.add(input_id)
         self.erased = True
 
     # -- orders and activity ---------------------------------------------
@@ -184,7 +175,6 @@ class Member(VipAggregate):
                     occurred_at: datetime, month: str, counted_fen: int | None = None,
                     policy_version: str | None = None) -> None:
         # v1 events carry no counted_fen: only tier-currency orders were recorded then.
-        self.seen_inputs.add(input_id)
         self.orders[order_id] = {"at": occurred_at, "month": month, "currency": currency,
                                  "paid": amount_fen, "reversed": 0,
                                  "counted": amount_fen if counted_fen is None else counted_fen}
@@ -212,7 +202,6 @@ class Member(VipAggregate):
     @event("OrderRefunded")
     def _order_refunded(self, input_id: str, order_id: str, amount_fen: int, currency: str,
                         occurred_at: datetime) -> None:
-        self.seen_inputs.add(input_id)
         self.orders[order_id]["reversed"] += amount_fen
 
     def record_order_cancelled(self, ctx: Ctx, input_id: str, order_id: str,
@@ -230,7 +219,6 @@ class Member(VipAggregate):
     @event("OrderCancelled")
     def _order_cancelled(self, input_id: str, order_id: str, reversed_fen: int,
                          occurred_at: datetime) -> None:
-        self.seen_inputs.add(input_id)
         order = self.orders.setdefault(order_id, {"at": occurred_at, "month": None, "paid": 0,
                                                   "reversed": 0, "counted": 0})
         order["reversed"] += reversed_fen
@@ -252,7 +240,6 @@ class Member(VipAggregate):
     @event("ActivityRecorded")
     def _activity_recorded(self, input_id: str, kind: str, occurred_at: datetime, points: int,
                            month: str, policy_version: str) -> None:
-        self.seen_inputs.add(input_id)
         self.entries.append((occurred_at, 0, points))
         self.active_months.add(month)
 

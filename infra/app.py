@@ -7,7 +7,7 @@ both aggregates in one atomic ``save``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Sequence
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import Tracking
@@ -18,6 +18,7 @@ from domain.contract import Contract
 from domain.member import Member
 from domain.policy import Policy
 from infra.pii import ErasedError, KeyStoreError, PiiCipher
+from infra.recorders import Receipt
 
 
 class DuplicateError(DomainError):
@@ -45,16 +46,21 @@ class VipApp(Application):
         # which the Kafka consumers use for exactly-once effect.
         return self.factory.process_recorder()
 
-    def save_tracked(self, tracking: Tracking | None, *aggregates: Any) -> None:
-        """Save aggregates, and record an input position in the same transaction."""
+    def save_tracked(self, tracking: Tracking | None, *aggregates: Any,
+                     receipts: Sequence[Receipt] = ()) -> None:
+        """Save aggregates, and record an input position and input receipts in the same transaction."""
         if tracking is None:
             if aggregates:
-                self.save(*aggregates)
+                self.save(*aggregates, receipts=receipts)
             return
         processing = ProcessingEvent(tracking=tracking)
-        processing.collect_events(*aggregates)
+        processing.collect_events(*aggregates, receipts=receipts)
         self._record(processing)
         self.log_changed = True
+
+    def receipt(self, input_id: str) -> Receipt | None:
+        """How an upstream input id was first applied, or None (see ``infra.recorders``)."""
+        return self.recorder.receipt(input_id)
 
     # -- lookups ------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ remembered by the member it concerns, atomically with the events it caused.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from domain.base import DomainError
 from domain.currencies import is_currency
 from domain.member import ACTIVITY_KINDS, Member
 from infra.engine import Engine
+from infra.recorders import Receipt
 
 ORDER_TYPES = ("OrderPaid", "OrderRefunded", "OrderCancelled")
 CRM_TYPES = ("CustomerRegistered", "ProfileUpdated", "ActivityRecorded", "ErasureRequested")
@@ -66,6 +68,10 @@ def mask_text(raw: str) -> str:
     return _DIGITS.sub(MASK, _EMAIL.sub(MASK, text))
 
 
+class InputConflictError(DomainError):
+    """An upstream event id was reused for different content."""
+
+
 class InputError(ValueError):
     """An upstream event is malformed; the message says which field and why."""
 
@@ -81,6 +87,21 @@ class Input:
     occurred_at: datetime
     fields: dict = field(default_factory=dict)
     correlation_id: str = ""
+
+    def digest(self) -> str:
+        """What makes two deliveries of one event id the same input.
+
+        Personal values (profile fields) are left out, so no hash of a
+        phone number or name outlives the member's erasure: a reused id is
+        still told apart by its type, member, instant and every other field.
+        """
+        fields = {k: (sorted(v) if k == "profile" else v) for k, v in self.fields.items()}
+        content = [self.source, self.type, self.member_id, self.occurred_at.isoformat(), fields]
+        return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+
+    def receipt(self) -> Receipt:
+        """The receipt recorded with this input's events (one effect per event id)."""
+        return Receipt(self.event_id, self.digest(), self.member_id)
 
 
 def parse(source: str, record: dict[str, Any], type_hint: str | None = None) -> Input:
@@ -182,10 +203,10 @@ def apply_input(engine: Engine, item: Input, tracking: Tracking | None = None) -
     app = engine.app
     ctx = engine.ctx(item.occurred_at, actor=f"upstream:{item.source}",
                      causation_id=item.event_id, correlation_id=item.correlation_id)
-    member = app.find_member(item.member_id)
-    if member is not None and member.has_seen(item.event_id):
+    if _seen_before(app.receipt(item.event_id), item):
         app.save_tracked(tracking)
         return "duplicate"
+    member = app.find_member(item.member_id)
     if item.type == "ErasureRequested":
         if member is None:
             raise DomainError(f"member {item.member_id} is unknown; nothing to erase")
@@ -196,13 +217,26 @@ def apply_input(engine: Engine, item: Input, tracking: Tracking | None = None) -
     else:
         member = member or Member.register(ctx, item.member_id, None, source=item.source)
         _record(member, ctx, item, app.policy)
-    app.save_tracked(tracking, member)
+    app.save_tracked(tracking, member, receipts=[item.receipt()])
     engine.sync()
     return "applied"
 
 
+def _seen_before(receipt: Receipt | None, item: Input) -> bool:
+    """True for a redelivery of an input already applied; a reused id with other content is refused."""
+    if receipt is None:
+        return False
+    if receipt.digest != item.digest() or receipt.member_id != item.member_id:
+        raise InputConflictError(
+            f"event_id {item.event_id} was already used for another input (member "
+            f"{receipt.member_id}, different content); an upstream event id must be unique: "
+            f"give this event its own id")
+    return True
+
+
 def _profile(app, ctx, member, item: Input):
-    sealed = app.cipher.seal_fields(item.member_id, item.fields["profile"])
+    # An erased member's profile change is applied without its values (never blocks).
+    sealed = {k: app.seal_for(item.member_id, v, k) for k, v in item.fields["profile"].items()}
     if member is None:
         return Member.register(ctx, item.member_id, sealed, source="crm", input_id=item.event_id)
     if item.type == "CustomerRegistered":

@@ -235,6 +235,7 @@ def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_
         effects = Counter((e["meta"].get("causation_id"), e["type"]) for e in logged)
         per_input = [sum(effects[(m.record["event_id"], t)] for t in PRIMARY[m.type]) for _, m in stream]
         lost = sum(1 for n in per_input if n == 0)
+        lost_types = Counter(m.type for (_, m), n in zip(stream, per_input) if n == 0)
         doubled = sum(1 for n in per_input if n > 1)
 
         # every logged event on its topic; duplicates allowed, each the same message
@@ -254,7 +255,8 @@ def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_
               f"{[k[0] for k in kills['consumer']]}, {len(kills['relay'])} relay kills at relayed positions "
               f"{[k[0] for k in kills['relay']]} "
               f"({flowing} of them while the stream was flowing); "
-              f"{events} upstream events -> {len(logged)} domain events; lost {lost}, doubled {doubled}; "
+              f"{events} upstream events -> {len(logged)} domain events; lost {lost} {dict(lost_types)}, "
+                  f"doubled {doubled}; "
               f"on the topics: {len(missing)} missing, {bus_duplicates} duplicates (same event id); "
               f"{retried} conflict retries, {skipped} stale positions refused; "
               f"{time.monotonic() - began:.0f}s")

@@ -1,0 +1,117 @@
+"""Event-store recorders that also keep input receipts, in the same transaction.
+
+An upstream input (an order, a CRM change) has its own ``event_id``. The
+system promises one effect per input id, across every member: the id, a
+digest of the input's content and the member it concerned are written to
+``input_receipts`` in the transaction that stores the input's events. A
+second writer of the same id fails on the table's primary key, exactly as a
+second writer of the same aggregate version fails on the events table, and
+the caller retries on fresh state (where it finds the receipt).
+
+Receipts live beside the log, not inside the ``Member`` aggregate, so a
+member's state does not grow with every input it ever received.
+
+The library's documented hooks choose these classes: ``PROCESS_RECORDER_TOPIC``
+for SQLite and PostgreSQL, and a factory (``PERSISTENCE_MODULE``) for the
+in-memory store, whose factory has no such hook.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Sequence
+
+from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.popo import POPOFactory, POPOProcessRecorder
+from eventsourcing.postgres import PostgresProcessRecorder
+from eventsourcing.sqlite import SQLiteProcessRecorder
+from psycopg.sql import SQL, Identifier
+
+
+class Receipt(NamedTuple):
+    """One input id as first applied: its id, content digest and member."""
+
+    input_id: str
+    digest: str
+    member_id: str
+
+
+class SQLiteReceiptRecorder(SQLiteProcessRecorder):
+    """SQLite process recorder with an ``input_receipts`` table."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(),
+                "CREATE TABLE IF NOT EXISTS input_receipts (input_id TEXT PRIMARY KEY,"
+                " digest TEXT NOT NULL, member_id TEXT NOT NULL) WITHOUT ROWID"]
+
+    def _insert_events(self, c, stored_events: Sequence[StoredEvent], **kwargs: Any):
+        returning = super()._insert_events(c, stored_events, **kwargs)
+        receipts = kwargs.get("receipts") or ()
+        if receipts:
+            c.executemany("INSERT INTO input_receipts VALUES (?, ?, ?)", [tuple(r) for r in receipts])
+        return returning
+
+    def receipt(self, input_id: str) -> Receipt | None:
+        """The receipt of an input id, or None if it was never applied."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT input_id, digest, member_id FROM input_receipts WHERE input_id = ?",
+                      (input_id,))
+            row = c.fetchone()
+        return Receipt(*row) if row else None
+
+
+class PostgresReceiptRecorder(PostgresProcessRecorder):
+    """PostgreSQL process recorder with an ``input_receipts`` table."""
+
+    def __init__(self, datastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        self._receipts = SQL("{0}.{1}").format(Identifier(datastore.schema),
+                                               Identifier("input_receipts"))
+        self.sql_create_statements.append(SQL(
+            "CREATE TABLE IF NOT EXISTS {0} (input_id text PRIMARY KEY,"
+            " digest text NOT NULL, member_id text NOT NULL)").format(self._receipts))
+
+    def _insert_events(self, curs, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        receipts = kwargs.get("receipts") or ()
+        if receipts:
+            curs.executemany(SQL("INSERT INTO {0} VALUES (%s, %s, %s)").format(self._receipts),
+                             [tuple(r) for r in receipts])
+        super()._insert_events(curs, stored_events, **kwargs)
+
+    def receipt(self, input_id: str) -> Receipt | None:
+        """The receipt of an input id, or None if it was never applied."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(SQL("SELECT input_id, digest, member_id FROM {0} WHERE input_id = %s")
+                         .format(self._receipts), (input_id,), prepare=False)
+            row = curs.fetchone()
+        return Receipt(row["input_id"], row["digest"], row["member_id"]) if row else None
+
+
+class POPOReceiptRecorder(POPOProcessRecorder):
+    """The in-memory process recorder with receipts (unit tests, as-of replays)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._receipts: dict[str, Receipt] = {}
+
+    def _assert_uniqueness(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        super()._assert_uniqueness(stored_events, **kwargs)
+        for receipt in kwargs.get("receipts") or ():
+            if receipt.input_id in self._receipts:
+                raise IntegrityError(f"input {receipt.input_id} already has a receipt")
+
+    def _update_table(self, stored_events: Sequence[StoredEvent], **kwargs: Any):
+        ids = super()._update_table(stored_events, **kwargs)
+        for receipt in kwargs.get("receipts") or ():
+            self._receipts[receipt.input_id] = Receipt(*receipt)
+        return ids
+
+    def receipt(self, input_id: str) -> Receipt | None:
+        """The receipt of an input id, or None if it was never applied."""
+        with self._database_lock:
+            return self._receipts.get(input_id)
+
+
+class ReceiptPOPOFactory(POPOFactory):
+    """The in-memory factory, making :class:`POPOReceiptRecorder` process recorders."""
+
+    def process_recorder(self) -> POPOReceiptRecorder:
+        return POPOReceiptRecorder()
