@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import shutil
@@ -45,16 +46,25 @@ import time
 import uuid
 from pathlib import Path
 
+from kafka import TopicPartition
+
+from consumers.upstream import UpstreamConsumer
+from infra.bootstrap import build
+from infra.dev.broker import Broker
+from infra.dev.simulator import Simulator, publish
+from infra.kafka.admin import create_all
+from infra.kafka.bus import Topics, header_map, make_consumer, make_producer
+from infra.kafka.relay import Relay
+from infra.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _settings(bootstrap: str, data_dir: Path, prefix: str):
-    from infra.settings import Settings
     return Settings.from_env({}, data_dir=data_dir, kafka_bootstrap=bootstrap, topic_prefix=prefix)
 
 
 def _fresh_topics(bootstrap: str, data_dir: Path):
-    from infra.bus import Topics, create_all
     settings = _settings(bootstrap, data_dir, "b" + uuid.uuid4().hex[:8])
     topics = Topics.from_settings(settings, env={})
     create_all(settings, topics)
@@ -62,8 +72,6 @@ def _fresh_topics(bootstrap: str, data_dir: Path):
 
 
 def _publish_all(bootstrap: str, topic: str, messages) -> float:
-    from consumers.simulator import publish
-    from infra.bus import make_producer
     producer = make_producer(bootstrap)
     started = time.perf_counter()
     publish(producer, topic, messages)
@@ -73,7 +81,6 @@ def _publish_all(bootstrap: str, topic: str, messages) -> float:
 
 def baseline(bootstrap: str, topic: str, count: int, env: dict) -> float:
     """Seconds a plain group consumer takes to read ``count`` messages (from the first one)."""
-    from infra.bus import make_consumer
     consumer = make_consumer(bootstrap, f"bench-plain-{uuid.uuid4().hex[:6]}", env)
     consumer.subscribe([topic])
     seen, first = 0, None
@@ -90,11 +97,6 @@ def baseline(bootstrap: str, topic: str, count: int, env: dict) -> float:
 
 def pipeline(settings, topics, count: int, env: dict) -> tuple[float, dict]:
     """Seconds the serve loop takes from the first record to the last domain event acknowledged."""
-    from consumers.upstream import UpstreamConsumer
-    from infra.bootstrap import build
-    from infra.bus import make_producer
-    from infra.relay import Relay
-
     system = build(settings)
     producer = make_producer(settings.kafka_bootstrap)
     consumer = UpstreamConsumer(system.engine, topics, settings.kafka_bootstrap, producer,
@@ -120,11 +122,6 @@ def pipeline(settings, topics, count: int, env: dict) -> tuple[float, dict]:
 
 def latency(bootstrap: str, work: Path, rate: float, seconds: float, env: dict) -> dict:
     """p50/p99 from an order's send to its domain event's arrival, ``vip serve`` in its own process."""
-    from kafka import TopicPartition
-
-    from consumers.simulator import Simulator
-    from infra.bus import header_map, make_consumer, make_producer
-
     settings, topics = _fresh_topics(bootstrap, work / "latency")
     child_env = dict(os.environ, **env, VIP_DATA_DIR=str(settings.data_dir), VIP_EVENT_STORE="sqlite",
                      VIP_KAFKA_BOOTSTRAP=bootstrap, VIP_TOPIC_PREFIX=settings.topic_prefix,
@@ -194,9 +191,6 @@ def latency(bootstrap: str, work: Path, rate: float, seconds: float, env: dict) 
 
 
 def run(args) -> dict:
-    from consumers.simulator import Simulator
-    from infra.broker import Broker
-
     env = {"VIP_KAFKA_SESSION_TIMEOUT_MS": "6000", "VIP_KAFKA_HEARTBEAT_MS": "1000"}
     broker = None
     bootstrap = args.bootstrap
@@ -230,7 +224,6 @@ def run(args) -> dict:
 
 
 def main(argv=None) -> None:
-    import logging
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -33,10 +33,15 @@ from importlib import metadata
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from infra.bootstrap import VIEWS, build
+from infra.service_layer.ingest import ingest_file
+from infra.service_layer.replay import replay
+from infra.settings import Settings
+
 ZONE = ZoneInfo("Asia/Shanghai")
 REFUND_SHARE = 0.02      # share of the input lines that are refunds of earlier orders
 BATCH = 2000             # the batched baseline's rows per transaction (= ingest's flush_every)
-PAGE = 2000              # notification page size (= the page infra.replay.replay uses)
+PAGE = 2000              # notification page size (= the page infra.service_layer.replay.replay uses)
 
 
 # -- the input file --------------------------------------------------------------------
@@ -291,10 +296,6 @@ def _disk(data: Path) -> dict:
 
 def run(orders: int, members: int, seed: int, parent: str | None, keep: bool,
         progress: bool, profile_top: int = 0, repeat: int = 3) -> dict:
-    from infra.bootstrap import VIEWS, build
-    from infra.ingest import ingest_file
-    from infra.replay import replay
-    from infra.settings import Settings
 
     tmp = Path(tempfile.mkdtemp(prefix="vip-bench-", dir=parent))
     out: dict = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -314,7 +315,7 @@ def run(orders: int, members: int, seed: int, parent: str | None, keep: bool,
         try:
             pragmas = store_pragmas(system.app)
             out["event_store"] = {"kind": settings.event_store, **pragmas,
-                                  "read_store": "SQLite WAL, synchronous=NORMAL (infra.readstore)",
+                                  "read_store": "SQLite WAL, synchronous=NORMAL (infra.stores.readstore)",
                                   "env_overrides": es_env_overrides()}
 
             # 2. ingest, end to end: parse, sort, apply (one event-store transaction

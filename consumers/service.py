@@ -13,8 +13,11 @@ import time
 from typing import Callable
 
 from consumers.upstream import UpstreamConsumer
-from infra.bus import Topics, group_id, make_producer
-from infra.relay import Relay, RelayError, StopFlag
+from infra.bootstrap import build
+from infra.kafka.bus import Topics, group_id, make_producer
+from infra.kafka.relay import Relay, RelayError, StopFlag
+from infra.logs import setup_logging
+from infra.settings import Settings
 
 log = logging.getLogger("vip.serve")
 
@@ -23,8 +26,6 @@ def serve(settings=None, *, group: str | None = None, tick_seconds: float = 5.0,
           relay: bool = True, stop: Callable[[], bool] | None = None, env: dict | None = None,
           echo: Callable[[str], None] | None = None, system=None) -> dict:
     """Run until ``stop()`` (SIGTERM/SIGINT by default); returns what was done."""
-    from infra.bootstrap import build
-    from infra.settings import Settings
 
     settings = settings or Settings.from_env()
     topics = Topics.from_settings(settings, env)
@@ -81,7 +82,6 @@ def serve(settings=None, *, group: str | None = None, tick_seconds: float = 5.0,
 
 
 def main() -> None:  # python -m consumers.service  (the same as `vip serve`)
-    from infra.logs import setup_logging
     setup_logging()
     serve(echo=lambda line: print(line, flush=True))
 

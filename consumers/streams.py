@@ -1,6 +1,6 @@
 """Faust stream processors: the read models, built from the domain topics.
 
-The agents call the same folds as the embedded runner (``infra.runner.apply``
+The agents call the same folds as the embedded runner (``infra.service_layer.runner.apply``
 over ``infra.bootstrap.VIEWS``), so both give the same answer. Effectively
 once without Kafka transactions or changelog recovery (Tansu cannot do
 either): each message's rows, its (topic, partition, offset) and the
@@ -15,9 +15,19 @@ import logging
 import sqlite3
 from pathlib import Path
 
-from infra.avro_events import decode_event
-from infra.readstore import MemoryStore
-from infra.runner import apply
+from infra.bootstrap import VIEWS
+from infra.kafka.bus import (
+    DLQ_OFFSET,
+    DLQ_PARTITION,
+    DLQ_REASON,
+    DLQ_TOPIC,
+    Topics,
+    make_producer,
+)
+from infra.service_layer.runner import apply
+from infra.settings import Settings
+from infra.stores.readstore import MemoryStore
+from schemas.events import decode_event
 
 log = logging.getLogger("vip.streams")
 VERSIONS = "_versions"
@@ -80,7 +90,6 @@ def process(store: StreamViewStore, views, value: bytes, topic: str, partition: 
 
 def dead_letter(producer, message, reason: str) -> None:
     """A message the folds cannot take goes to ``<topic>.dlq`` with why and where it was."""
-    from infra.bus import DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON, DLQ_TOPIC, Topics
     headers = list(message.headers or []) + [
         (DLQ_REASON, reason.encode()), (DLQ_TOPIC, message.topic.encode()),
         (DLQ_PARTITION, str(message.partition).encode()), (DLQ_OFFSET, str(message.offset).encode())]
@@ -116,9 +125,6 @@ def run_streams(settings=None, loglevel: str = "warning") -> None:
     """Run the Faust worker until it is stopped (SIGTERM/SIGINT); views go to streams.db."""
     import faust
 
-    from infra.bootstrap import VIEWS
-    from infra.bus import Topics, make_producer
-    from infra.settings import Settings
 
     settings = settings or Settings.from_env()
     settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 Each message is decoded (Avro single-object encoding: the writer schema is
 found by its fingerprint and resolved to the latest reader), validated with
-:func:`infra.upstream.parse` and applied with :func:`infra.upstream.apply_input`,
+:func:`infra.service_layer.upstream.parse` and applied with :func:`infra.service_layer.upstream.apply_input`,
 exactly as ``vip ingest`` applies a line of a file.
 
 **Exactly-once effect.** The consumed position is recorded in the event store
@@ -37,11 +37,29 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from eventsourcing.persistence import PersistenceError, RecordConflictError, Tracking
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata
 
 from domain.base import DomainError
-from infra.bus import (DLQ_GROUP, DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON, DLQ_TIMESTAMP, DLQ_TOPIC,
-                       Topics, tracked_writes, tracking_name)
-from infra.upstream import SOURCES, Input, InputError, apply_input, parse
+from infra.bootstrap import build
+from infra.kafka.bus import (
+    DLQ_GROUP,
+    DLQ_OFFSET,
+    DLQ_PARTITION,
+    DLQ_REASON,
+    DLQ_TIMESTAMP,
+    DLQ_TOPIC,
+    Topics,
+    group_id,
+    make_consumer,
+    make_producer,
+    tracked_writes,
+    tracking_name,
+)
+from infra.kafka.relay import StopFlag
+from infra.logs import setup_logging
+from infra.service_layer.upstream import SOURCES, Input, InputError, apply_input, parse
+from infra.settings import Settings
 from schemas.codec import CodecError, SchemaRegistry, decode
 
 log = logging.getLogger("vip.consumer")
@@ -90,7 +108,7 @@ class Stats:
 class UpstreamConsumer:
     """A member of the upstream consumer group, applying messages to one engine.
 
-    ``engine`` is the system's :class:`infra.engine.Engine`; ``producer`` is a
+    ``engine`` is the system's :class:`infra.service_layer.engine.Engine`; ``producer`` is a
     Kafka producer for dead letters. Call :meth:`start`, then :meth:`poll_once`
     in a loop (or :meth:`run`), then :meth:`close`.
     """
@@ -117,9 +135,6 @@ class UpstreamConsumer:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> "UpstreamConsumer":
-        from infra.bus import make_consumer
-        from kafka.consumer.subscription_state import ConsumerRebalanceListener
-
         owner = self
 
         class Listener(ConsumerRebalanceListener):
@@ -208,8 +223,6 @@ class UpstreamConsumer:
 
     def commit(self) -> None:
         """Courtesy commit of the consumed offsets to Kafka; failures are only logged."""
-        from kafka.structs import OffsetAndMetadata
-
         self._last_commit = time.monotonic()
         offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in self.next_offsets.items()
                    if self._committed.get(tp) != off}
@@ -297,10 +310,6 @@ class UpstreamConsumer:
 def run_consumer(settings=None, *, group: str | None = None, stop=None, env: dict | None = None,
                  echo: Callable[[str], None] | None = None) -> Stats:
     """The ``vip consume`` process: consume until SIGTERM, then drain and exit."""
-    from infra.bootstrap import build
-    from infra.bus import group_id, make_producer
-    from infra.relay import StopFlag
-    from infra.settings import Settings
 
     settings = settings or Settings.from_env()
     topics = Topics.from_settings(settings)
@@ -331,7 +340,6 @@ def run_consumer(settings=None, *, group: str | None = None, stop=None, env: dic
 
 
 def main() -> None:  # python -m consumers.upstream
-    from infra.logs import setup_logging
     setup_logging()
     run_consumer(echo=lambda line: print(line, flush=True))
 

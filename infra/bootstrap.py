@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import quote
 
-from infra.app import VipApp, utc_now
-from infra.engine import Engine
-from infra.pii import KeyStore, PiiCipher
 from infra.policy_file import load_policy
-from infra.readstore import MemoryStore, open_read_store
-from infra.runner import Runner
+from infra.service_layer.app import VipApp, utc_now
+from infra.service_layer.engine import Engine
+from infra.service_layer.runner import Runner
 from infra.settings import Settings
+from infra.stores.pii import KeyStore, PiiCipher
+from infra.stores.readstore import MemoryStore, open_read_store
 from projections.complaints import COMPLAINTS
 from projections.contracts import CONTRACTS
 from projections.ledger import LEDGER
@@ -67,19 +67,9 @@ def build(settings: Settings | None = None, clock: Callable[[], datetime] = utc_
     SQLite data dir with no event store yet answers as an empty log.
     """
     settings = settings or Settings.from_env()
-    policy = load_policy(settings.policy_file)
-    keys_path = settings.path(settings.key_store, "keys.db")
-    keys = KeyStore(keys_path, create=False, read_only=read_only)
     if read_only and settings.event_store == "sqlite" and not (settings.data_dir / "events.db").exists():
         settings = replace(settings, event_store="memory")
-    if not read_only:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = _open_app(policy, PiiCipher(keys), settings, read_only)
-    if not read_only and not app.recorder.max_notification_id():
-        # A new log: its key store is made now, so from the first event on a
-        # missing key store is noticed instead of replaced.
-        keys.create = True
-        keys.ensure()
+    app, keys = open_app(settings, read_only)
     if memory_views or settings.event_store in ("memory", "popo"):
         store: MemoryStore = MemoryStore()
     else:
@@ -93,6 +83,25 @@ def build(settings: Settings | None = None, clock: Callable[[], datetime] = utc_
     engine = Engine(app, runner, clock, timedelta(seconds=settings.future_tolerance_seconds),
                     read_only=read_only)
     return System(settings, app, keys, store, engine)
+
+
+def open_app(settings: Settings | None = None, read_only: bool = False) -> tuple[VipApp, KeyStore]:
+    """The event-store application and its key store alone (no read store, no engine): the relay's needs.
+
+    Close both when done (``app.close()``, ``keys.close()``).
+    """
+    settings = settings or Settings.from_env()
+    policy = load_policy(settings.policy_file)
+    keys = KeyStore(settings.path(settings.key_store, "keys.db"), create=False, read_only=read_only)
+    if not read_only:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = _open_app(policy, PiiCipher(keys), settings, read_only)
+    if not read_only and not app.recorder.max_notification_id():
+        # A new log: its key store is made now, so from the first event on a
+        # missing key store is noticed instead of replaced.
+        keys.create = True
+        keys.ensure()
+    return app, keys
 
 
 def _open_app(policy, cipher: PiiCipher, settings: Settings, read_only: bool) -> VipApp:

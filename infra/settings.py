@@ -60,18 +60,18 @@ class Settings:
         # from the store, so other processes' events are never missed.
         cache = {"AGGREGATE_CACHE_MAXSIZE": str(self.aggregate_cache)}
         if store in ("memory", "popo"):
-            return {"PERSISTENCE_MODULE": "infra.recorders:ReceiptPOPOFactory", **cache}
+            return {"PERSISTENCE_MODULE": "infra.stores.recorders:ReceiptPOPOFactory", **cache}
         if store == "sqlite":
             path = self.data_dir / "events.db"
             mode = "immutable=1" if immutable else "mode=ro"
             name = f"file:{quote(str(path.resolve()))}?{mode}" if read_only else str(path)
             return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": name,
-                    "PROCESS_RECORDER_TOPIC": "infra.recorders:SQLiteReceiptRecorder",
+                    "PROCESS_RECORDER_TOPIC": "infra.stores.recorders:SQLiteReceiptRecorder",
                     "SQLITE_LOCK_TIMEOUT": "30", **cache, **({"CREATE_TABLE": "n"} if read_only else {})}
         if store.startswith(("postgresql://", "postgres://")):
             url = urlparse(store)
             return {**cache, "PERSISTENCE_MODULE": "eventsourcing.postgres",
-                    "PROCESS_RECORDER_TOPIC": "infra.recorders:PostgresReceiptRecorder",
+                    "PROCESS_RECORDER_TOPIC": "infra.stores.recorders:PostgresReceiptRecorder",
                     "POSTGRES_DBNAME": url.path.lstrip("/") or "vip",
                     "POSTGRES_HOST": url.hostname or "127.0.0.1",
                     "POSTGRES_PORT": str(url.port or 5432),

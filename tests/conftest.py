@@ -3,7 +3,7 @@
 * ``pg_cluster`` (session): throwaway PostgreSQL 15 cluster (tests/fixtures_pg.py).
 * ``pg_url`` (function): a fresh, empty database on that cluster per test.
 * ``kafka_broker`` (session): bootstrap string of a memory-only Tansu broker
-  (infra/broker.py).
+  (infra/dev/broker.py).
 
 Missing PostgreSQL binaries / tansu binary => the tests are skipped locally,
 but fail when ``$CI`` is set (CI must never silently skip them).
@@ -66,7 +66,7 @@ def pg_url(pg_cluster):
 
 @pytest.fixture(scope="session")
 def kafka_broker():
-    from infra.broker import Broker, BrokerBinaryNotFound
+    from infra.dev.broker import Broker, BrokerBinaryNotFound
 
     try:
         broker = Broker(cluster_id="vip-test").start()

@@ -52,7 +52,7 @@ def write_jsonl(path, events: list[dict], shuffle_seed: int | None = 1) -> None:
 
 def log_of(app) -> list[tuple]:
     """The whole event log as comparable tuples (type, key, timestamp, data, causation)."""
-    from infra.envelope import envelope
+    from infra.service_layer.envelope import envelope
     out = []
     for note in app.recorder.select_notifications(None, 1_000_000):
         env = envelope(app.mapper.to_domain_event(note))

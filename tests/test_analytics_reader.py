@@ -2,7 +2,7 @@
 
 The reader is Apache's reference implementation (the ``avro`` package), given
 only the ``.avsc`` files and the documented framing (schemas/README.md): no
-fastavro, no schemas.codec, no infra.avro_events on the read side. Every value
+fastavro, no schemas.codec, no schemas.events on the read side. Every value
 is compared with the domain event it came from; no JSON text and no ISO
 strings are left, instants are timestamp-micros with their zone beside them.
 """
@@ -19,7 +19,7 @@ import avro.io
 import avro.schema
 import pytest
 
-from infra.avro_events import encode_event, headers
+from schemas.events import encode_event, headers
 from tests.test_bus_flow import bus  # noqa: F401  (the fixture)
 from tests.test_bus_interop import rabin
 from tests.test_domain_schemas import ENVELOPES, _ids, snake
@@ -165,7 +165,8 @@ def test_reference_reader_decodes_every_domain_topic_field_by_field(bus):  # noq
         bus.producer.send(topic, key=env["key"].encode(), value=value, headers=headers(env, value[2:10]))
         sent[env["id"]] = env
     bus.producer.flush()
-    from infra.bus import header_map, read_topics
+    from infra.kafka.admin import read_topics
+    from infra.kafka.bus import header_map
 
     records = read_topics(bus.bootstrap, bus.topics.domain_topics)
     assert len(records) == len(ENVELOPES)

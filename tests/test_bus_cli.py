@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from infra.bus import header_map, read_topics
-from infra.cli import main
+from infra.cli.main import main
+from infra.kafka.admin import read_topics
+from infra.kafka.bus import header_map
 from schemas.codec import decode
 
 pytestmark = pytest.mark.kafka
@@ -81,7 +82,7 @@ def test_topics_produce_and_serve(kafka_broker, tmp_path):
 
 
 def test_broker_command_runs_until_sigterm(tmp_path):
-    from infra.broker import BrokerBinaryNotFound, free_port, tansu_binary
+    from infra.dev.broker import BrokerBinaryNotFound, free_port, tansu_binary
 
     try:
         tansu_binary()
@@ -89,7 +90,7 @@ def test_broker_command_runs_until_sigterm(tmp_path):
         pytest.skip(str(exc))
     port = free_port("127.0.0.1")
     env = {**os.environ, "VIP_TOPIC_PREFIX": "dev", "VIP_DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", "from infra.cli import main; main()", "broker",
+    proc = subprocess.Popen([sys.executable, "-c", "from infra.cli.main import main; main()", "broker",
                              "--port", str(port)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:

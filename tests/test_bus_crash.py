@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from consumers.simulator import Simulator, expected_effects, publish
-from infra.bus import Topics, create_all, header_map, make_producer, open_app, read_topics, tracking_name
-from infra.envelope import envelope
+from infra.bootstrap import open_app
+from infra.dev.simulator import Simulator, expected_effects, publish
+from infra.kafka.admin import create_all, read_topics
+from infra.kafka.bus import Topics, header_map, make_producer, tracking_name
+from infra.service_layer.envelope import envelope
 from infra.settings import Settings
 
 pytestmark = pytest.mark.kafka
@@ -32,7 +34,7 @@ RATE = 70.0           # upstream events per second: the stream lasts ~45 s, whil
 KILLS = 6             # SIGKILLs of each process
 # Two consumer processes share the read store. SqliteReadStore._load reads the rows and the
 # position in separate transactions, so a load during another process's commit can pair old
-# rows with a new position (reported; see the note to infra/readstore.py). Until it reads
+# rows with a new position (reported; see the note to infra/stores/readstore.py). Until it reads
 # both in one transaction the read-model comparison below is printed, not asserted.
 STRICT_READ_MODELS = True
 
@@ -195,7 +197,7 @@ def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_
 
     # two consumers in one group: a kill also moves partitions to the survivor
     group = [Proc("consumers.upstream", env, tmp_path / f"consumer{n}.log", "consume: ") for n in (1, 2)]
-    relay = Proc("infra.relay", env, tmp_path / "relay.log", "relay: ")
+    relay = Proc("infra.kafka.relay", env, tmp_path / "relay.log", "relay: ")
     feeder = threading.Thread(target=produce, daemon=True)
     errors: list = []
     kills: dict = {"consumer": [], "relay": []}
@@ -284,8 +286,8 @@ def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_
 
         # the read models survived the kills too: equal to a replay of the log
         from infra.bootstrap import VIEWS
-        from infra.readstore import SqliteReadStore
-        from infra.replay import replay
+        from infra.service_layer.replay import replay
+        from infra.stores.readstore import SqliteReadStore
         live = SqliteReadStore(settings.data_dir / "read.db")
         try:
             again = replay(app, VIEWS)
@@ -309,7 +311,7 @@ def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_
 
 
 def _version(record) -> int:
-    from infra.avro_events import decode_event
+    from schemas.events import decode_event
     return decode_event(record.value)["version"]
 
 

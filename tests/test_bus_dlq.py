@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra.bus import header_map, read_topics
+from infra.kafka.admin import read_topics
+from infra.kafka.bus import header_map
 from schemas.codec import MAGIC, encode
 from tests.test_bus_flow import bus, upstream  # noqa: F401  (the fixture)
 

@@ -13,11 +13,12 @@ from datetime import datetime
 import pytest
 
 from consumers.upstream import UpstreamConsumer
-from infra.avro_events import decode_event
-from infra.bus import Topics, create_all, header_map, make_producer, read_topics, tracking_name
-from infra.envelope import envelope
-from infra.relay import Relay, RelayError
+from infra.kafka.admin import create_all, read_topics
+from infra.kafka.bus import Topics, header_map, make_producer, tracking_name
+from infra.kafka.relay import Relay, RelayError
+from infra.service_layer.envelope import envelope
 from schemas.codec import encode, fingerprint
+from schemas.events import decode_event
 
 pytestmark = pytest.mark.kafka
 
@@ -229,7 +230,7 @@ def test_relay_resumes_with_no_gap_and_duplicates_keep_their_id(bus):
     from datetime import timedelta
     from zoneinfo import ZoneInfo
 
-    from infra.upstream import apply_input, parse
+    from infra.service_layer.upstream import apply_input, parse
 
     at = datetime(2025, 3, 1, 9, tzinfo=ZoneInfo("Asia/Shanghai"))
     for n in range(12):

@@ -9,8 +9,9 @@ import pytest
 
 from domain.base import Ctx
 from domain.member import Member
-from infra.bus import header_map, read_topics
-from infra.relay import DLQ_POSITION
+from infra.kafka.admin import read_topics
+from infra.kafka.bus import header_map
+from infra.kafka.relay import DLQ_POSITION
 from tests.test_bus_flow import bus  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.kafka

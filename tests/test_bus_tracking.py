@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from consumers.upstream import UpstreamConsumer
-from infra.bus import Topics, header_map, tracking_name
+from infra.kafka.bus import Topics, header_map, tracking_name
 from schemas.codec import encode
 from tests.test_bus_flow import upstream
 
@@ -106,7 +106,7 @@ def test_positions_are_recorded_with_the_effects_and_a_stale_one_is_refused(stor
 
 def test_a_member_saved_meanwhile_by_another_process_is_retried_on_fresh_state(make_system):
     """Orders and CRM partitions of one member may sit with different group members."""
-    from infra.upstream import apply_input, parse
+    from infra.service_layer.upstream import apply_input, parse
 
     system = make_system(name="a")
     other = make_system(name="a")            # a second process on the same event store

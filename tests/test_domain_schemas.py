@@ -17,20 +17,26 @@ from domain.base import Ctx
 from domain.complaint import Complaint
 from domain.contract import Contract
 from domain.member import Member
-from infra.avro_events import (
+from infra.policy_file import load_policy
+from infra.service_layer.envelope import envelope
+from schemas.codec import (
+    HEADER_SIZE,
+    MAGIC,
+    CodecError,
+    SchemaRegistry,
+    decode,
+    default_registry,
+    encode,
+)
+from schemas.events import (
     HEADER_FIELDS,
     decode_event,
-
     encode_event,
     from_record,
     headers,
-
     schema_name,
     to_record,
 )
-from infra.envelope import envelope
-from infra.policy_file import load_policy
-from schemas.codec import HEADER_SIZE, MAGIC, CodecError, SchemaRegistry, decode, default_registry, encode
 
 TZ = ZoneInfo("Asia/Shanghai")
 AGGREGATES = (Member, Contract, Complaint)

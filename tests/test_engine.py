@@ -4,8 +4,8 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from infra.ingest import ingest_files
-from infra.upstream import apply_input, parse
+from infra.service_layer.ingest import ingest_files
+from infra.service_layer.upstream import apply_input, parse
 from tests.scenario import START, Z, log_of, upstream_events, write_jsonl
 
 

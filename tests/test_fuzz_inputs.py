@@ -1,6 +1,6 @@
 """Fuzz: the ingest parser and the upstream decoders answer every input with a value or a reason.
 
-Whatever bytes or JSON arrive, :func:`infra.upstream.parse` returns an
+Whatever bytes or JSON arrive, :func:`infra.service_layer.upstream.parse` returns an
 :class:`Input` or raises :class:`InputError`, ``read_lines`` reports every
 line as parsed or rejected, and :func:`consumers.upstream.decode_message`
 returns an :class:`Input` or raises :class:`DeadLetter`. Nothing else escapes.
@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumers.upstream import DeadLetter, decode_message
-from infra.ingest import IngestReport, read_lines
-from infra.upstream import Input, InputError, parse
+from infra.service_layer.ingest import IngestReport, read_lines
+from infra.service_layer.upstream import Input, InputError, parse
 from schemas.codec import encode
 
 FIELDS = ["event_id", "type", "member_id", "order_id", "occurred_at", "amount_fen", "currency",

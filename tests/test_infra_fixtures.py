@@ -8,8 +8,8 @@ from collections import defaultdict
 
 import pytest
 
-from infra.broker import create_topics, free_port
-
+from infra.dev.broker import free_port
+from infra.kafka.admin import create_topics
 
 # --------------------------------------------------------------------------
 # PostgreSQL

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from infra.ingest import ingest_file, ingest_files
+from infra.service_layer.ingest import ingest_file, ingest_files
 from tests.scenario import START, upstream_events, write_jsonl
 
 

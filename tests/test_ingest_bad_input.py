@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from infra.ingest import ingest_file
-from infra.upstream import MAX_AMOUNT_FEN, InputError, parse
+from infra.service_layer.ingest import ingest_file
+from infra.service_layer.upstream import MAX_AMOUNT_FEN, InputError, parse
 from projections.common import iso
 from tests.conftest import FakeClock
 from tests.scenario import START

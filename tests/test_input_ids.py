@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from infra.ingest import ingest_file
-from infra.upstream import apply_input, parse
+from infra.service_layer.ingest import ingest_file
+from infra.service_layer.upstream import apply_input, parse
 from tests.test_ingest import _order, _write
 
 

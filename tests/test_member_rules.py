@@ -13,7 +13,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from domain.base import Ctx, DomainError, aggregate_id
-from domain.member import Member, MemberError, NotQualifiedError, OrderError, WorkflowError
+from domain.member import (
+    Member,
+    MemberError,
+    NotQualifiedError,
+    OrderError,
+    WorkflowError,
+)
 from domain.tiering import months_back
 from infra.policy_file import load_policy
 

@@ -5,7 +5,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from infra.bootstrap import VIEWS
-from infra.replay import history, replay
+from infra.service_layer.replay import history, replay
 from tests.scenario import START
 
 NAME, PHONE, EMAIL = "欧阳娜娜测试", "13912345678", "nana.unique@example.cn"

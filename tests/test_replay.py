@@ -5,9 +5,9 @@ import json
 from datetime import datetime, timedelta
 
 from infra.bootstrap import VIEWS
-from infra.demo import run_demo
-from infra.replay import rebuild, replay
-from infra.upstream import apply_input, parse
+from infra.dev.demo import run_demo
+from infra.service_layer.replay import rebuild, replay
+from infra.service_layer.upstream import apply_input, parse
 from projections import queries
 from tests.scenario import START, upstream_events
 
@@ -69,12 +69,12 @@ def test_ledger_as_of_filtering_equals_a_replay_to_that_instant(make_system):
 
 
 def test_a_duplicated_event_posts_nothing_twice(make_system):
-    from infra.runner import apply
+    from infra.service_layer.runner import apply
     s = make_system()
     run_demo(s, members=40, seed=2, progress=False)
     s.engine.flush()
     before = json.dumps(s.store.view("ledger"), sort_keys=True)
-    from infra.envelope import envelope
+    from infra.service_layer.envelope import envelope
     for note in s.app.recorder.select_notifications(None, 100_000):
         event = envelope(s.app.mapper.to_domain_event(note), note.id)
         if event["aggregate"] == "contract":

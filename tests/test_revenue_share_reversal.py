@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from domain.base import Ctx
 from domain.contract import Contract
-from infra.envelope import envelope
 from infra.policy_file import load_policy
-from infra.readstore import MemoryStore
-from infra.runner import apply
+from infra.service_layer.envelope import envelope
+from infra.service_layer.runner import apply
+from infra.stores.readstore import MemoryStore
 from projections.ledger import LEDGER, split
 from projections.queries import ledger
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from infra.upstream import apply_input, parse
+from infra.service_layer.upstream import apply_input, parse
 from projections import queries
 from tests.conftest import FakeClock
 from tests.scenario import Z
@@ -62,7 +62,7 @@ def test_cancelled_one_fen_orders_do_not_make_months_active_or_lift_to_diamond(m
 
 def test_an_order_in_another_currency_is_recorded_and_counts_nothing_by_default(make_system):
     """Issue 6: it was dead-lettered as refused; now it is in the history and counts no spend."""
-    from infra.replay import history
+    from infra.service_layer.replay import history
     s = make_system(clock=LATE_CLOCK)
     at = datetime(2025, 3, 1, 10, tzinfo=Z)
     _order(s, 1, "OrderPaid", at, "O-usd", 2_000_000, currency="USD")

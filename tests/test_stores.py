@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 
 from infra.bootstrap import VIEWS, build
-from infra.demo import run_demo
-from infra.readstore import SqliteReadStore
-from infra.replay import replay
-from infra.runner import Runner
+from infra.dev.demo import run_demo
+from infra.service_layer.replay import replay
+from infra.service_layer.runner import Runner
+from infra.stores.readstore import SqliteReadStore
 from projections import queries
 from tests.scenario import START
 
@@ -109,7 +109,7 @@ def test_two_processes_committing_the_same_store_never_double_a_fold(make_system
 
 
 def _order(s, n, member, at, amount=1000):
-    from infra.upstream import apply_input, parse
+    from infra.service_layer.upstream import apply_input, parse
     apply_input(s.engine, parse("orders", {"type": "OrderPaid", "event_id": f"e{n}", "member_id": member,
                                            "order_id": f"o{n}", "occurred_at": at.isoformat(),
                                            "amount_fen": amount, "currency": "CNY"}))

@@ -5,10 +5,10 @@ import random
 import zlib
 
 from consumers.streams import VERSIONS, StreamViewStore, process
-from infra.avro_events import encode_event
 from infra.bootstrap import VIEWS
-from infra.demo import run_demo
-from infra.envelope import envelope
+from infra.dev.demo import run_demo
+from infra.service_layer.envelope import envelope
+from schemas.events import encode_event
 
 
 def _messages(app):

@@ -11,9 +11,10 @@ import uuid
 import pytest
 
 from consumers.streams import VERSIONS, StreamViewStore
-from infra.bus import DLQ_REASON, Topics, create_all, header_map, make_producer, read_topics
-from infra.demo import run_demo
-from infra.relay import Relay
+from infra.dev.demo import run_demo
+from infra.kafka.admin import create_all, read_topics
+from infra.kafka.bus import DLQ_REASON, Topics, header_map, make_producer
+from infra.kafka.relay import Relay
 
 pytestmark = pytest.mark.kafka
 

@@ -10,7 +10,7 @@ import pytest
 from domain.base import Ctx
 from domain.contract import Contract, ContractError, TermsError
 from domain.terms import terms_problems
-from infra.upstream import InputError, parse
+from infra.service_layer.upstream import InputError, parse
 from tests.test_cli import vip  # noqa: F401  (the fixture)
 from tests.test_contract_rules import BASE_TERMS
 

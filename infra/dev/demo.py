@@ -5,7 +5,7 @@ VIP events; those who qualify apply, are reviewed, sign the VIP service
 agreement and pay their fee; partners run cooperation contracts with
 milestones, monthly invoices, payments and revenue share; members complain
 through every channel and agents answer, some of them late. Everything goes
-through :func:`infra.upstream.apply_input` or the engine's ``run``, in time
+through :func:`infra.service_layer.upstream.apply_input` or the engine's ``run``, in time
 order, so timers (reviews, SLA breaches, due dates) fire exactly as live.
 The same seed gives the same year.
 """
@@ -18,7 +18,8 @@ from itertools import count
 from zoneinfo import ZoneInfo
 
 from domain.base import DomainError
-from infra.upstream import Input, apply_input
+from infra.progress import bar as progress_bar
+from infra.service_layer.upstream import Input, apply_input
 
 ZONE = ZoneInfo("Asia/Shanghai")
 PARTNERS = [("P-SVC-1", 7000), ("P-SVC-2", 6000), ("P-SVC-3", 8000)]  # platform share, bp
@@ -53,7 +54,6 @@ class Year:
         self.engine.run(when, action, actor=actor)
 
     def run(self, progress: bool) -> None:
-        from infra.progress import bar as progress_bar
         bar = progress_bar(len(self.agenda), "demo year", progress, unit="step")
         done = 0
         while self.agenda:

@@ -19,8 +19,8 @@ from eventsourcing.persistence import Tracking
 from domain.base import DomainError
 from domain.currencies import is_currency
 from domain.member import ACTIVITY_KINDS, Member
-from infra.engine import Engine
-from infra.recorders import Receipt
+from infra.service_layer.engine import Engine
+from infra.stores.recorders import Receipt
 
 ORDER_TYPES = ("OrderPaid", "OrderRefunded", "OrderCancelled")
 CRM_TYPES = ("CustomerRegistered", "ProfileUpdated", "ActivityRecorded", "ErasureRequested")

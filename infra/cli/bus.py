@@ -2,20 +2,34 @@
 
 All of them read the same settings as the rest of ``vip`` (``VIP_KAFKA_BOOTSTRAP``,
 ``VIP_TOPIC_PREFIX``, ``VIP_TOPIC_PARTITIONS``, ``VIP_TOPIC_REPLICATION``,
-``VIP_DATA_DIR``, ``VIP_EVENT_STORE``); see infra/bus.py for the topic names.
+``VIP_DATA_DIR``, ``VIP_EVENT_STORE``); see infra/kafka/bus.py for the topic names.
 """
 from __future__ import annotations
 
 import json
 import logging
 import time
+from dataclasses import replace
+from datetime import datetime
 
 import click
+
+from consumers.service import serve
+from consumers.streams import StreamViewStore, run_streams, streams_path
+from consumers.upstream import run_consumer
+from infra.cli.common import emit, print_summary, summarise, when
+from infra.dev.broker import Broker, BrokerError
+from infra.dev.simulator import Simulator, publish
+from infra.kafka.admin import create_all
+from infra.kafka.bus import Topics, make_producer
+from infra.kafka.relay import StopFlag, run_relay
+from infra.policy_file import load_policy
+from infra.service_layer.app import utc_now
+from infra.settings import Settings
 
 
 def _settings():
     """The settings from the environment; kafka-python's chatter is kept to warnings unless -v."""
-    from infra.settings import Settings
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("kafka").setLevel(logging.WARNING)
     return Settings.from_env()
@@ -35,11 +49,7 @@ def register(main: click.Group) -> None:
         Memory storage: every topic and message is lost when it stops. Point
         VIP_KAFKA_BOOTSTRAP at the printed address. Ctrl-C or SIGTERM stops it.
         """
-        from dataclasses import replace
 
-        from infra.broker import Broker, BrokerError
-        from infra.bus import create_all
-        from infra.relay import StopFlag
 
         settings = _settings()
         try:
@@ -72,7 +82,6 @@ def register(main: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True)
     def topics_create(as_json):
         """Create every topic, dead-letter topics included (partitions, replication from settings)."""
-        from infra.bus import Topics, create_all
         settings = _settings()
         topics = Topics.from_settings(settings)
         try:
@@ -93,7 +102,6 @@ def register(main: click.Group) -> None:
     @topics_grp.command("list")
     def topics_list():
         """The topic names this configuration uses."""
-        from infra.bus import Topics
         topics = Topics.from_settings(_settings())
         for name in topics.all():
             click.echo(name)
@@ -105,7 +113,6 @@ def register(main: click.Group) -> None:
     @click.option("--no-relay", is_flag=True, help="Do not publish the domain events.")
     def serve_cmd(group, tick_seconds, no_consume, no_relay):
         """Relay, consumers, scheduler and embedded projections in one process (SIGTERM drains)."""
-        from consumers.service import serve
         serve(_settings(), group=group, tick_seconds=tick_seconds, consume=not no_consume,
               relay=not no_relay, echo=click.echo)
 
@@ -113,14 +120,12 @@ def register(main: click.Group) -> None:
     @click.option("--batch", default=500, show_default=True)
     def relay_cmd(batch):
         """Publish the event log to the domain topics until SIGTERM (at least once, no gaps)."""
-        from infra.relay import run_relay
         run_relay(_settings(), batch=batch, echo=click.echo)
 
     @main.command("consume")
     @click.option("--group", help="Consumer group (default VIP_KAFKA_GROUP or <prefix>.backend).")
     def consume_cmd(group):
         """Consume the upstream order and CRM topics until SIGTERM (exactly-once effect)."""
-        from consumers.upstream import run_consumer
         stats = run_consumer(_settings(), group=group, echo=click.echo)
         logging.getLogger("vip.consumer").info("done: %s", stats.as_dict())
 
@@ -133,11 +138,7 @@ def register(main: click.Group) -> None:
     @click.option("--start", help="Simulated clock start (ISO-8601 with offset); default: the wall clock.")
     def produce_cmd(source, rate, count, members, seed, start):
         """Upstream simulator: publish realistic Avro order or CRM events at a chosen rate."""
-        from datetime import datetime
 
-        from consumers.simulator import Simulator, publish
-        from infra.bus import Topics, make_producer
-        from infra.relay import StopFlag
 
         settings = _settings()
         topic = Topics.from_settings(settings).source_topic(source)
@@ -171,7 +172,6 @@ def register_streams(main: click.Group) -> None:
     @click.option("--loglevel", default="warning", show_default=True)
     def run_cmd(loglevel):
         """Fold the domain topics into $VIP_DATA_DIR/streams.db until SIGTERM."""
-        from consumers.streams import run_streams
         run_streams(loglevel=loglevel)
 
     @streams.command("summary")
@@ -179,11 +179,6 @@ def register_streams(main: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True)
     def summary_cmd(as_of, as_json):
         """The read models' summary from the stream processors' store (same shape as `vip demo`)."""
-        from consumers.streams import StreamViewStore, streams_path
-        from infra.app import utc_now
-        from infra.cli import emit, print_summary, summarise, when
-        from infra.policy_file import load_policy
-        from infra.settings import Settings
         settings = Settings.from_env()
         path = streams_path(settings)
         if not path.exists():

@@ -4,11 +4,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from domain.base import ERASED, SEALED_PREFIX
-from infra.app import VipApp
-from infra.envelope import envelope
 from infra.progress import bar as _bar
-from infra.readstore import MemoryStore
-from infra.runner import Runner
+from infra.service_layer.app import VipApp
+from infra.service_layer.envelope import envelope
+from infra.service_layer.runner import Runner
+from infra.stores.readstore import MemoryStore
 
 
 def replay(app: VipApp, views, until: datetime | None = None, progress: bool = False) -> MemoryStore:

@@ -6,10 +6,14 @@ both aggregates in one atomic ``save``.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Sequence
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+)
 from eventsourcing.persistence import Tracking
 
 from domain.base import ERASED, Ctx, DomainError, NotFoundError
@@ -17,8 +21,8 @@ from domain.complaint import Complaint
 from domain.contract import Contract
 from domain.member import Member
 from domain.policy import Policy
-from infra.pii import ErasedError, KeyStoreError, PiiCipher
-from infra.recorders import Receipt
+from infra.stores.pii import ErasedError, KeyStoreError, PiiCipher
+from infra.stores.recorders import Receipt
 
 
 class DuplicateError(DomainError):
@@ -59,7 +63,7 @@ class VipApp(Application):
         self.log_changed = True
 
     def receipt(self, input_id: str) -> Receipt | None:
-        """How an upstream input id was first applied, or None (see ``infra.recorders``)."""
+        """How an upstream input id was first applied, or None (see ``infra.stores.recorders``)."""
         return self.recorder.receipt(input_id)
 
     # -- lookups ------------------------------------------------------------------
@@ -272,5 +276,4 @@ def _project(aggregate, events):
 
 def utc_now() -> datetime:
     """The wall clock, read only at the edge (CLI, live scheduler)."""
-    from datetime import timezone
     return datetime.now(timezone.utc)

@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from infra.readstore import StaleStoreError
+from infra.stores.readstore import StaleStoreError
 
 
 def explain(exc: BaseException) -> str:

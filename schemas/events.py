@@ -432,7 +432,7 @@ def from_record(
     schema_fullname: str,
     registry: SchemaRegistry | None = None,
 ) -> dict:
-    """The envelope (as :func:`infra.envelope.envelope` builds it) of a decoded record.
+    """The envelope (as :func:`infra.service_layer.envelope.envelope` builds it) of a decoded record.
 
     ``schema_fullname`` names the schema ``record`` is in the shape of (the
     reader schema: the latest version of the writer's name). ``position`` is None.

@@ -18,9 +18,9 @@ from typing import Any, Callable
 from eventsourcing.persistence import IntegrityError
 
 from domain.base import Ctx, DomainError, FutureInstantError
-from infra.app import VipApp
-from infra.readstore import StaleStoreError
-from infra.runner import Runner
+from infra.service_layer.app import VipApp
+from infra.service_layer.runner import Runner
+from infra.stores.readstore import StaleStoreError
 from projections.common import iso, parse
 
 log = logging.getLogger("vip.scheduler")

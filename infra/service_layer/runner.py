@@ -3,7 +3,7 @@
 SQLite recorders cannot subscribe, so the runner polls
 ``select_notifications`` after its tracked position, folds each event into
 every view, and commits changed rows with the new position in one
-transaction (see ``infra.readstore``).
+transaction (see ``infra.stores.readstore``).
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import logging
 from datetime import datetime
 from typing import Callable, Iterable
 
-from infra.envelope import envelope
-from infra.readstore import StaleStoreError
+from infra.service_layer.envelope import envelope
+from infra.stores.readstore import StaleStoreError
 from projections.common import iso
 from projections.view import View
 

@@ -14,7 +14,7 @@ is the same message with the same event id, so readers dedupe on it.
 Personal fields are sealed in the events themselves (``pii:v1:...``), so an
 erased member stays erased on every topic.
 
-Run it alone with ``vip relay`` (or ``python -m infra.relay``); ``vip serve``
+Run it alone with ``vip relay`` (or ``python -m infra.kafka.relay``); ``vip serve``
 runs it beside the consumers.
 """
 from __future__ import annotations
@@ -28,10 +28,13 @@ from typing import Callable
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from infra.avro_events import encode_event, headers
-from infra.bus import DLQ_REASON, Topics
-from infra.envelope import envelope
+from infra.bootstrap import open_app
+from infra.kafka.bus import DLQ_REASON, Topics, make_producer
+from infra.logs import setup_logging
+from infra.service_layer.envelope import envelope
+from infra.settings import Settings
 from schemas.codec import HEADER_SIZE, MAGIC, CodecError
+from schemas.events import encode_event, headers
 
 # Where in the notification log a dead-lettered domain event sits.
 DLQ_POSITION = "dlq_log_position"
@@ -181,9 +184,6 @@ class StopFlag:
 def run_relay(settings=None, *, batch: int = 500, idle: float = 0.05, stop: StopFlag | None = None,
               echo: Callable[[str], None] | None = None) -> int:
     """The ``vip relay`` process: publish until SIGTERM, then flush and exit."""
-    from infra.bus import make_producer, open_app
-    from infra.settings import Settings
-
     settings = settings or Settings.from_env()
     topics = Topics.from_settings(settings)
     flag = None if stop else StopFlag().install()
@@ -208,8 +208,7 @@ def run_relay(settings=None, *, batch: int = 500, idle: float = 0.05, stop: Stop
             flag.restore()
 
 
-def main() -> None:  # python -m infra.relay
-    from infra.logs import setup_logging
+def main() -> None:  # python -m infra.kafka.relay
     setup_logging()
     run_relay(echo=lambda line: print(line, flush=True))
 

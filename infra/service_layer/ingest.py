@@ -15,9 +15,9 @@ from pathlib import Path
 from eventsourcing.persistence import PersistenceError
 
 from domain.base import DomainError
-from infra.engine import Engine
 from infra.progress import bar as _bar
-from infra.upstream import InputError, apply_input, mask_text, parse
+from infra.service_layer.engine import Engine
+from infra.service_layer.upstream import InputError, apply_input, mask_text, parse
 
 log = logging.getLogger("vip.ingest")
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import click
 
-from infra.cli import domain_errors, emit, system_of, when
-
+from infra.cli.common import domain_errors, emit, system_of, when
 
 STAFF_TEXT = ("Staff wording, kept in clear in the log: do not paste the customer's personal data "
               "(complaint reasons, by contrast, are sealed with the member's key).")

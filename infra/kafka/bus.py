@@ -27,6 +27,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
+from kafka import KafkaConsumer, KafkaProducer
+
 from infra.settings import Settings
 
 log = logging.getLogger("vip.bus")
@@ -181,21 +183,12 @@ def consumer_config(bootstrap: str, group: str | None, env: Mapping[str, str] | 
 
 
 def make_producer(bootstrap: str, **overrides):
-    from kafka import KafkaProducer
     return KafkaProducer(**producer_config(bootstrap, **overrides))
 
 
 def make_consumer(bootstrap: str, group: str | None, env: Mapping[str, str] | None = None, **overrides):
-    from kafka import KafkaConsumer
     return KafkaConsumer(**consumer_config(bootstrap, group, env, **overrides))
 
-
-def create_all(settings: Settings, topics: Topics | None = None, timeout: float = 30) -> list[str]:
-    """Create every topic (idempotent); returns the names this call created."""
-    from infra.broker import create_topics
-    topics = topics or Topics.from_settings(settings)
-    return create_topics(settings.kafka_bootstrap, topics.all(), partitions=settings.topic_partitions,
-                         replication=settings.topic_replication, timeout=timeout)
 
 
 def header_map(headers: Iterable[tuple[str, bytes]] | None) -> dict[str, str]:
@@ -219,63 +212,3 @@ def tracked_writes(app) -> bool:
         datastore.enable_db_functions = False
         return True
     return False
-
-
-def open_app(settings: Settings):
-    """The event store application alone (no read store, no engine): what the relay needs.
-
-    Returns ``(app, keys)``; close both when done.
-    """
-    from infra.app import VipApp
-    from infra.pii import KeyStore, PiiCipher
-    from infra.policy_file import load_policy
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    keys = KeyStore(settings.path(settings.key_store, "keys.db"))
-    app = VipApp(load_policy(settings.policy_file), PiiCipher(keys), env=settings.eventsourcing_env())
-    return app, keys
-
-
-def read_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0, idle: float = 0.0) -> list:
-    """Every message on ``names`` from the beginning to the current end, without a group.
-
-    The end is the high watermark each fetch reports (not ListOffsets, which
-    Tansu 0.6 answers wrongly). Returns kafka-python ``ConsumerRecord`` objects,
-    per partition in offset order. With ``idle`` > 0 it keeps reading until
-    nothing new arrived for that many seconds.
-    """
-    import time as _time
-
-    from kafka import TopicPartition
-
-    consumer = make_consumer(bootstrap, None, env={}, enable_auto_commit=False, fetch_max_wait_ms=100,
-                             max_poll_records=5000, client_id="vip-reader")
-    try:
-        partitions = []
-        deadline = _time.monotonic() + timeout
-        for name in names:
-            found = consumer.partitions_for_topic(name)
-            while not found and _time.monotonic() < deadline:
-                _time.sleep(0.1)
-                found = consumer.partitions_for_topic(name)
-            if not found:
-                raise TimeoutError(f"topic {name!r} not found on {bootstrap}")
-            partitions += [TopicPartition(name, p) for p in sorted(found)]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        records: list = []
-        last_new = _time.monotonic()
-        while True:
-            batch = consumer.poll(timeout_ms=200)
-            for tp_records in batch.values():
-                records.extend(tp_records)
-            if batch:
-                last_new = _time.monotonic()
-            at_end = all(consumer.highwater(tp) is not None and consumer.position(tp) >= consumer.highwater(tp)
-                         for tp in partitions)
-            if at_end and _time.monotonic() - last_new >= idle:
-                return records
-            if _time.monotonic() > deadline:
-                raise TimeoutError(f"reading {list(names)} did not reach the end within {timeout}s")
-    finally:
-        consumer.close(autocommit=False)

@@ -1,0 +1,152 @@
+"""The read-only ``vip`` queries: tier, tiers, breaches, ledger, KPIs, overdue, history, replay.
+
+Every query prints a table, or JSON with ``--json``. ``--as-of T`` answers
+from a replay of the log up to T, so it equals ``vip replay --as-of T``.
+"""
+from __future__ import annotations
+
+import click
+
+from infra.bootstrap import VIEWS
+from infra.cli.common import (
+    domain_errors,
+    emit,
+    fen,
+    now_or,
+    print_summary,
+    print_table,
+    query,
+    store_as_of,
+    summarise,
+    system_of,
+    when,
+)
+from infra.service_layer.replay import history, rebuild, replay
+from projections import queries
+
+
+@query("tier")
+@click.argument("member_id")
+def tier_cmd(ctx, member_id, as_of, as_json):
+    """Current tier of one member: tier, since, window spend and points, VIP status, review due."""
+    system = system_of(ctx, read_only=True)
+    at = when(as_of)
+    store = store_as_of(system, at)
+    row = store.get("current_tier", member_id)
+    if row is None:
+        raise click.ClickException(f"no member {member_id!r} in the read model")
+    answer = queries.tier_row(row, now_or(system, at), system.app.policy, queries.member_timers(store, member_id))
+    emit(answer, as_json, lambda r: print_table([r], list(r)))
+
+
+@query("tiers")
+def tiers_cmd(ctx, as_of, as_json):
+    """Every member's current tier."""
+    system = system_of(ctx, read_only=True)
+    at = when(as_of)
+    rows = queries.tiers(store_as_of(system, at), now_or(system, at), system.app.policy)
+    emit(rows, as_json, lambda rs: print_table(rs, ["member_id", "tier", "effective_tier", "since",
+                                                   "vip_status", "window_spend_fen", "window_points",
+                                                   "active_months", "policy_version"]))
+
+
+@query("breaches")
+def breaches_cmd(ctx, as_of, as_json):
+    """Open complaints whose SLA clock is at risk or breached."""
+    system = system_of(ctx, read_only=True)
+    at = when(as_of)
+    rows = queries.pending_breaches(store_as_of(system, at), now_or(system, at), system.app.policy)
+    emit(rows, as_json, lambda rs: print_table(rs, ["complaint_id", "member_id", "tier", "clock",
+                                                   "state", "deadline", "left_s", "overdue_s", "assignee"]))
+
+
+@query("ledger")
+@click.option("--contract", help="Only postings of this contract.")
+def ledger_cmd(ctx, contract, as_of, as_json):
+    """Revenue ledger: balances per account, contract, party and month; trial balance."""
+    system = system_of(ctx, read_only=True)
+    at = when(as_of)
+    answer = queries.ledger(store_as_of(system, at), at, system.app.policy, contract)
+    emit(answer, as_json, _print_ledger)
+
+
+def _print_ledger(answer: dict) -> None:
+    for cur, accounts in answer["accounts"].items():
+        print_table([{"account": a, "balance": fen(b), "currency": cur} for a, b in accounts.items()],
+                    ["account", "balance", "currency"], f"Balances ({cur}, debit positive)")
+    print_table([{"currency": c, "debits": fen(t["debits"]), "credits": fen(t["credits"]),
+                  "balanced": t["balanced"]} for c, t in answer["trial_balance"].items()],
+                ["currency", "debits", "credits", "balanced"], "Trial balance")
+
+
+@query("kpis")
+def kpis_cmd(ctx, as_of, as_json):
+    """Complaint KPIs per tier and month: response/resolution percentiles, satisfaction."""
+    system = system_of(ctx, read_only=True)
+    rows = queries.complaint_kpis(store_as_of(system, when(as_of)), system.app.policy)
+    emit(rows, as_json, lambda rs: print_table(rs, list(rs[0]) if rs else []))
+
+
+@query("overdue")
+def overdue_cmd(ctx, as_of, as_json):
+    """Contract milestones and invoices past due."""
+    system = system_of(ctx, read_only=True)
+    at = when(as_of)
+    answer = queries.overdue(store_as_of(system, at), now_or(system, at))
+
+    def table(a):
+        print_table(a["milestones"], ["contract_id", "milestone", "title", "due_at"], "Overdue milestones")
+        print_table(a["invoices"], ["contract_id", "invoice", "payer", "due_at", "outstanding_fen"],
+                    "Overdue invoices")
+    emit(answer, as_json, table)
+
+
+@query("tier-history", as_of=False)
+@click.argument("member_id")
+def tier_history_cmd(ctx, member_id, as_json):
+    """Every tier change of a member, with the policy version and reason."""
+    system = system_of(ctx, read_only=True)
+    rows = queries.tier_history(store_as_of(system, None), member_id)
+    emit(rows, as_json, lambda rs: print_table(rs, ["at", "event", "from", "to", "reason", "actor",
+                                                   "policy_version", "standing"]))
+
+
+@query("history", as_of=False)
+@click.argument("kind", type=click.Choice(["member", "contract", "complaint"]))
+@click.argument("business_id")
+def history_cmd(ctx, kind, business_id, as_json):
+    """Every event of one aggregate: time, type, actor, policy version, data."""
+    rows = history(system_of(ctx, read_only=True).app, kind, business_id)
+    emit(rows, as_json, lambda rs: print_table(rs, ["version", "at", "type", "actor",
+                                                   "policy_version", "data"]))
+
+
+@click.command("replay")
+@click.option("--as-of", "as_of", help="Rebuild as of this past instant (in memory) and summarise.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--no-progress", is_flag=True)
+@click.pass_context
+@domain_errors
+def replay_cmd(ctx, as_of, as_json, no_progress):
+    """Rebuild every read model from the log, to now or to a past instant.
+
+    A read store that cannot be opened (it is derived data) is rebuilt, after saying so.
+    """
+    at = when(as_of)
+    system = system_of(ctx, read_only=at is not None)
+    if at is None:
+        count = rebuild(system, progress=not no_progress)
+        store, at_ = system.store, system.engine.clock()
+    else:
+        store = replay(system.app, VIEWS, until=at, progress=not no_progress)
+        count, at_ = store.position, at
+    summary = summarise(store, at_, system.app.policy)
+    summary["events_replayed"] = count
+    emit(summary, as_json, print_summary)
+
+
+
+def register(main: click.Group) -> None:
+    """Add the query commands to ``main``."""
+    for command in (tier_cmd, tiers_cmd, breaches_cmd, ledger_cmd, kpis_cmd, overdue_cmd, tier_history_cmd, history_cmd, replay_cmd):
+        main.add_command(command)

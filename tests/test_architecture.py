@@ -1,0 +1,139 @@
+"""The import graph: no cycles, every arrow toward domain/, no project import inside a function."""
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("domain", "projections", "schemas", "infra", "consumers", "bench")
+# Which project packages each layer may import (besides itself).
+ALLOWED = {
+    "domain": set(),
+    "projections": {"domain"},
+    "schemas": {"domain"},
+    "infra": {"domain", "projections", "schemas", "consumers"},
+    "consumers": {"domain", "projections", "schemas", "infra"},
+    "bench": {"domain", "projections", "schemas", "infra", "consumers"},
+}
+# Production code never imports the development tools (broker launcher, demo, simulator);
+# only entry points (the CLI's dev commands), tests and benchmarks do.
+DEV = "infra.dev"
+MAY_IMPORT_DEV = ("infra.cli", "infra.dev", "bench")
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            found[name] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _resolve(name: str) -> str | None:
+    """The project module an import names (``a.b.c`` may be a module or a name in ``a.b``)."""
+    while name:
+        if name in MODULES:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def _imports(path: Path) -> list[tuple[str, bool]]:
+    """(imported project module, imported at module level?) for every import in the file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top = {id(node) for node in tree.body}
+    for node in tree.body:  # `if TYPE_CHECKING:` blocks count as module level
+        if isinstance(node, ast.If):
+            top |= {id(child) for child in node.body}
+    out = []
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{a.name}" for a in node.names]
+        for name in names:
+            target = _resolve(name)
+            if target:
+                out.append((target, id(node) in top))
+    return out
+
+
+GRAPH = {name: _imports(path) for name, path in MODULES.items()}
+
+
+def test_no_project_import_inside_a_function():
+    inside = sorted(f"{name} imports {target}" for name, edges in GRAPH.items()
+                    for target, at_top in edges if not at_top)
+    assert inside == []
+
+
+def test_every_arrow_points_toward_domain():
+    wrong = []
+    for name, edges in GRAPH.items():
+        layer = name.split(".")[0]
+        for target, _ in edges:
+            other = target.split(".")[0]
+            if other != layer and other not in ALLOWED[layer]:
+                wrong.append(f"{name} -> {target}")
+            if target.startswith(DEV) and not name.startswith(MAY_IMPORT_DEV):
+                wrong.append(f"{name} -> {target} (development tools)")
+    assert wrong == []
+
+
+def test_domain_imports_only_the_standard_library_and_eventsourcing_domain():
+    stdlib = set(sys.stdlib_module_names) | {"__future__"}
+    bad = []
+    for name, path in MODULES.items():
+        if not name.startswith("domain"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            mods = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            for mod in mods:
+                root = mod.split(".")[0]
+                if root not in stdlib and root != "domain" and mod != "eventsourcing.domain":
+                    bad.append(f"{name} imports {mod}")
+    assert bad == []
+
+
+def test_the_import_graph_has_no_cycle():
+    edges = {name: {t for t, _ in targets if t != name} for name, targets in GRAPH.items()}
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(edges.get(node, ())):
+            # A package's __init__ importing its own submodules is not a cycle of concern.
+            if nxt.startswith(node + "."):
+                continue
+            if state.get(nxt) == 1:
+                cycles.append(" -> ".join(trail[trail.index(nxt):] + [nxt]) if nxt in trail else nxt)
+            elif nxt not in state:
+                visit(nxt, trail + [nxt])
+        state[node] = 2
+
+    for module in sorted(edges):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if not n.startswith("bench")))
+def test_modules_stay_short(name):
+    lines = MODULES[name].read_text(encoding="utf-8").count("\n")
+    assert lines <= LIMIT.get(name, 400), f"{name} has {lines} lines"
+
+
+# Modules still over the house limit, with the size they may not grow past (to be split).
+LIMIT: dict[str, int] = {"domain.member": 530, "domain.contract": 480, "infra.dev.broker": 430,
+                         "schemas.codec": 490, "schemas.events": 510}
