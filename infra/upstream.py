@@ -203,10 +203,12 @@ def apply_input(engine: Engine, item: Input, tracking: Tracking | None = None) -
     app = engine.app
     ctx = engine.ctx(item.occurred_at, actor=f"upstream:{item.source}",
                      causation_id=item.event_id, correlation_id=item.correlation_id)
+    # The member is read before the receipt: a writer that commits in between is then seen
+    # by the receipt, and one that commits after both reads makes our save conflict (retried).
+    member = app.find_member(item.member_id)
     if _seen_before(app.receipt(item.event_id), item):
         app.save_tracked(tracking)
         return "duplicate"
-    member = app.find_member(item.member_id)
     if item.type == "ErasureRequested":
         if member is None:
             raise DomainError(f"member {item.member_id} is unknown; nothing to erase")
