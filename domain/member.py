@@ -14,7 +14,7 @@ from eventsourcing.domain import event
 
 from domain.base import Ctx, DomainError, VipAggregate, aggregate_id, require_aware
 from domain.policy import TIERS, Policy, tier_rank
-from domain.tiering import Standing, next_anniversary, order_inputs, standing
+from domain.tiering import Standing, effective_tier, next_anniversary, order_inputs, standing
 
 PROFILE_FIELDS = ("name", "phone", "email")
 ACTIVITY_KINDS = ("login", "vip_event", "review")
@@ -99,11 +99,7 @@ class Member(VipAggregate):
     @property
     def effective_tier(self) -> str:
         """The tier after a manual override (pin sets it, floor bounds it below)."""
-        if not self.override:
-            return self.tier
-        if self.override["kind"] == "pin":
-            return self.override["tier"]
-        return max(self.tier, self.override["tier"], key=tier_rank)
+        return effective_tier(self.tier, self.override)
 
     @property
     def has_benefits(self) -> bool:

@@ -18,6 +18,7 @@ from itertools import count
 from zoneinfo import ZoneInfo
 
 from domain.base import DomainError
+from domain.terms import PLATFORM
 from infra.upstream import Input, apply_input
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -129,16 +130,16 @@ def _plan_review(y: Year, mid: str, when: datetime) -> None:
 
     def draft_and_sign(c):
         member = app.member(mid)
-        terms = {"parties": [{"id": "platform", "role": "company"}, {"id": mid, "role": "customer"}],
+        terms = {"parties": [{"id": PLATFORM, "role": "company"}, {"id": mid, "role": "customer"}],
                  "member_id": mid, "validity_months": 12, "payment_terms_days": 7,
                  "fee_schedule": [{"tier": member.effective_tier,
                                    "annual_fee_fen": app.policy.tiers.fee_for(member.effective_tier)}],
                  "sla_targets": member.effective_tier, "notice_channels": ["phone", "email"],
                  "confidentiality_years": 3,
-                 "revenue_share": {"platform": 10000}}
+                 "revenue_share": {PLATFORM: 10000}}
         app.draft_contract(c, agreement, "member_agreement", terms)
         app.sign_contract(c, agreement, mid)
-        app.sign_contract(c, agreement, "platform")
+        app.sign_contract(c, agreement, PLATFORM)
         fee = member.fee_due_fen
         if fee:
             app.issue_invoice(c, agreement, "FEE-1", mid, fee, "CNY", "membership_fee")
@@ -161,16 +162,16 @@ def plan_partners(y: Year) -> None:
     for index, (pid, platform_bp) in enumerate(PARTNERS):
         cid = f"COOP-{index + 1}"
         start = y.start + timedelta(days=3 + 20 * index, hours=10)
-        terms = {"parties": [{"id": "platform", "role": "A"}, {"id": pid, "role": "B"}],
+        terms = {"parties": [{"id": PLATFORM, "role": "A"}, {"id": pid, "role": "B"}],
                  "validity_months": 12, "payment_terms_days": 30,
-                 "revenue_share": {"platform": platform_bp, pid: 10000 - platform_bp},
+                 "revenue_share": {PLATFORM: platform_bp, pid: 10000 - platform_bp},
                  "sla_targets": "default", "confidentiality_years": 3, "notice_channels": ["email"],
                  "milestones": [{"id": f"M{m}", "title": t, "due_months": m} for m, t in enumerate(
                      ["客服服务质量提升", "首场VIP用户活动", "扩大新品试用范围", "优化优惠价格政策",
                       "升级个性化推荐系统"], 1)]}
         y.op(start, "legal", lambda c, cid=cid, terms=terms: app.draft_contract(c, cid, "cooperation", terms))
         y.op(start + timedelta(days=1), f"{pid}-rep", lambda c, cid=cid, pid=pid: app.sign_contract(c, cid, pid))
-        y.op(start + timedelta(days=2), "platform-rep", lambda c, cid=cid: app.sign_contract(c, cid, "platform"))
+        y.op(start + timedelta(days=2), "platform-rep", lambda c, cid=cid: app.sign_contract(c, cid, PLATFORM))
         for m in range(1, 6):
             if rng.random() < 0.85:
                 done = start + timedelta(days=2 + 30 * m + rng.uniform(-12, 8))
