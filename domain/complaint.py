@@ -3,7 +3,8 @@
 Seed 002 §7 (complaint channels, process and results), §3.2.2 (priority
 handling by tier), §5.3 (satisfaction feedback). Each complaint has two
 clocks, first response and resolution, with budgets taken from the policy
-for the member's tier at filing. A clock runs on its tier's calendar, pauses
+for the member's tier at filing, scaled by the policy's factor for the
+complaint's severity (``sla.severity_factors``; critical halves them by default). A clock runs on its tier's calendar, pauses
 while waiting for the customer (time already used is kept) and is "at risk"
 at the policy's ratio of its budget and "breached" at 100 %; both instants
 are computed from events, so breach time is the exact deadline.
@@ -44,7 +45,8 @@ class Complaint(VipAggregate):
              severity: str, description: str, tier: str, policy: Policy) -> "Complaint":
         """Seed 002 §7.1: a member files through phone, web, email or app.
 
-        The clocks start now with the budgets of the member's tier (§3.2.2).
+        The clocks start now with the budgets of the member's tier (§3.2.2),
+        scaled by the policy's factor for the severity (recorded in the event).
         ``description`` arrives sealed with the member's key.
         """
         if channel not in CHANNELS:
@@ -56,27 +58,30 @@ class Complaint(VipAggregate):
         tier_rank(tier)
         target = policy.sla.target(tier)
         calendar = policy.calendar(target.calendar)
+        factor = policy.sla.severity_factor(severity)
         clocks = {
-            "first_response": sla.start({"budget_s": target.first_response_s, "used_s": 0.0},
-                                        ctx.at, calendar, policy.sla.at_risk_ratio),
-            "resolution": sla.start({"budget_s": target.resolution_s, "used_s": 0.0},
-                                    ctx.at, calendar, policy.sla.at_risk_ratio),
-        }
+            name: sla.start({"budget_s": max(1, round(budget * factor)), "used_s": 0.0},
+                            ctx.at, calendar, policy.sla.at_risk_ratio)
+            for name, budget in (("first_response", target.first_response_s),
+                                 ("resolution", target.resolution_s))}
         return cls(timestamp=ctx.at, meta=ctx.meta(complaint_id), complaint_id=complaint_id,
                    member_id=member_id, channel=channel, category=category, severity=severity,
                    description=description, tier=tier, calendar=calendar.id,
-                   at_risk_ratio=policy.sla.at_risk_ratio, policy_version=policy.version,
-                   clocks=clocks)
+                   at_risk_ratio=policy.sla.at_risk_ratio, severity_factor=factor,
+                   policy_version=policy.version, clocks=clocks)
 
     @event("ComplaintFiled")
     def __init__(self, complaint_id: str, member_id: str, channel: str, category: str,
                  severity: str, description: str, tier: str, calendar: str,
-                 at_risk_ratio: float, policy_version: str, clocks: dict, timestamp: datetime, meta: dict) -> None:
+                 at_risk_ratio: float, policy_version: str, clocks: dict, timestamp: datetime,
+                 meta: dict, severity_factor: float = 1.0) -> None:
         self.complaint_id = complaint_id
         self.member_id = member_id
         self.tier = tier
         self.calendar_id = calendar
         self.at_risk_ratio = at_risk_ratio
+        self.severity = severity
+        self.severity_factor = severity_factor  # events before v2 of ComplaintFiled: 1
         self.policy_version = policy_version
         self.clocks = _copy(clocks)
         self.status = "filed"
