@@ -40,7 +40,7 @@ from eventsourcing.persistence import PersistenceError, RecordConflictError, Tra
 
 from domain.base import DomainError
 from infra.bus import (DLQ_GROUP, DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON, DLQ_TIMESTAMP, DLQ_TOPIC,
-                       Topics, tracked_writes, tracking_name)
+                       Topics, tracking_name)
 from infra.upstream import SOURCES, Input, InputError, apply_input, parse
 from schemas.codec import CodecError, SchemaRegistry, decode
 
@@ -101,7 +101,6 @@ class UpstreamConsumer:
                  commit_every: float = 2.0, retries: int = 5,
                  on_outcome: Callable[[object, str], None] | None = None) -> None:
         self.engine, self.app = engine, engine.app
-        tracked_writes(self.app)
         self.topics, self.bootstrap, self.producer, self.group = topics, bootstrap, producer, group
         self.consumer_overrides, self.env = consumer_overrides or {}, env
         self.registry = registry

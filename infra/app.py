@@ -34,12 +34,18 @@ class VipApp(Application):
         super().__init__(env=env)
         self.policy = policy
         self.cipher = cipher
-        self.log_changed = True  # set on every save; the engine reads and clears it
+        # Set by every save of this process; the engine reads and clears it to
+        # know when to fold the log into its views (other processes' writes it
+        # picks up by a forced sync).
+        self.log_changed = True
         # What a command did not keep (free text for an erased member): the CLI says so.
         self.notices: list[str] = []
 
-    def _notify(self, recordings) -> None:
+    def save(self, *objs: Any, **kwargs: Any) -> list:
+        """The library's save, noting that the log changed."""
+        recordings = super().save(*objs, **kwargs)
         self.log_changed = True
+        return recordings
 
     def construct_recorder(self):
         # A process recorder stores tracking positions atomically with events,

@@ -203,24 +203,6 @@ def header_map(headers: Iterable[tuple[str, bytes]] | None) -> dict[str, str]:
     return {name: (value or b"").decode("utf-8", "replace") for name, value in (headers or [])}
 
 
-def tracked_writes(app) -> bool:
-    """Make the app's saves record their tracking position (PostgreSQL); True if it had to.
-
-    eventsourcing 9.5's PostgreSQL recorder, with ``POSTGRES_ENABLE_DB_FUNCTIONS``
-    on, inserts events through a stored function that silently drops the
-    ``tracking`` of a save and takes no table lock (so notification ids may
-    commit out of order). Exactly-once consumption needs the tracking, so a
-    process that consumes switches its recorder back to the plain path.
-    """
-    datastore = getattr(app.recorder, "datastore", None)
-    if getattr(datastore, "enable_db_functions", False):
-        log.warning("POSTGRES_ENABLE_DB_FUNCTIONS is on: it drops tracking positions; "
-                    "this process saves through the plain (locked, tracked) path instead")
-        datastore.enable_db_functions = False
-        return True
-    return False
-
-
 def open_app(settings: Settings):
     """The event store application alone (no read store, no engine): what the relay needs.
 
