@@ -9,9 +9,9 @@ these messages.
 """
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
+from domain.base import InstantError, parse_instant
 from domain.currencies import is_currency
 
 KINDS = ("cooperation", "member_agreement")
@@ -149,15 +149,8 @@ def _milestones(milestones: Any, problems: list) -> None:
 
 
 def _instant_problem(value: Any) -> str | None:
-    if isinstance(value, datetime):
-        at = value
-    elif isinstance(value, str):
-        try:
-            at = datetime.fromisoformat(value)
-        except ValueError:
-            return f"{_show(value)} is not an ISO-8601 time"
-    else:
-        return f"must be an ISO-8601 time with a zone offset, got {_show(value)}"
-    if at.tzinfo is None or at.utcoffset() is None:
-        return f"{_show(value)} has no zone offset; add one, e.g. +08:00"
+    try:
+        parse_instant(value)
+    except InstantError as exc:
+        return str(exc)
     return None
