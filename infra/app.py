@@ -127,6 +127,7 @@ class VipApp(Application):
     # -- members -------------------------------------------------------------------
 
     def register_member(self, ctx: Ctx, input_id: str, member_id: str, profile: dict) -> Member:
+        """Register a member (or fill in one first seen in an order); profile values are sealed."""
         sealed = {k: self.seal_for(member_id, v, k) for k, v in profile.items() if v is not None}
         member = self.find_member(member_id)
         if member is None:
@@ -197,6 +198,7 @@ class VipApp(Application):
     # -- contracts -----------------------------------------------------------------
 
     def draft_contract(self, ctx: Ctx, contract_id: str, kind: str, terms: dict) -> Contract:
+        """Draft a ``"cooperation"`` or ``"member_agreement"`` contract; every bad term is named."""
         if self._exists(Contract, contract_id):
             raise DuplicateError(f"contract {contract_id} already exists; pick another id")
         contract = Contract.draft(ctx, contract_id, kind, terms)
@@ -204,6 +206,7 @@ class VipApp(Application):
         return contract
 
     def sign_contract(self, ctx: Ctx, contract_id: str, party_id: str) -> Contract:
+        """One party signs; the last signature makes it effective (and links a member agreement)."""
         contract = self.contract(contract_id)
         contract.sign(ctx, party_id)
         member = self._member_of(contract)
@@ -349,6 +352,8 @@ class VipApp(Application):
 
     def file_complaint(self, ctx: Ctx, complaint_id: str, member_id: str, channel: str,
                        category: str, severity: str, description: str) -> Complaint:
+        """File a complaint: clocks start with the tier's budgets scaled by the severity's factor;
+        the description is sealed with the member's key."""
         if self._exists(Complaint, complaint_id):
             raise DuplicateError(f"complaint {complaint_id} already exists; pick another id")
         member = self.member(member_id)
