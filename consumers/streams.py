@@ -16,6 +16,7 @@ import sqlite3
 from pathlib import Path
 
 from infra.avro_events import decode_event
+from infra.bus import Topics, dead_letter_headers
 from infra.readstore import MemoryStore
 from infra.runner import apply
 
@@ -80,10 +81,8 @@ def process(store: StreamViewStore, views, value: bytes, topic: str, partition: 
 
 def dead_letter(producer, message, reason: str) -> None:
     """A message the folds cannot take goes to ``<topic>.dlq`` with why and where it was."""
-    from infra.bus import DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON, DLQ_TOPIC, Topics
-    headers = list(message.headers or []) + [
-        (DLQ_REASON, reason.encode()), (DLQ_TOPIC, message.topic.encode()),
-        (DLQ_PARTITION, str(message.partition).encode()), (DLQ_OFFSET, str(message.offset).encode())]
+    headers = dead_letter_headers(reason, message.headers, topic=message.topic,
+                                  partition=message.partition, offset=message.offset)
     producer.send(Topics.dlq(message.topic), key=message.key, value=message.value, headers=headers).get(timeout=30)
 
 

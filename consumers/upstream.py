@@ -39,8 +39,7 @@ from typing import Callable
 from eventsourcing.persistence import PersistenceError, RecordConflictError, Tracking
 
 from domain.base import DomainError
-from infra.bus import (DLQ_GROUP, DLQ_OFFSET, DLQ_PARTITION, DLQ_REASON, DLQ_TIMESTAMP, DLQ_TOPIC,
-                       Topics, tracked_writes, tracking_name)
+from infra.bus import Topics, dead_letter_headers, tracking_name
 from infra.upstream import SOURCES, Input, InputError, apply_input, parse
 from schemas.codec import CodecError, SchemaRegistry, decode
 
@@ -101,7 +100,6 @@ class UpstreamConsumer:
                  commit_every: float = 2.0, retries: int = 5,
                  on_outcome: Callable[[object, str], None] | None = None) -> None:
         self.engine, self.app = engine, engine.app
-        tracked_writes(self.app)
         self.topics, self.bootstrap, self.producer, self.group = topics, bootstrap, producer, group
         self.consumer_overrides, self.env = consumer_overrides or {}, env
         self.registry = registry
@@ -271,14 +269,9 @@ class UpstreamConsumer:
 
     def dead_letter(self, record, tracking: Tracking, reason: str) -> str:
         """Publish to ``<topic>.dlq`` (acknowledged), then record the position alone."""
-        headers = list(record.headers or []) + [
-            (DLQ_REASON, reason.encode("utf-8")),
-            (DLQ_TOPIC, record.topic.encode()),
-            (DLQ_PARTITION, str(record.partition).encode()),
-            (DLQ_OFFSET, str(record.offset).encode()),
-            (DLQ_TIMESTAMP, str(record.timestamp).encode()),
-            (DLQ_GROUP, self.group.encode()),
-        ]
+        headers = dead_letter_headers(reason, record.headers, topic=record.topic,
+                                      partition=record.partition, offset=record.offset,
+                                      timestamp=record.timestamp, group=self.group)
         future = self.producer.send(self.topics.dlq(record.topic), key=record.key, value=record.value,
                                     headers=headers)
         self.producer.flush(timeout=30)

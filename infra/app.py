@@ -7,7 +7,7 @@ both aggregates in one atomic ``save``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import Tracking
@@ -34,12 +34,18 @@ class VipApp(Application):
         super().__init__(env=env)
         self.policy = policy
         self.cipher = cipher
-        self.log_changed = True  # set on every save; the engine reads and clears it
+        # Set by every save of this process; the engine reads and clears it to
+        # know when to fold the log into its views (other processes' writes it
+        # picks up by a forced sync).
+        self.log_changed = True
         # What a command did not keep (free text for an erased member): the CLI says so.
         self.notices: list[str] = []
 
-    def _notify(self, recordings) -> None:
+    def save(self, *objs: Any, **kwargs: Any) -> list:
+        """The library's save, noting that the log changed."""
+        recordings = super().save(*objs, **kwargs)
         self.log_changed = True
+        return recordings
 
     def construct_recorder(self):
         # A process recorder stores tracking positions atomically with events,
@@ -121,6 +127,7 @@ class VipApp(Application):
     # -- members -------------------------------------------------------------------
 
     def register_member(self, ctx: Ctx, input_id: str, member_id: str, profile: dict) -> Member:
+        """Register a member (or fill in one first seen in an order); profile values are sealed."""
         sealed = {k: self.seal_for(member_id, v, k) for k, v in profile.items() if v is not None}
         member = self.find_member(member_id)
         if member is None:
@@ -130,13 +137,54 @@ class VipApp(Application):
         self.save(member)
         return member
 
-    def member_command(self, member_id: str, command: str, *args: Any,
-                       tracking: Tracking | None = None, **kwargs: Any) -> Member:
-        """Run one Member command by name and save (get, call, save)."""
+    def _change_member(self, ctx: Ctx, member_id: str, change: Callable[[Member], Any]) -> Member:
+        # get, call, save: every member command below is this with its own call
         member = self.member(member_id)
-        getattr(member, command)(*args, **kwargs)
-        self.save_tracked(tracking, member)
+        change(member)
+        self.save(member)
         return member
+
+    def review_member(self, ctx: Ctx, member_id: str) -> Member:
+        """The annual tier review (seed 002 §3.1.2); the scheduler runs it on the anniversary."""
+        return self._change_member(ctx, member_id, lambda m: m.review(ctx, self.policy))
+
+    def set_override(self, ctx: Ctx, member_id: str, kind: str, tier: str, reason: str,
+                     expires_at: datetime) -> Member:
+        """Pin the member's tier (``kind="pin"``) or give it a floor (``"floor"``) until ``expires_at``."""
+        return self._change_member(ctx, member_id,
+                                   lambda m: m.set_override(ctx, kind, tier, reason, expires_at))
+
+    def clear_override(self, ctx: Ctx, member_id: str, reason: str) -> Member:
+        """Remove the member's manual tier override."""
+        return self._change_member(ctx, member_id, lambda m: m.clear_override(ctx, reason))
+
+    def expire_override(self, ctx: Ctx, member_id: str) -> Member:
+        """End an override at its expiry (run by the scheduler)."""
+        return self._change_member(ctx, member_id, lambda m: m.expire_override(ctx))
+
+    def apply_for_vip(self, ctx: Ctx, member_id: str) -> Member:
+        """The member applies for VIP standing (seed 002 §2.2.1)."""
+        return self._change_member(ctx, member_id, lambda m: m.apply_for_vip(ctx, self.policy))
+
+    def start_vip_review(self, ctx: Ctx, member_id: str) -> Member:
+        """A reviewer starts reviewing the VIP application (§2.2.2)."""
+        return self._change_member(ctx, member_id, lambda m: m.start_review(ctx))
+
+    def approve_vip(self, ctx: Ctx, member_id: str) -> Member:
+        """Approve the VIP application; the fee due is fixed by the policy (§2.2.2)."""
+        return self._change_member(ctx, member_id, lambda m: m.approve(ctx, self.policy))
+
+    def reject_vip(self, ctx: Ctx, member_id: str, reason: str) -> Member:
+        """Reject the VIP application, with a reason (staff text, not sealed)."""
+        return self._change_member(ctx, member_id, lambda m: m.reject(ctx, reason))
+
+    def revoke_vip(self, ctx: Ctx, member_id: str, reason: str) -> Member:
+        """Cancel the member's VIP status, with a reason (§2.3.2)."""
+        return self._change_member(ctx, member_id, lambda m: m.revoke(ctx, reason))
+
+    def terminate_rights(self, ctx: Ctx, member_id: str, reason: str) -> Member:
+        """End the member's rights for breach (seed 000 §4.3.2)."""
+        return self._change_member(ctx, member_id, lambda m: m.terminate_rights(ctx, reason))
 
     def erase_member(self, ctx: Ctx, member_id: str, input_id: str = "") -> Member:
         """Destroy the member's key, and note the erasure in the log."""
@@ -150,6 +198,7 @@ class VipApp(Application):
     # -- contracts -----------------------------------------------------------------
 
     def draft_contract(self, ctx: Ctx, contract_id: str, kind: str, terms: dict) -> Contract:
+        """Draft a ``"cooperation"`` or ``"member_agreement"`` contract; every bad term is named."""
         if self._exists(Contract, contract_id):
             raise DuplicateError(f"contract {contract_id} already exists; pick another id")
         contract = Contract.draft(ctx, contract_id, kind, terms)
@@ -157,6 +206,7 @@ class VipApp(Application):
         return contract
 
     def sign_contract(self, ctx: Ctx, contract_id: str, party_id: str) -> Contract:
+        """One party signs; the last signature makes it effective (and links a member agreement)."""
         contract = self.contract(contract_id)
         contract.sign(ctx, party_id)
         member = self._member_of(contract)
@@ -167,14 +217,74 @@ class VipApp(Application):
         self.save(contract, member)
         return contract
 
-    def contract_command(self, contract_id: str, command: str, ctx: Ctx, *args: Any,
-                         **kwargs: Any) -> Contract:
-        """Run one Contract command; a member agreement's end or renewal moves its member."""
+    def _change_contract(self, ctx: Ctx, contract_id: str,
+                         change: Callable[[Contract], Any]) -> Contract:
+        # get, call, save; a member agreement's end or renewal moves its member in the same save
         contract = self.contract(contract_id)
-        getattr(contract, command)(ctx, *args, **kwargs)
+        change(contract)
         member = self._follow_agreement(ctx, contract)
         self.save(contract, member)
         return contract
+
+    def complete_milestone(self, ctx: Ctx, contract_id: str, milestone_id: str) -> Contract:
+        """Mark a milestone completed."""
+        return self._change_contract(ctx, contract_id, lambda k: k.complete_milestone(ctx, milestone_id))
+
+    def mark_milestone_overdue(self, ctx: Ctx, contract_id: str, milestone_id: str) -> Contract:
+        """A milestone passed its due date uncompleted (run by the scheduler)."""
+        return self._change_contract(ctx, contract_id,
+                                     lambda k: k.mark_milestone_overdue(ctx, milestone_id))
+
+    def issue_invoice(self, ctx: Ctx, contract_id: str, invoice_id: str, payer: str, amount_fen: int,
+                      currency: str, kind: str, due_at: datetime | None = None) -> Contract:
+        """Issue an invoice; ``due_at`` defaults to the contract's payment terms after now."""
+        return self._change_contract(ctx, contract_id, lambda k: k.issue_invoice(
+            ctx, invoice_id, payer, amount_fen, currency, kind, due_at))
+
+    def mark_invoice_overdue(self, ctx: Ctx, contract_id: str, invoice_id: str) -> Contract:
+        """An invoice passed its due date unpaid (run by the scheduler)."""
+        return self._change_contract(ctx, contract_id, lambda k: k.mark_invoice_overdue(ctx, invoice_id))
+
+    def propose_amendment(self, ctx: Ctx, contract_id: str, amendment_id: str, changes: dict,
+                          kind: str = "amendment") -> Contract:
+        """Propose changed terms, an ``"amendment"`` or a ``"supplement"`` (seed 000 §11)."""
+        return self._change_contract(ctx, contract_id,
+                                     lambda k: k.propose_amendment(ctx, amendment_id, changes, kind))
+
+    def consent_to_amendment(self, ctx: Ctx, contract_id: str, amendment_id: str,
+                             party_id: str) -> Contract:
+        """A party consents to an amendment; the last consent applies it."""
+        return self._change_contract(ctx, contract_id,
+                                     lambda k: k.consent_to_amendment(ctx, amendment_id, party_id))
+
+    def record_breach(self, ctx: Ctx, contract_id: str, party_id: str, description: str,
+                      compensation_fen: int = 0, currency: str = "CNY") -> Contract:
+        """Record a party's breach with the compensation owed (seed 000 §8)."""
+        return self._change_contract(ctx, contract_id, lambda k: k.record_breach(
+            ctx, party_id, description, compensation_fen, currency))
+
+    def open_dispute(self, ctx: Ctx, contract_id: str, party_id: str, reason: str) -> Contract:
+        """A party opens a dispute (seed 000 §9)."""
+        return self._change_contract(ctx, contract_id, lambda k: k.open_dispute(ctx, party_id, reason))
+
+    def settle_dispute(self, ctx: Ctx, contract_id: str, outcome: str) -> Contract:
+        """Settle the open dispute."""
+        return self._change_contract(ctx, contract_id, lambda k: k.settle_dispute(ctx, outcome))
+
+    def terminate_contract(self, ctx: Ctx, contract_id: str, reason: str,
+                           settlement: dict | None = None) -> Contract:
+        """Terminate with a reason and an optional settlement ``{"amount_fen", "payer", "payee"}``
+        (seed 000 §10); a member agreement's termination lapses its member."""
+        return self._change_contract(ctx, contract_id, lambda k: k.terminate(ctx, reason, settlement))
+
+    def expire_contract(self, ctx: Ctx, contract_id: str) -> Contract:
+        """The contract reached its validity end (run by the scheduler); lapses an agreement's member."""
+        return self._change_contract(ctx, contract_id, lambda k: k.expire(ctx))
+
+    def renew_contract(self, ctx: Ctx, contract_id: str, months: int | None = None) -> Contract:
+        """Renew for ``months`` (default: the terms' validity); a member agreement's renewal
+        reactivates its member and invoices the annual fee (seed 002 §12.3)."""
+        return self._change_contract(ctx, contract_id, lambda k: k.renew(ctx, months))
 
     def _follow_agreement(self, ctx: Ctx, contract: Contract) -> Member | None:
         """Seed 002 §9, §12: the VIP standing lives as long as the member agreement.
@@ -199,12 +309,30 @@ class VipApp(Application):
                                            fee, self.policy.tiers.currency, "membership_fee")
         return member
 
-    def settle_invoice(self, ctx: Ctx, contract_id: str, invoice_id: str, how: str,
-                       **kwargs: Any) -> Contract:
-        """Payment, discount or waiver; a membership fee settled moves the member on."""
+    def pay_invoice(self, ctx: Ctx, contract_id: str, invoice_id: str, amount_fen: int,
+                    currency: str, payment_id: str) -> Contract:
+        """Record a payment against an invoice; a membership fee paid moves the member on."""
+        return self._settle(ctx, contract_id, invoice_id, "receive_payment", lambda k: k.receive_payment(
+            ctx, invoice_id, amount_fen=amount_fen, currency=currency, payment_id=payment_id))
+
+    def grant_discount(self, ctx: Ctx, contract_id: str, invoice_id: str, amount_fen: int,
+                       reason: str) -> Contract:
+        """Grant a discount on an invoice (seed 002 §6.3); counts like a payment for a membership fee."""
+        return self._settle(ctx, contract_id, invoice_id, "grant_discount", lambda k: k.grant_discount(
+            ctx, invoice_id, amount_fen=amount_fen, reason=reason))
+
+    def waive_invoice(self, ctx: Ctx, contract_id: str, invoice_id: str, reason: str) -> Contract:
+        """Waive what is still owed on an invoice (seed 002 §6.3)."""
+        return self._settle(ctx, contract_id, invoice_id, "waive",
+                            lambda k: k.waive(ctx, invoice_id, reason=reason))
+
+    def _settle(self, ctx: Ctx, contract_id: str, invoice_id: str, how: str,
+                change: Callable[[Contract], Any]) -> Contract:
+        # ``how`` names the settlement in the member's fee reference; it is
+        # recorded in events, so its values never change.
         contract = self.contract(contract_id)
         before = contract.outstanding(invoice_id)
-        getattr(contract, how)(ctx, invoice_id, **kwargs)
+        change(contract)
         settled = before - contract.outstanding(invoice_id)
         member = self._member_of(contract)
         invoice = contract.invoices[invoice_id]
@@ -224,6 +352,8 @@ class VipApp(Application):
 
     def file_complaint(self, ctx: Ctx, complaint_id: str, member_id: str, channel: str,
                        category: str, severity: str, description: str) -> Complaint:
+        """File a complaint: clocks start with the tier's budgets scaled by the severity's factor;
+        the description is sealed with the member's key."""
         if self._exists(Complaint, complaint_id):
             raise DuplicateError(f"complaint {complaint_id} already exists; pick another id")
         member = self.member(member_id)
@@ -242,17 +372,65 @@ class VipApp(Application):
         self.save(complaint)
         return complaint
 
-    def complaint_command(self, complaint_id: str, command: str, *args: Any,
-                          calendar: bool = False, **kwargs: Any) -> Complaint:
-        """Run one Complaint command; a ``reason`` (often the customer's words) is sealed."""
+    def _change_complaint(self, ctx: Ctx, complaint_id: str,
+                          change: Callable[[Complaint], Any]) -> Complaint:
+        # get, call, save: every complaint command below is this with its own call
         complaint = self.complaint(complaint_id)
-        if kwargs.get("reason"):
-            kwargs["reason"] = self.seal_for(complaint.member_id, kwargs["reason"], "reason")
-        if calendar:
-            kwargs["calendar"] = self.policy.calendar(complaint.calendar_id)
-        getattr(complaint, command)(*args, **kwargs)
+        change(complaint)
         self.save(complaint)
         return complaint
+
+    def _calendar(self, complaint: Complaint):
+        return self.policy.calendar(complaint.calendar_id)
+
+    def _seal_reason(self, complaint: Complaint, reason: str) -> str:
+        # A reason is often the customer's own words: sealed like the description.
+        return self.seal_for(complaint.member_id, reason, "reason") if reason else reason
+
+    def acknowledge_complaint(self, ctx: Ctx, complaint_id: str) -> Complaint:
+        """The first response: stops the first-response clock."""
+        return self._change_complaint(ctx, complaint_id,
+                                      lambda c: c.acknowledge(ctx, self._calendar(c)))
+
+    def assign_complaint(self, ctx: Ctx, complaint_id: str, assignee: str) -> Complaint:
+        """Assign the complaint to an agent."""
+        return self._change_complaint(ctx, complaint_id, lambda c: c.assign(ctx, assignee))
+
+    def escalate_complaint(self, ctx: Ctx, complaint_id: str, reason: str) -> Complaint:
+        """Escalate by hand (breaches escalate by themselves); the reason is sealed."""
+        return self._change_complaint(ctx, complaint_id,
+                                      lambda c: c.escalate(ctx, self._seal_reason(c, reason)))
+
+    def wait_for_customer(self, ctx: Ctx, complaint_id: str, reason: str = "") -> Complaint:
+        """Wait for the customer: the clocks pause, keeping the time used; the reason is sealed."""
+        return self._change_complaint(ctx, complaint_id, lambda c: c.wait_for_customer(
+            ctx, self._seal_reason(c, reason), self._calendar(c)))
+
+    def record_customer_reply(self, ctx: Ctx, complaint_id: str) -> Complaint:
+        """The customer answered: the paused clocks resume."""
+        return self._change_complaint(ctx, complaint_id,
+                                      lambda c: c.customer_replied(ctx, self._calendar(c)))
+
+    def rate_complaint(self, ctx: Ctx, complaint_id: str, score: int) -> Complaint:
+        """The customer's satisfaction, a whole number 1-5 (seed 002 §5.3)."""
+        return self._change_complaint(ctx, complaint_id, lambda c: c.rate(ctx, score))
+
+    def close_complaint(self, ctx: Ctx, complaint_id: str) -> Complaint:
+        """Close a resolved complaint."""
+        return self._change_complaint(ctx, complaint_id, lambda c: c.close(ctx))
+
+    def reopen_complaint(self, ctx: Ctx, complaint_id: str, reason: str) -> Complaint:
+        """Reopen: the resolution clock resumes where it stopped; the reason is sealed."""
+        return self._change_complaint(ctx, complaint_id, lambda c: c.reopen(
+            ctx, self._seal_reason(c, reason), self._calendar(c)))
+
+    def mark_complaint_at_risk(self, ctx: Ctx, complaint_id: str, clock: str) -> Complaint:
+        """A clock reached its at-risk share (run by the scheduler)."""
+        return self._change_complaint(ctx, complaint_id, lambda c: c.mark_at_risk(ctx, clock))
+
+    def mark_complaint_breached(self, ctx: Ctx, complaint_id: str, clock: str) -> Complaint:
+        """A clock reached its deadline (run by the scheduler); escalates."""
+        return self._change_complaint(ctx, complaint_id, lambda c: c.mark_breached(ctx, clock))
 
     def _exists(self, cls: type, business_id: str) -> bool:
         try:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from zoneinfo import ZoneInfo
 from functools import wraps
 from typing import Any
 
 import click
 
-from domain.base import DomainError
+from domain.base import DomainError, InstantError, parse_instant
 from infra.bootstrap import VIEWS, build
 from infra.cli_errors import VipGroup
 from infra.engine import ConflictError
@@ -29,13 +30,9 @@ def when(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO-8601 time, e.g. 2025-06-30T23:59:59+08:00")
-    if at.tzinfo is None:
-        from zoneinfo import ZoneInfo
-        at = at.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
-    return at
+        return parse_instant(value, default_zone=ZoneInfo("Asia/Shanghai"))
+    except InstantError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def emit(data: Any, as_json: bool, table=None) -> None:

@@ -12,6 +12,8 @@ import time
 
 import click
 
+from domain.base import InstantError, parse_instant
+
 
 def _settings():
     """The settings from the environment; kafka-python's chatter is kept to warnings unless -v."""
@@ -133,8 +135,6 @@ def register(main: click.Group) -> None:
     @click.option("--start", help="Simulated clock start (ISO-8601 with offset); default: the wall clock.")
     def produce_cmd(source, rate, count, members, seed, start):
         """Upstream simulator: publish realistic Avro order or CRM events at a chosen rate."""
-        from datetime import datetime
-
         from consumers.simulator import Simulator, publish
         from infra.bus import Topics, make_producer
         from infra.relay import StopFlag
@@ -143,9 +143,10 @@ def register(main: click.Group) -> None:
         topic = Topics.from_settings(settings).source_topic(source)
         at = None
         if start:
-            at = datetime.fromisoformat(start)
-            if at.tzinfo is None:
-                raise click.BadParameter("--start needs a zone offset, e.g. 2025-03-01T09:00:00+08:00")
+            try:
+                at = parse_instant(start, "--start")
+            except InstantError as exc:
+                raise click.BadParameter(str(exc)) from None
         stop = StopFlag().install()
         simulator = Simulator(seed=seed, members=members, start=at, stream=source)
         producer = make_producer(settings.kafka_bootstrap)

@@ -29,12 +29,9 @@ from typing import Callable
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from infra.avro_events import encode_event, headers
-from infra.bus import DLQ_REASON, Topics
+from infra.bus import Topics, dead_letter_headers
 from infra.envelope import envelope
 from schemas.codec import HEADER_SIZE, MAGIC, CodecError
-
-# Where in the notification log a dead-lettered domain event sits.
-DLQ_POSITION = "dlq_log_position"
 
 log = logging.getLogger("vip.relay")
 
@@ -82,8 +79,9 @@ class Relay:
         self.dead_lettered += 1
         value = json.dumps(event, default=str, ensure_ascii=False).encode("utf-8")
         key = (event["key"] or event["aggregate_id"]).encode("utf-8")
-        hdrs = [("event_id", event["id"].encode()), ("event_type", event["type"].encode()),
-                (DLQ_REASON, reason.encode("utf-8")), (DLQ_POSITION, str(note.id).encode())]
+        hdrs = dead_letter_headers(reason, [("event_id", event["id"].encode()),
+                                            ("event_type", event["type"].encode())],
+                                   log_position=note.id)
         return topic, key, value, hdrs
 
     def pump(self) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 
 from eventsourcing.persistence import Tracking
 
-from domain.base import DomainError
+from domain.base import DomainError, InstantError, parse_instant
 from domain.currencies import is_currency
 from domain.member import ACTIVITY_KINDS, Member
 from infra.engine import Engine
@@ -154,11 +154,9 @@ def _instant(value: Any) -> datetime:
     if not isinstance(value, str) or len(value) > 64:
         raise InputError("occurred_at is required: an ISO-8601 time with a zone offset")
     try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"occurred_at {value!r} is not an ISO-8601 time") from None
-    if at.tzinfo is None:
-        raise InputError(f"occurred_at {value!r} has no zone offset; add one, e.g. +08:00")
+        at = parse_instant(value, "occurred_at")
+    except InstantError as exc:
+        raise InputError(str(exc)) from None
     try:
         utc = at.astimezone(timezone.utc)
     except OverflowError:

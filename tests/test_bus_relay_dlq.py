@@ -9,8 +9,7 @@ import pytest
 
 from domain.base import Ctx
 from domain.member import Member
-from infra.bus import header_map, read_topics
-from infra.relay import DLQ_POSITION
+from infra.bus import DLQ_POSITION, header_map, read_topics
 from tests.test_bus_flow import bus  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.kafka
