@@ -16,14 +16,7 @@ import sqlite3
 from pathlib import Path
 
 from infra.bootstrap import VIEWS
-from infra.kafka.bus import (
-    DLQ_OFFSET,
-    DLQ_PARTITION,
-    DLQ_REASON,
-    DLQ_TOPIC,
-    Topics,
-    make_producer,
-)
+from infra.kafka.bus import Topics, dead_letter_headers, make_producer
 from infra.service_layer.runner import apply
 from infra.settings import Settings
 from infra.stores.readstore import MemoryStore
@@ -90,9 +83,8 @@ def process(store: StreamViewStore, views, value: bytes, topic: str, partition: 
 
 def dead_letter(producer, message, reason: str) -> None:
     """A message the folds cannot take goes to ``<topic>.dlq`` with why and where it was."""
-    headers = list(message.headers or []) + [
-        (DLQ_REASON, reason.encode()), (DLQ_TOPIC, message.topic.encode()),
-        (DLQ_PARTITION, str(message.partition).encode()), (DLQ_OFFSET, str(message.offset).encode())]
+    headers = dead_letter_headers(reason, message.headers, topic=message.topic,
+                                  partition=message.partition, offset=message.offset)
     producer.send(Topics.dlq(message.topic), key=message.key, value=message.value, headers=headers).get(timeout=30)
 
 

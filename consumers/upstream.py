@@ -42,20 +42,7 @@ from kafka.structs import OffsetAndMetadata
 
 from domain.base import DomainError
 from infra.bootstrap import build
-from infra.kafka.bus import (
-    DLQ_GROUP,
-    DLQ_OFFSET,
-    DLQ_PARTITION,
-    DLQ_REASON,
-    DLQ_TIMESTAMP,
-    DLQ_TOPIC,
-    Topics,
-    group_id,
-    make_consumer,
-    make_producer,
-    tracked_writes,
-    tracking_name,
-)
+from infra.kafka.bus import Topics, dead_letter_headers, group_id, make_consumer, make_producer, tracking_name
 from infra.kafka.relay import StopFlag
 from infra.logs import setup_logging
 from infra.service_layer.upstream import SOURCES, Input, InputError, apply_input, parse
@@ -119,7 +106,6 @@ class UpstreamConsumer:
                  commit_every: float = 2.0, retries: int = 5,
                  on_outcome: Callable[[object, str], None] | None = None) -> None:
         self.engine, self.app = engine, engine.app
-        tracked_writes(self.app)
         self.topics, self.bootstrap, self.producer, self.group = topics, bootstrap, producer, group
         self.consumer_overrides, self.env = consumer_overrides or {}, env
         self.registry = registry
@@ -284,14 +270,9 @@ class UpstreamConsumer:
 
     def dead_letter(self, record, tracking: Tracking, reason: str) -> str:
         """Publish to ``<topic>.dlq`` (acknowledged), then record the position alone."""
-        headers = list(record.headers or []) + [
-            (DLQ_REASON, reason.encode("utf-8")),
-            (DLQ_TOPIC, record.topic.encode()),
-            (DLQ_PARTITION, str(record.partition).encode()),
-            (DLQ_OFFSET, str(record.offset).encode()),
-            (DLQ_TIMESTAMP, str(record.timestamp).encode()),
-            (DLQ_GROUP, self.group.encode()),
-        ]
+        headers = dead_letter_headers(reason, record.headers, topic=record.topic,
+                                      partition=record.partition, offset=record.offset,
+                                      timestamp=record.timestamp, group=self.group)
         future = self.producer.send(self.topics.dlq(record.topic), key=record.key, value=record.value,
                                     headers=headers)
         self.producer.flush(timeout=30)

@@ -7,7 +7,7 @@ its cause. The aggregate never reads the clock and never makes ids itself.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -25,6 +25,10 @@ class DomainError(Exception):
 
 class NotFoundError(DomainError):
     """The aggregate the command names does not exist."""
+
+
+class DuplicateError(DomainError):
+    """An aggregate with that business id already exists."""
 
 
 class FutureInstantError(DomainError):
@@ -46,6 +50,34 @@ def require_aware(at: datetime, what: str = "time") -> datetime:
     if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
         raise DomainError(f"{what} must be a timezone-aware datetime, got {at!r}")
     return at
+
+
+class InstantError(DomainError, ValueError):
+    """A value is not an ISO-8601 instant with a zone; the message says what to fix."""
+
+
+def parse_instant(value: Any, what: str = "", default_zone: tzinfo | None = None) -> datetime:
+    """An aware datetime from a datetime or an ISO-8601 string: the one parser of instants.
+
+    A string without a zone offset takes ``default_zone`` when one is given
+    (the CLI reads bare times in the policy zone), else it is refused.
+    ``what`` names the value in the error (``"occurred_at"``).
+    """
+    shown = repr(value) if len(repr(value)) <= 64 else repr(value)[:61] + "..."
+    label = f"{what} {shown}" if what else shown
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise InstantError(f"{label} is not an ISO-8601 time, "
+                               f"e.g. 2025-06-30T23:59:59+08:00") from None
+    elif not isinstance(value, datetime):
+        raise InstantError(f"{label} must be an ISO-8601 time with a zone offset")
+    if value.tzinfo is None or value.utcoffset() is None:
+        if default_zone is None:
+            raise InstantError(f"{label} has no zone offset; add one, e.g. +08:00")
+        value = value.replace(tzinfo=default_zone)
+    return value
 
 
 @dataclass(frozen=True)

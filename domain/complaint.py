@@ -3,7 +3,8 @@
 Seed 002 §7 (complaint channels, process and results), §3.2.2 (priority
 handling by tier), §5.3 (satisfaction feedback). Each complaint has two
 clocks, first response and resolution, with budgets taken from the policy
-for the member's tier at filing. A clock runs on its tier's calendar, pauses
+for the member's tier at filing, scaled by the policy's factor for the
+complaint's severity (``sla.severity_factors``; critical halves them by default). A clock runs on its tier's calendar, pauses
 while waiting for the customer (time already used is kept) and is "at risk"
 at the policy's ratio of its budget and "breached" at 100 %; both instants
 are computed from events, so breach time is the exact deadline.
@@ -16,6 +17,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain.base import Ctx, DomainError, VipAggregate, aggregate_id
+from domain import sla
 from domain.calendar import Calendar
 from domain.policy import Policy, tier_rank
 
@@ -43,7 +45,8 @@ class Complaint(VipAggregate):
              severity: str, description: str, tier: str, policy: Policy) -> "Complaint":
         """Seed 002 §7.1: a member files through phone, web, email or app.
 
-        The clocks start now with the budgets of the member's tier (§3.2.2).
+        The clocks start now with the budgets of the member's tier (§3.2.2),
+        scaled by the policy's factor for the severity (recorded in the event).
         ``description`` arrives sealed with the member's key.
         """
         if channel not in CHANNELS:
@@ -55,27 +58,30 @@ class Complaint(VipAggregate):
         tier_rank(tier)
         target = policy.sla.target(tier)
         calendar = policy.calendar(target.calendar)
+        factor = policy.sla.severity_factor(severity)
         clocks = {
-            "first_response": _start({"budget_s": target.first_response_s, "used_s": 0.0},
-                                     ctx.at, calendar, policy.sla.at_risk_ratio),
-            "resolution": _start({"budget_s": target.resolution_s, "used_s": 0.0},
-                                 ctx.at, calendar, policy.sla.at_risk_ratio),
-        }
+            name: sla.start({"budget_s": max(1, round(budget * factor)), "used_s": 0.0},
+                            ctx.at, calendar, policy.sla.at_risk_ratio)
+            for name, budget in (("first_response", target.first_response_s),
+                                 ("resolution", target.resolution_s))}
         return cls(timestamp=ctx.at, meta=ctx.meta(complaint_id), complaint_id=complaint_id,
                    member_id=member_id, channel=channel, category=category, severity=severity,
                    description=description, tier=tier, calendar=calendar.id,
-                   at_risk_ratio=policy.sla.at_risk_ratio, policy_version=policy.version,
-                   clocks=clocks)
+                   at_risk_ratio=policy.sla.at_risk_ratio, severity_factor=factor,
+                   policy_version=policy.version, clocks=clocks)
 
     @event("ComplaintFiled")
     def __init__(self, complaint_id: str, member_id: str, channel: str, category: str,
                  severity: str, description: str, tier: str, calendar: str,
-                 at_risk_ratio: float, policy_version: str, clocks: dict, timestamp: datetime, meta: dict) -> None:
+                 at_risk_ratio: float, policy_version: str, clocks: dict, timestamp: datetime,
+                 meta: dict, severity_factor: float = 1.0) -> None:
         self.complaint_id = complaint_id
         self.member_id = member_id
         self.tier = tier
         self.calendar_id = calendar
         self.at_risk_ratio = at_risk_ratio
+        self.severity = severity
+        self.severity_factor = severity_factor  # events before v2 of ComplaintFiled: 1
         self.policy_version = policy_version
         self.clocks = _copy(clocks)
         self.status = "filed"
@@ -138,7 +144,7 @@ class Complaint(VipAggregate):
         self._require_open("wait for the customer")
         if self.status == "waiting":
             raise ComplaintError(f"complaint {self.complaint_id} is already waiting for the customer")
-        running = [name for name in CLOCKS if _running(self.clocks[name])]
+        running = [name for name in CLOCKS if sla.running(self.clocks[name])]
         self._use(ctx)
         self._waiting_for_customer(reason=reason or "", clocks=self._pause(running, ctx.at, calendar))
 
@@ -170,7 +176,7 @@ class Complaint(VipAggregate):
         clocks = self._resume([n for n in running if self.clocks[n].get("paused_at")], ctx.at, calendar)
         self._use(ctx)
         self._resolved(agent=ctx.actor, resolution=resolution,
-                       clocks=_stop_all(clocks, running, ctx.at, calendar))
+                       clocks=sla.stop_all(clocks, running, ctx.at, calendar))
 
     @event("ComplaintResolved")
     def _resolved(self, agent: str, resolution: str, clocks: dict) -> None:
@@ -211,7 +217,7 @@ class Complaint(VipAggregate):
             raise ComplaintError("reopening needs a reason")
         clock = dict(self.clocks["resolution"])
         clock.pop("stopped_at", None)
-        clock = _start(clock, ctx.at, calendar, self.at_risk_ratio)
+        clock = sla.start(clock, ctx.at, calendar, self.at_risk_ratio)
         self._use(ctx)
         self._reopened(reason=reason, clocks={**self.clocks, "resolution": clock})
 
@@ -226,7 +232,7 @@ class Complaint(VipAggregate):
     def mark_at_risk(self, ctx: Ctx, clock: str) -> None:
         """Scheduled at the instant the clock has used its at-risk share."""
         state = self._clock(clock)
-        if not _running(state) or state.get("at_risk_marked") or state["at_risk_at"] > ctx.at:
+        if not sla.running(state) or state.get("at_risk_marked") or state["at_risk_at"] > ctx.at:
             raise ComplaintError(f"clock {clock} of {self.complaint_id} is not at risk at {ctx.at}")
         self._use(ctx)
         self._sla_at_risk(clock=clock, at_risk_at=state["at_risk_at"], deadline=state["deadline"])
@@ -238,7 +244,7 @@ class Complaint(VipAggregate):
     def mark_breached(self, ctx: Ctx, clock: str) -> None:
         """Scheduled at the deadline; escalates automatically."""
         state = self._clock(clock)
-        if not _running(state) or state.get("breached") or state["deadline"] > ctx.at:
+        if not sla.running(state) or state.get("breached") or state["deadline"] > ctx.at:
             raise ComplaintError(f"clock {clock} of {self.complaint_id} is not breached at {ctx.at}")
         self._use(ctx)
         self._sla_breached(clock=clock, deadline=state["deadline"])
@@ -250,7 +256,7 @@ class Complaint(VipAggregate):
         self.clocks = {**self.clocks,
                        clock: {**self.clocks[clock], "breached": True, "at_risk_marked": True}}
 
-    # -- clock arithmetic (pure, outside @event bodies) --------------------------
+    # -- clock arithmetic (domain.sla, outside @event bodies) ----------------------
 
     def _clock(self, name: str) -> dict:
         if name not in CLOCKS:
@@ -258,23 +264,13 @@ class Complaint(VipAggregate):
         return self.clocks[name]
 
     def _stop(self, names: list, at: datetime, calendar: Calendar) -> dict:
-        clocks = self._resume([n for n in names if self.clocks[n].get("paused_at")], at, calendar)
-        return _stop_all(clocks, names, at, calendar)
+        return sla.stop(self.clocks, names, at, calendar, self.at_risk_ratio)
 
     def _pause(self, names: list, at: datetime, calendar: Calendar) -> dict:
-        clocks = {k: dict(v) for k, v in self.clocks.items()}
-        for name in names:
-            clock = clocks[name]
-            clock["used_s"] += calendar.elapsed(clock["running_since"], at)
-            clock.update(running_since=None, paused_at=at, deadline=None, at_risk_at=None)
-        return clocks
+        return sla.pause(self.clocks, names, at, calendar)
 
     def _resume(self, names: list, at: datetime, calendar: Calendar) -> dict:
-        clocks = {k: dict(v) for k, v in self.clocks.items()}
-        for name in names:
-            clocks[name].pop("paused_at", None)
-            clocks[name] = _start(clocks[name], at, calendar, self.at_risk_ratio)
-        return clocks
+        return sla.resume(self.clocks, names, at, calendar, self.at_risk_ratio)
 
     def _require_open(self, action: str) -> None:
         if not self.is_open:
@@ -284,26 +280,3 @@ class Complaint(VipAggregate):
 def _copy(clocks: dict) -> dict:
     # State must never share dicts with the event object that carried them.
     return {name: dict(clock) for name, clock in clocks.items()}
-
-
-def _running(clock: dict) -> bool:
-    return bool(clock.get("running_since")) and not clock.get("stopped_at")
-
-
-def _start(clock: dict, at: datetime, calendar: Calendar, ratio: float) -> dict:
-    """Run a clock from ``at`` with what is left of its budget."""
-    budget, used = clock["budget_s"], clock["used_s"]
-    left = max(budget - used, 0.0)
-    risk_left = max(budget * ratio - used, 0.0)
-    return {**clock, "running_since": at, "deadline": calendar.add(at, left),
-            "at_risk_at": calendar.add(at, risk_left)}
-
-
-def _stop_all(clocks: dict, names: list, at: datetime, calendar: Calendar) -> dict:
-    for name in names:
-        clock = clocks[name]
-        if clock.get("running_since"):
-            clock["used_s"] += calendar.elapsed(clock["running_since"], at)
-        clock.update(running_since=None, stopped_at=at,
-                     met=clock["used_s"] <= clock["budget_s"] and not clock.get("breached"))
-    return clocks

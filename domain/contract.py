@@ -15,7 +15,7 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from domain.base import Ctx, DomainError, VipAggregate, aggregate_id, require_aware
+from domain.base import Ctx, DomainError, VipAggregate, aggregate_id, parse_instant, require_aware
 from domain.terms import KINDS as TERMS_KINDS, money_problem, settlement_problem, terms_problems
 
 DEFAULT_ZONE = "Asia/Shanghai"  # terms may name another in "zone"
@@ -460,9 +460,7 @@ class Contract(VipAggregate):
 
 def _instant(value) -> datetime:
     """A due date given as a datetime or an ISO-8601 string (terms often come as JSON)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return require_aware(value, "due_at")
+    return parse_instant(value, "due_at")
 
 
 def _check_money(amount_fen: int, currency: str) -> None:

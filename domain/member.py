@@ -12,16 +12,14 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
+from domain import vip_workflow as flow
 from domain.base import Ctx, DomainError, VipAggregate, aggregate_id, require_aware
 from domain.policy import TIERS, Policy, tier_rank
-from domain.tiering import Standing, next_anniversary, order_inputs, standing
+from domain.tiering import Standing, effective_tier, next_anniversary, order_inputs, standing
 
 PROFILE_FIELDS = ("name", "phone", "email")
 ACTIVITY_KINDS = ("login", "vip_event", "review")
 OVERRIDE_KINDS = ("pin", "floor")
-REAPPLY_FROM = ("none", "rejected", "revoked", "disqualified", "terminated", "lapsed")
-#: Standings that end with the member agreement they rest on (seed 002 §9, §12).
-AGREEMENT_BOUND = ("approved", "active")
 
 
 class MemberError(DomainError):
@@ -99,11 +97,7 @@ class Member(VipAggregate):
     @property
     def effective_tier(self) -> str:
         """The tier after a manual override (pin sets it, floor bounds it below)."""
-        if not self.override:
-            return self.tier
-        if self.override["kind"] == "pin":
-            return self.override["tier"]
-        return max(self.tier, self.override["tier"], key=tier_rank)
+        return effective_tier(self.tier, self.override)
 
     @property
     def has_benefits(self) -> bool:
@@ -287,7 +281,7 @@ class Member(VipAggregate):
         self._tier_reviewed(review_at=due, from_tier=self.tier, to_tier=new_tier,
                             policy_version=policy.version, standing=now.as_dict(),
                             next_review_at=following)
-        if new_tier == "member" and self.vip_status in ("applied", "under_review", "approved", "active"):
+        if new_tier == "member" and flow.allowed(self.vip_status, "disqualify"):
             self._vip_disqualified(reason="annual review: the VIP standard is no longer met",
                                    policy_version=policy.version)
 
@@ -301,7 +295,7 @@ class Member(VipAggregate):
 
     @event("VipDisqualified")
     def _vip_disqualified(self, reason: str, policy_version: str) -> None:
-        self.vip_status = "disqualified"
+        self.vip_status = flow.after("disqualify")
 
     def set_override(self, ctx: Ctx, kind: str, tier: str, reason: str,
                      expires_at: datetime) -> None:
@@ -347,7 +341,7 @@ class Member(VipAggregate):
 
     def apply_for_vip(self, ctx: Ctx, policy: Policy) -> None:
         """Seed 002 §2.2.1: the customer applies; §2.1.1: the tier must qualify."""
-        if self.vip_status not in REAPPLY_FROM:
+        if not flow.allowed(self.vip_status, "apply"):
             raise WorkflowError(
                 f"member {self.member_id} cannot apply while VIP status is {self.vip_status}")
         self._require_qualified(ctx.at, policy)
@@ -356,24 +350,24 @@ class Member(VipAggregate):
 
     @event("VipApplied")
     def _vip_applied(self, tier: str, policy_version: str) -> None:
-        self.vip_status = "applied"
+        self.vip_status = flow.after("apply")
         self.fee_due_fen = 0
         self.fee_paid_fen = 0
         self.agreement_id = None
 
     def start_review(self, ctx: Ctx) -> None:
         """Seed 002 §2.2.2: the company reviews the application."""
-        self._require_status("applied", "start a review")
+        self._require_status("start_review", "start a review")
         self._use(ctx)
         self._vip_review_started(reviewer=ctx.actor)
 
     @event("VipReviewStarted")
     def _vip_review_started(self, reviewer: str) -> None:
-        self.vip_status = "under_review"
+        self.vip_status = flow.after("start_review")
 
     def approve(self, ctx: Ctx, policy: Policy) -> None:
         """Approval fixes the annual fee of the tier; seed 000 §2.1 needs it paid."""
-        self._require_status("under_review", "approve")
+        self._require_status("approve", "approve")
         self._require_qualified(ctx.at, policy)
         self._use(ctx)
         self._vip_approved(reviewer=ctx.actor, tier=self.effective_tier,
@@ -383,11 +377,11 @@ class Member(VipAggregate):
 
     @event("VipApproved")
     def _vip_approved(self, reviewer: str, tier: str, fee_due_fen: int, policy_version: str) -> None:
-        self.vip_status = "approved"
+        self.vip_status = flow.after("approve")
         self.fee_due_fen = fee_due_fen
 
     def reject(self, ctx: Ctx, reason: str) -> None:
-        self._require_status("under_review", "reject")
+        self._require_status("reject", "reject")
         if not reason or not reason.strip():
             raise WorkflowError("a rejection needs a reason the customer can be told")
         self._use(ctx)
@@ -395,11 +389,11 @@ class Member(VipAggregate):
 
     @event("VipRejected")
     def _vip_rejected(self, reviewer: str, reason: str) -> None:
-        self.vip_status = "rejected"
+        self.vip_status = flow.after("reject")
 
     def record_agreement_signed(self, ctx: Ctx, agreement_id: str) -> None:
         """Seed 002 §2.2.3: after approval the VIP service agreement is signed."""
-        self._require_status("approved", "record a signed agreement")
+        self._require_status("sign_agreement", "record a signed agreement")
         self._use(ctx)
         self._vip_agreement_signed(agreement_id=agreement_id)
         self._activate_if_complete()
@@ -411,7 +405,7 @@ class Member(VipAggregate):
     def record_fee_paid(self, ctx: Ctx, amount_fen: int, currency: str, reference: str,
                         policy: Policy) -> None:
         """Seed 000 §2.1: the approved member pays the tier's annual fee in the policy currency."""
-        self._require_status("approved", "record a fee payment")
+        self._require_status("pay_fee", "record a fee payment")
         if amount_fen <= 0:
             raise WorkflowError("a fee payment must be a positive amount of fen")
         if currency != policy.tiers.currency:
@@ -425,17 +419,17 @@ class Member(VipAggregate):
         self.fee_paid_fen += amount_fen
 
     def _activate_if_complete(self) -> None:
-        if (self.vip_status == "approved" and self.agreement_id
+        if (flow.allowed(self.vip_status, "activate") and self.agreement_id
                 and self.fee_paid_fen >= self.fee_due_fen):
             self._vip_activated(tier=self.effective_tier, agreement_id=self.agreement_id)
 
     @event("VipActivated")
     def _vip_activated(self, tier: str, agreement_id: str) -> None:
-        self.vip_status = "active"
+        self.vip_status = flow.after("activate")
 
     def revoke(self, ctx: Ctx, reason: str) -> None:
         """Seed 002 §2.3.2: the company may cancel VIP status, with a reason."""
-        if self.vip_status not in ("applied", "under_review", "approved", "active"):
+        if not flow.allowed(self.vip_status, "revoke"):
             raise WorkflowError(f"member {self.member_id} has no VIP standing to revoke "
                                 f"(status {self.vip_status})")
         if not reason or not reason.strip():
@@ -445,11 +439,11 @@ class Member(VipAggregate):
 
     @event("VipRevoked")
     def _vip_revoked(self, reason: str, actor: str) -> None:
-        self.vip_status = "revoked"
+        self.vip_status = flow.after("revoke")
 
     def terminate_rights(self, ctx: Ctx, reason: str) -> None:
         """Seed 002 §4.3.2: a customer in breach of the agreement loses the rights."""
-        self._require_status("active", "terminate rights for breach")
+        self._require_status("terminate_rights", "terminate rights for breach")
         if not reason or not reason.strip():
             raise WorkflowError("terminating rights for breach needs the breach as reason")
         self._use(ctx)
@@ -457,7 +451,7 @@ class Member(VipAggregate):
 
     @event("VipRightsTerminated")
     def _vip_rights_terminated(self, reason: str, actor: str) -> None:
-        self.vip_status = "terminated"
+        self.vip_status = flow.after("terminate_rights")
 
     def lapse(self, ctx: Ctx, agreement_id: str, reason: str) -> None:
         """Seed 002 §9, §12: the standing ends with its agreement (expired unrenewed, or terminated).
@@ -465,14 +459,14 @@ class Member(VipAggregate):
         Nothing happens when the member's standing does not rest on that
         agreement (another agreement, or no standing left to end).
         """
-        if self.agreement_id != agreement_id or self.vip_status not in AGREEMENT_BOUND:
+        if self.agreement_id != agreement_id or not flow.allowed(self.vip_status, "lapse"):
             return
         self._use(ctx)
         self._vip_lapsed(agreement_id=agreement_id, reason=reason)
 
     @event("VipLapsed")
     def _vip_lapsed(self, agreement_id: str, reason: str) -> None:
-        self.vip_status = "lapsed"
+        self.vip_status = flow.after("lapse")
 
     def renew_standing(self, ctx: Ctx, agreement_id: str, policy: Policy) -> int:
         """Seed 002 §12.3: renewing the agreement makes the standing active again.
@@ -480,7 +474,7 @@ class Member(VipAggregate):
         Returns the annual fee of the tier held at renewal (fen), which the
         renewal charges on the agreement.
         """
-        if self.agreement_id != agreement_id or self.vip_status not in ("active", "lapsed"):
+        if self.agreement_id != agreement_id or not flow.allowed(self.vip_status, "renew"):
             raise WorkflowError(
                 f"member {self.member_id} has no VIP standing on agreement {agreement_id} to renew "
                 f"(status {self.vip_status}); a renewal needs it active or lapsed, and a member "
@@ -494,12 +488,13 @@ class Member(VipAggregate):
 
     @event("VipRenewed")
     def _vip_renewed(self, agreement_id: str, tier: str, fee_due_fen: int, policy_version: str) -> None:
-        self.vip_status = "active"
+        self.vip_status = flow.after("renew")
 
-    def _require_status(self, status: str, action: str) -> None:
-        if self.vip_status != status:
-            raise WorkflowError(f"cannot {action} for member {self.member_id}: VIP status is "
-                                f"{self.vip_status}, needs {status}")
+    def _require_status(self, action: str, what: str) -> None:
+        """Refuse ``action`` (described as ``what``) unless the workflow table allows it now."""
+        if not flow.allowed(self.vip_status, action):
+            raise WorkflowError(f"cannot {what} for member {self.member_id}: VIP status is "
+                                f"{self.vip_status}, needs {flow.needs(action)}")
 
     def _require_qualified(self, at: datetime, policy: Policy) -> None:
         if self.effective_tier == "member":

@@ -95,8 +95,17 @@ class SlaTarget:
 
 @dataclass(frozen=True)
 class SlaPolicy:
+    """Complaint clock budgets per tier, scaled by a factor per severity."""
+
     targets: tuple[SlaTarget, ...]
     at_risk_ratio: float = 0.8
+    # Severity -> factor on the tier's budgets (0.5 halves them); a severity
+    # not listed keeps the tier's budgets (factor 1).
+    severity_factors: dict = field(default_factory=dict)
+
+    def severity_factor(self, severity: str) -> float:
+        """The factor a complaint of ``severity`` scales its tier's budgets by."""
+        return float(self.severity_factors.get(severity, 1.0))
 
     def target(self, tier: str) -> SlaTarget:
         for target in self.targets:

@@ -9,12 +9,15 @@ these messages.
 """
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
+from domain.base import InstantError, parse_instant
 from domain.currencies import is_currency
 
 KINDS = ("cooperation", "member_agreement")
+# The platform's own party id in contract terms: the ledger keeps its books
+# for this party (revenue, payables); every other party is a customer or partner.
+PLATFORM = "platform"
 TOTAL_BP = 10000
 MAX_AMOUNT_FEN = 10**15        # far below an Avro long, far above any contract sum
 
@@ -96,7 +99,7 @@ def settlement_problem(settlement: Any, party_ids: list[str]) -> str | None:
 def _party_ids(terms: dict, problems: list) -> list:
     parties = terms.get("parties")
     if not isinstance(parties, list) or not all(isinstance(p, dict) for p in parties):
-        problems.append("parties must be a list of two objects like {\"id\": \"platform\"}")
+        problems.append(f"parties must be a list of two objects like {{\"id\": \"{PLATFORM}\"}}")
         return []
     ids = [p.get("id") for p in parties]
     if len(parties) != 2 or len(set(map(str, ids))) != 2 or not all(isinstance(i, str) and i for i in ids):
@@ -146,15 +149,8 @@ def _milestones(milestones: Any, problems: list) -> None:
 
 
 def _instant_problem(value: Any) -> str | None:
-    if isinstance(value, datetime):
-        at = value
-    elif isinstance(value, str):
-        try:
-            at = datetime.fromisoformat(value)
-        except ValueError:
-            return f"{_show(value)} is not an ISO-8601 time"
-    else:
-        return f"must be an ISO-8601 time with a zone offset, got {_show(value)}"
-    if at.tzinfo is None or at.utcoffset() is None:
-        return f"{_show(value)} has no zone offset; add one, e.g. +08:00"
+    try:
+        parse_instant(value)
+    except InstantError as exc:
+        return str(exc)
     return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from domain.policy import Policy
+from domain.policy import Policy, tier_rank
 
 
 @dataclass(frozen=True)
@@ -106,3 +106,24 @@ def next_anniversary(first: datetime, after: datetime) -> datetime:
     while years > 1 and anniversary(first, years - 1) > after:
         years -= 1
     return anniversary(first, years)
+
+
+def live_override(override: dict | None, at: datetime | None = None) -> dict | None:
+    """The override still in force at ``at`` (None when absent or expired by then).
+
+    ``at=None`` takes the override as held: the aggregate drops it at its
+    expiry (a scheduled command), a read model answering "as of" must not wait.
+    """
+    if not override or (at is not None and override["expires_at"] <= at):
+        return None
+    return override
+
+
+def effective_tier(tier: str, override: dict | None, at: datetime | None = None) -> str:
+    """The tier after a manual override in force at ``at``: a pin sets it, a floor bounds it below."""
+    override = live_override(override, at)
+    if not override:
+        return tier
+    if override["kind"] == "pin":
+        return override["tier"]
+    return max(tier, override["tier"], key=tier_rank)

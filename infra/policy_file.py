@@ -6,6 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from domain.calendar import Calendar
+from domain.complaint import SEVERITIES
 from domain.policy import TIERS, Policy, SlaPolicy, SlaTarget, TierPolicy, TierRule
 
 
@@ -38,6 +39,18 @@ def _conversions(data: dict) -> dict[str, int]:
     return dict(data)
 
 
+def _severity_factors(data: dict) -> dict[str, float]:
+    if not isinstance(data, dict):
+        raise ValueError("sla.severity_factors must map a severity to a factor")
+    for severity, factor in data.items():
+        if severity not in SEVERITIES:
+            raise ValueError(f"sla.severity_factors: {severity!r} is not one of {', '.join(SEVERITIES)}")
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor <= 10:
+            raise ValueError(f"sla.severity_factors.{severity} must be a number above 0 and at most 10, "
+                             f"got {factor!r}")
+    return {k: float(v) for k, v in data.items()}
+
+
 def policy_from_dict(data: dict) -> Policy:
     tiers = data["tiers"]
     rules = tuple(TierRule(**r) for r in tiers["rules"])
@@ -62,5 +75,6 @@ def policy_from_dict(data: dict) -> Policy:
     if not data.get("version"):
         raise ValueError("a policy needs a version id")
     return Policy(version=data["version"], zone=data.get("zone", "Asia/Shanghai"),
-                  tiers=tier_policy, sla=SlaPolicy(targets, sla.get("at_risk_ratio", 0.8)),
+                  tiers=tier_policy, sla=SlaPolicy(targets, sla.get("at_risk_ratio", 0.8),
+                                                   _severity_factors(sla.get("severity_factors", {}))),
                   calendars=calendars)

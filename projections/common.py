@@ -3,13 +3,15 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from domain.base import parse_instant
+
 
 def iso(at: datetime | str | None) -> str | None:
     """An instant as a UTC ISO string, so rows sort and compare as text."""
     if at is None:
         return None
     if isinstance(at, str):
-        at = datetime.fromisoformat(at)
+        at = parse_instant(at)
     try:
         return at.astimezone(timezone.utc).isoformat()
     except OverflowError:
@@ -21,7 +23,8 @@ def iso(at: datetime | str | None) -> str | None:
 
 
 def parse(at: str | None) -> datetime | None:
-    return datetime.fromisoformat(at) if at else None
+    """A row's instant back as an aware datetime (None stays None)."""
+    return parse_instant(at) if at else None
 
 
 def isoify(value):

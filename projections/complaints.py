@@ -11,7 +11,8 @@ def fold_complaint(row: dict | None, event: dict, key: str) -> dict | None:
         return {"complaint_id": key, "member_id": data["member_id"], "tier": data["tier"],
                 "channel": data["channel"], "category": data["category"],
                 "severity": data["severity"], "policy_version": data["policy_version"],
-                "calendar": data["calendar"], "status": "filed", "assignee": None,
+                "calendar": data["calendar"], "at_risk_ratio": data["at_risk_ratio"],
+                "status": "filed", "assignee": None,
                 "filed_at": at, "first_response_at": None, "resolved_at": None,
                 "first_response_s": None, "resolution_s": None, "rating": None,
                 "escalation_level": 0, "breached": [], "clocks": isoify(data["clocks"])}

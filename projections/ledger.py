@@ -10,10 +10,11 @@ before it, so a fully credited invoice leaves every share at zero.
 """
 from __future__ import annotations
 
+from domain.terms import PLATFORM
 from projections.common import iso
 from projections.view import View
 
-OWN = "platform"  # the party whose books these are: contracts name it by this id (README)
+OWN = PLATFORM  # the party whose books these are: contracts name it by this id (README)
 
 
 def _legs(event: dict) -> list:

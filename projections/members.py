@@ -1,15 +1,17 @@
 """Current tier and tier history, folded from member events."""
 from __future__ import annotations
 
+from domain import vip_workflow as flow
 from projections.common import iso, isoify
 from projections.view import View, by_aggregate
 
-STATUS = {
-    "VipApplied": "applied", "VipReviewStarted": "under_review", "VipApproved": "approved",
-    "VipRejected": "rejected", "VipActivated": "active", "VipRevoked": "revoked",
-    "VipDisqualified": "disqualified", "VipRightsTerminated": "terminated",
-    "VipLapsed": "lapsed", "VipRenewed": "active",
-}
+# The status each VIP event leads to, from the workflow table (the action the event records).
+STATUS = {event: flow.after(action) for event, action in {
+    "VipApplied": "apply", "VipReviewStarted": "start_review", "VipApproved": "approve",
+    "VipRejected": "reject", "VipActivated": "activate", "VipRevoked": "revoke",
+    "VipDisqualified": "disqualify", "VipRightsTerminated": "terminate_rights",
+    "VipLapsed": "lapse", "VipRenewed": "renew",
+}.items()}
 
 
 def _new(event: dict) -> dict:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import datetime
 
+from domain import sla
 from domain.policy import TIERS, Policy, tier_rank
-from domain.tiering import order_inputs, standing
+from domain.tiering import effective_tier, live_override, order_inputs, standing
 from projections.common import iso, parse
 
 
@@ -26,13 +27,10 @@ def tier_row(row: dict, at: datetime, policy: Policy, timers: dict | None = None
     order_entries, order_months = order_inputs(orders)
     now = standing(entries + order_entries, set(row["months"]) | order_months, at, policy)
     next_review = ((timers or {}).get("timers") or {}).get("review")
-    override = row["override"]
-    if override and override["expires_at"] <= iso(at):
+    override = row["override"]  # expires_at as text in the row: parsed for the one rule
+    if override and not live_override({**override, "expires_at": parse(override["expires_at"])}, at):
         override = None
-    effective = row["tier"]
-    if override:
-        effective = override["tier"] if override["kind"] == "pin" else max(
-            row["tier"], override["tier"], key=tier_rank)
+    effective = effective_tier(row["tier"], override)
     return {"member_id": row["member_id"], "tier": row["tier"], "effective_tier": effective,
             "since": row["since"], "vip_status": row["status"],
             "window_spend_fen": now.spend_fen, "window_points": now.points,
@@ -64,7 +62,9 @@ def pending_breaches(store, at: datetime, policy: Policy) -> list[dict]:
         if row["status"] in ("resolved", "closed"):
             continue
         for name, clock in row["clocks"].items():
-            state = _clock_state(clock, now, policy.sla.at_risk_ratio)
+            # The ratio recorded at filing; a row folded before it was kept
+            # (until `vip replay`) falls back to the policy's.
+            state = _clock_state(clock, now, row.get("at_risk_ratio", policy.sla.at_risk_ratio))
             if state is None:
                 continue
             entry = {"complaint_id": row["complaint_id"], "member_id": row["member_id"],
@@ -88,10 +88,7 @@ def _clock_state(clock: dict, now: str, ratio: float) -> str | None:
         if clock["deadline"] <= now or clock.get("breached"):
             return "breached"
         return "at_risk" if clock["at_risk_at"] <= now or clock.get("at_risk_marked") else None
-    used, budget = clock["used_s"], clock["budget_s"]  # paused: judged by time used
-    if clock.get("breached") or used >= budget:
-        return "breached"
-    return "at_risk" if clock.get("at_risk_marked") or used >= ratio * budget else None
+    return sla.paused_state(clock, ratio)
 
 
 PARTY_ACCOUNTS = ("receivable", "payable", "partner_payable")

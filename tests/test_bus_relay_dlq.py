@@ -10,8 +10,7 @@ import pytest
 from domain.base import Ctx
 from domain.member import Member
 from infra.kafka.admin import read_topics
-from infra.kafka.bus import header_map
-from infra.kafka.relay import DLQ_POSITION
+from infra.kafka.bus import DLQ_POSITION, header_map
 from tests.test_bus_flow import bus  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.kafka

@@ -62,7 +62,7 @@ def test_two_ingests_of_overlapping_members_and_a_reader_at_once(tmp_path, event
     # Every line is applied once across both processes (the shared ones by whichever came first).
     applied = sum(o["applied"] for o in outcomes)
     duplicates = sum(o["duplicates"] for o in outcomes)
-    assert applied == 120 + 60 - 1 and duplicates == 60 + 1 and all(o["rejected"] == 0 for o in outcomes)
+    assert applied == 120 + 60 - 1 and duplicates == 60 + 1 and all(o["rejected"] == 0 for o in outcomes), [o["rejects"] for o in outcomes]
     tick = _vip(env, "tick")
     assert tick.wait(120) == 0
     tiers = json.loads(_vip(env, "tiers", "--json").communicate(timeout=120)[0])

@@ -112,8 +112,8 @@ def test_an_invoice_unpaid_when_its_contract_expires_still_falls_overdue(make_sy
     s.engine.run(t, lambda c: s.app.draft_contract(c, "K1", "cooperation", terms))
     s.engine.run(t, lambda c: s.app.sign_contract(c, "K1", "P1"))
     s.engine.run(t, lambda c: s.app.sign_contract(c, "K1", "platform"))
-    s.engine.run(t + timedelta(days=25), lambda c: s.app.contract_command(
-        "K1", "issue_invoice", c, "I1", "P1", 50_000, "CNY", "service_fee"))
+    s.engine.run(t + timedelta(days=25), lambda c: s.app.issue_invoice(
+        c, "K1", "I1", "P1", 50_000, "CNY", "service_fee"))
     later = t + timedelta(days=90)
     s.engine.advance(later)
     s.engine.flush()

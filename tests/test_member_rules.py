@@ -772,3 +772,23 @@ def test_a_standing_lost_otherwise_is_not_restored_by_renewing_the_agreement():
         m.renew_standing(ctx(T0 + timedelta(days=2)), "AG-1", POLICY)
     m.lapse(ctx(T0 + timedelta(days=2)), "AG-1", "terminated")
     assert m.vip_status == "revoked"
+
+
+# -- the VIP workflow table -------------------------------------------------------------
+
+
+def test_every_vip_status_a_command_can_reach_is_in_the_workflow_table():
+    from domain import vip_workflow as flow
+    for action, (allowed_from, to) in flow.TRANSITIONS.items():
+        assert to in flow.STATUSES and set(allowed_from) <= set(flow.STATUSES), action
+    # Every ended standing may apply again; a standing in progress or held may not.
+    assert all(flow.allowed(s, "apply") for s in ("none", "rejected", "revoked", "lapsed"))
+    assert not any(flow.allowed(s, "apply") for s in flow.IN_PROGRESS_OR_HELD)
+
+
+def test_a_command_refused_by_the_workflow_table_names_the_status_it_needs():
+    m = new_member()
+    with pytest.raises(WorkflowError, match="VIP status is none, needs under_review"):
+        m.approve(Ctx(at=T0, actor="reviewer"), POLICY)
+    with pytest.raises(WorkflowError, match="needs active"):
+        m.terminate_rights(Ctx(at=T0, actor="ops"), "breach")

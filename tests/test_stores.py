@@ -43,9 +43,11 @@ def test_sqlite_event_store_gives_the_reference_answers(make_system, reference):
 
 
 @pytest.mark.postgres
-def test_postgresql_saves_record_tracking_with_the_events(make_system, pg_url):
-    """The library's stored-function path drops tracking rows, so it must be off."""
+def test_postgresql_saves_record_tracking_with_the_events(make_system, pg_url, monkeypatch):
+    """The library's stored-function path drops tracking rows, so the settings keep it off
+    even when the process environment turns it on."""
     from eventsourcing.persistence import Tracking
+    monkeypatch.setenv("POSTGRES_ENABLE_DB_FUNCTIONS", "y")
     s = make_system(pg_url)
     assert s.app.recorder.datastore.enable_db_functions is False
     s.engine.run(START, lambda c: s.app.register_member(c, "r", "M1", {"name": "x"}))

@@ -10,13 +10,13 @@ import json
 import logging
 import time
 from dataclasses import replace
-from datetime import datetime
 
 import click
 
 from consumers.service import serve
 from consumers.streams import StreamViewStore, run_streams, streams_path
 from consumers.upstream import run_consumer
+from domain.base import InstantError, parse_instant
 from infra.cli.common import emit, print_summary, summarise, when
 from infra.dev.broker import Broker, BrokerError
 from infra.dev.simulator import Simulator, publish
@@ -139,14 +139,14 @@ def register(main: click.Group) -> None:
     def produce_cmd(source, rate, count, members, seed, start):
         """Upstream simulator: publish realistic Avro order or CRM events at a chosen rate."""
 
-
         settings = _settings()
         topic = Topics.from_settings(settings).source_topic(source)
         at = None
         if start:
-            at = datetime.fromisoformat(start)
-            if at.tzinfo is None:
-                raise click.BadParameter("--start needs a zone offset, e.g. 2025-03-01T09:00:00+08:00")
+            try:
+                at = parse_instant(start, "--start")
+            except InstantError as exc:
+                raise click.BadParameter(str(exc)) from None
         stop = StopFlag().install()
         simulator = Simulator(seed=seed, members=members, start=at, stream=source)
         producer = make_producer(settings.kafka_bootstrap)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from domain.base import DomainError
+from domain.base import DomainError, InstantError, parse_instant
 from infra.bootstrap import VIEWS, build
 from infra.policy_file import PolicyFileError
 from infra.service_layer.engine import ConflictError
@@ -24,12 +24,9 @@ def when(value: str | None) -> datetime | None:
     if not value:
         return None
     try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not an ISO-8601 time, e.g. 2025-06-30T23:59:59+08:00")
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
-    return at
+        return parse_instant(value, default_zone=ZoneInfo("Asia/Shanghai"))
+    except InstantError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def emit(data: Any, as_json: bool, table=None) -> None:

@@ -107,23 +107,24 @@ def member():
     """VIP workflow and tier overrides of a member (seed 002 §2)."""
 
 
-def _member_op(name: str, command: str, help_: str, *params, with_policy=False):
-    def action(app, c, member_id, options):
-        extra = [app.policy] if with_policy else []
-        return app.member_command(member_id, command, c, *options.values(), *extra)
+def _member_op(name: str, help_: str, action, *params):
+    """``vip member <name> MEMBER_ID``: ``action(app, ctx, member_id, options)`` calls one app method."""
     _op(member, name, help_, "member_id", params, action, _member)
 
 
-_member_op("apply", "apply_for_vip", "Apply for VIP (seed 002 §2.2.1).", with_policy=True)
-_member_op("start-review", "start_review", "Start reviewing the application (§2.2.2).")
-_member_op("approve", "approve", "Approve the application (§2.2.2).", with_policy=True)
-_member_op("reject", "reject", "Reject the application, with a reason.",
-           click.option("--reason", required=True, help=STAFF_TEXT))
-_member_op("revoke", "revoke", "Cancel VIP status, with a reason (§2.3.2).",
-           click.option("--reason", required=True, help=STAFF_TEXT))
-_member_op("terminate-rights", "terminate_rights", "End rights for breach (§4.3.2).",
-           click.option("--reason", required=True, help=STAFF_TEXT))
-_member_op("clear-override", "clear_override", "Remove a manual tier override.",
+_REASON = click.option("--reason", required=True, help=STAFF_TEXT)
+_member_op("apply", "Apply for VIP (seed 002 §2.2.1).", lambda app, c, mid, o: app.apply_for_vip(c, mid))
+_member_op("start-review", "Start reviewing the application (§2.2.2).",
+           lambda app, c, mid, o: app.start_vip_review(c, mid))
+_member_op("approve", "Approve the application (§2.2.2).", lambda app, c, mid, o: app.approve_vip(c, mid))
+_member_op("reject", "Reject the application, with a reason.",
+           lambda app, c, mid, o: app.reject_vip(c, mid, o["reason"]), _REASON)
+_member_op("revoke", "Cancel VIP status, with a reason (§2.3.2).",
+           lambda app, c, mid, o: app.revoke_vip(c, mid, o["reason"]), _REASON)
+_member_op("terminate-rights", "End rights for breach (§4.3.2).",
+           lambda app, c, mid, o: app.terminate_rights(c, mid, o["reason"]), _REASON)
+_member_op("clear-override", "Remove a manual tier override.",
+           lambda app, c, mid, o: app.clear_override(c, mid, o["reason"]),
            click.option("--reason", default="cleared by operator"))
 
 
@@ -138,7 +139,7 @@ def override(ctx, at, actor, as_json, member_id, kind, tier, reason, expires):
     """Pin a member's tier, or give it a floor, until an expiry."""
     app = system_of(ctx).app
     run(ctx, at, actor, as_json,
-        lambda c: app.member_command(member_id, "set_override", c, kind, tier, reason, when(expires)),
+        lambda c: app.set_override(c, member_id, kind, tier, reason, when(expires)),
         _member)
 
 
@@ -181,38 +182,44 @@ def sign(ctx, at, actor, as_json, contract_id, party):
     run(ctx, at, actor, as_json, lambda c: app.sign_contract(c, contract_id, party), _contract)
 
 
-def _contract_op(name: str, command: str, help_: str, *params):
-    def action(app, c, contract_id, options):
-        if "changes" in options:
-            options["changes"] = _json_arg(options["changes"])
-        if "settlement" in options:
-            options["settlement"] = _json_arg(options["settlement"]) if options["settlement"] else None
-        return app.contract_command(contract_id, command, c, **options)
+def _contract_op(name: str, help_: str, action, *params):
+    """``vip contract <name> CONTRACT_ID``: ``action(app, ctx, contract_id, options)`` calls one app method."""
     _op(contract, name, help_, "contract_id", params, action, _contract)
 
 
-_contract_op("complete-milestone", "complete_milestone", "Mark a milestone completed.",
+_PARTY = click.option("--party", "party_id", required=True)
+_AMENDMENT = click.option("--id", "amendment_id", required=True)
+_contract_op("complete-milestone", "Mark a milestone completed.",
+             lambda app, c, cid, o: app.complete_milestone(c, cid, o["milestone_id"]),
              click.option("--milestone", "milestone_id", required=True))
-_contract_op("propose-amendment", "propose_amendment", "Propose changed terms (seed 000 §11).",
-             click.option("--id", "amendment_id", required=True),
+_contract_op("propose-amendment", "Propose changed terms (seed 000 §11).",
+             lambda app, c, cid, o: app.propose_amendment(c, cid, o["amendment_id"],
+                                                          _json_arg(o["changes"]), o["kind"]),
+             _AMENDMENT,
              click.option("--changes", required=True, help="Changed terms as JSON or @file."),
              click.option("--kind", type=click.Choice(["amendment", "supplement"]), default="amendment"))
-_contract_op("consent", "consent_to_amendment", "A party consents to an amendment.",
-             click.option("--id", "amendment_id", required=True),
-             click.option("--party", "party_id", required=True))
-_contract_op("breach", "record_breach", "Record a breach with compensation (seed 000 §8).",
-             click.option("--party", "party_id", required=True),
-             click.option("--description", required=True),
+_contract_op("consent", "A party consents to an amendment.",
+             lambda app, c, cid, o: app.consent_to_amendment(c, cid, o["amendment_id"], o["party_id"]),
+             _AMENDMENT, _PARTY)
+_contract_op("breach", "Record a breach with compensation (seed 000 §8).",
+             lambda app, c, cid, o: app.record_breach(c, cid, o["party_id"], o["description"],
+                                                      o["compensation_fen"], o["currency"]),
+             _PARTY, click.option("--description", required=True),
              click.option("--compensation-fen", "compensation_fen", type=int, default=0),
              click.option("--currency", default="CNY"))
-_contract_op("dispute", "open_dispute", "Open a dispute (seed 000 §9).",
-             click.option("--party", "party_id", required=True), click.option("--reason", required=True))
-_contract_op("settle-dispute", "settle_dispute", "Settle the open dispute.",
+_contract_op("dispute", "Open a dispute (seed 000 §9).",
+             lambda app, c, cid, o: app.open_dispute(c, cid, o["party_id"], o["reason"]),
+             _PARTY, click.option("--reason", required=True))
+_contract_op("settle-dispute", "Settle the open dispute.",
+             lambda app, c, cid, o: app.settle_dispute(c, cid, o["outcome"]),
              click.option("--outcome", required=True))
-_contract_op("terminate", "terminate", "Terminate with reason and settlement (seed 000 §10).",
+_contract_op("terminate", "Terminate with reason and settlement (seed 000 §10).",
+             lambda app, c, cid, o: app.terminate_contract(
+                 c, cid, o["reason"], _json_arg(o["settlement"]) if o["settlement"] else None),
              click.option("--reason", required=True),
              click.option("--settlement", default=None, help='JSON: {"amount_fen":..,"payer":..,"payee":..}'))
-_contract_op("renew", "renew", "Renew for more months (seed 002 §12.3).",
+_contract_op("renew", "Renew for more months (seed 002 §12.3).",
+             lambda app, c, cid, o: app.renew_contract(c, cid, o["months"]),
              click.option("--months", type=int, default=None))
 
 
@@ -229,26 +236,24 @@ _contract_op("renew", "renew", "Renew for more months (seed 002 §12.3).",
 def invoice(ctx, at, actor, as_json, contract_id, invoice_id, payer, amount_fen, currency, kind, due):
     """Issue an invoice."""
     app = system_of(ctx).app
-    run(ctx, at, actor, as_json, lambda c: app.contract_command(
-        contract_id, "issue_invoice", c, invoice_id, payer, amount_fen, currency, kind, when(due)), _contract)
+    run(ctx, at, actor, as_json, lambda c: app.issue_invoice(
+        c, contract_id, invoice_id, payer, amount_fen, currency, kind, when(due)), _contract)
 
 
-def _settle_op(name: str, how: str, help_: str, *params):
-    def action(app, c, contract_id, options):
-        return app.settle_invoice(c, contract_id, options.pop("invoice_id"), how, **options)
-    _op(contract, name, help_, "contract_id",
-        (click.option("--invoice", "invoice_id", required=True), *params), action, _contract)
-
-
-_settle_op("pay", "receive_payment", "Record a payment against an invoice.",
-           click.option("--amount-fen", "amount_fen", type=int, required=True),
-           click.option("--currency", default="CNY"),
-           click.option("--payment-id", "payment_id", required=True))
-_settle_op("discount", "grant_discount", "Grant a discount on an invoice (seed 002 §6.3).",
-           click.option("--amount-fen", "amount_fen", type=int, required=True),
-           click.option("--reason", required=True))
-_settle_op("waive", "waive", "Waive what is still owed on an invoice (seed 002 §6.3).",
-           click.option("--reason", required=True))
+_INVOICE = click.option("--invoice", "invoice_id", required=True)
+_contract_op("pay", "Record a payment against an invoice.",
+             lambda app, c, cid, o: app.pay_invoice(c, cid, o["invoice_id"], o["amount_fen"],
+                                                    o["currency"], o["payment_id"]),
+             _INVOICE, click.option("--amount-fen", "amount_fen", type=int, required=True),
+             click.option("--currency", default="CNY"),
+             click.option("--payment-id", "payment_id", required=True))
+_contract_op("discount", "Grant a discount on an invoice (seed 002 §6.3).",
+             lambda app, c, cid, o: app.grant_discount(c, cid, o["invoice_id"], o["amount_fen"], o["reason"]),
+             _INVOICE, click.option("--amount-fen", "amount_fen", type=int, required=True),
+             click.option("--reason", required=True))
+_contract_op("waive", "Waive what is still owed on an invoice (seed 002 §6.3).",
+             lambda app, c, cid, o: app.waive_invoice(c, cid, o["invoice_id"], o["reason"]),
+             _INVOICE, click.option("--reason", required=True))
 
 
 # -- complaints -----------------------------------------------------------------------
@@ -273,23 +278,31 @@ def file_(ctx, at, actor, as_json, complaint_id, member_id, channel, category, s
         c, complaint_id, member_id, channel, category, severity, description), _complaint)
 
 
-def _complaint_op(name: str, command: str, help_: str, *params, calendar=False):
-    def action(app, c, complaint_id, options):
-        return app.complaint_command(complaint_id, command, c, calendar=calendar, **options)
+def _complaint_op(name: str, help_: str, action, *params):
+    """``vip complaint <name> COMPLAINT_ID``: ``action(app, ctx, complaint_id, options)`` calls one app method."""
     _op(complaint, name, help_, "complaint_id", params, action, _complaint)
 
 
-_complaint_op("ack", "acknowledge", "First response: stops the first-response clock.", calendar=True)
-_complaint_op("assign", "assign", "Assign to an agent.", click.option("--to", "assignee", required=True))
-_complaint_op("escalate", "escalate", "Escalate by hand.", click.option("--reason", required=True))
-_complaint_op("wait", "wait_for_customer", "Wait for the customer: clocks pause.",
-              click.option("--reason", default=""), calendar=True)
-_complaint_op("reply", "customer_replied", "The customer answered: clocks resume.", calendar=True)
-_complaint_op("rate", "rate", "Satisfaction 1-5 (seed 002 §5.3).",
+_complaint_op("ack", "First response: stops the first-response clock.",
+              lambda app, c, cid, o: app.acknowledge_complaint(c, cid))
+_complaint_op("assign", "Assign to an agent.",
+              lambda app, c, cid, o: app.assign_complaint(c, cid, o["assignee"]),
+              click.option("--to", "assignee", required=True))
+_complaint_op("escalate", "Escalate by hand.",
+              lambda app, c, cid, o: app.escalate_complaint(c, cid, o["reason"]),
+              click.option("--reason", required=True))
+_complaint_op("wait", "Wait for the customer: clocks pause.",
+              lambda app, c, cid, o: app.wait_for_customer(c, cid, o["reason"]),
+              click.option("--reason", default=""))
+_complaint_op("reply", "The customer answered: clocks resume.",
+              lambda app, c, cid, o: app.record_customer_reply(c, cid))
+_complaint_op("rate", "Satisfaction 1-5 (seed 002 §5.3).",
+              lambda app, c, cid, o: app.rate_complaint(c, cid, o["score"]),
               click.option("--score", type=int, required=True))
-_complaint_op("close", "close", "Close a resolved complaint.")
-_complaint_op("reopen", "reopen", "Reopen: the resolution clock resumes.",
-              click.option("--reason", required=True), calendar=True)
+_complaint_op("close", "Close a resolved complaint.", lambda app, c, cid, o: app.close_complaint(c, cid))
+_complaint_op("reopen", "Reopen: the resolution clock resumes.",
+              lambda app, c, cid, o: app.reopen_complaint(c, cid, o["reason"]),
+              click.option("--reason", required=True))
 
 
 @complaint.command("resolve")

@@ -18,6 +18,7 @@ from itertools import count
 from zoneinfo import ZoneInfo
 
 from domain.base import DomainError
+from domain.terms import PLATFORM
 from infra.progress import bar as progress_bar
 from infra.service_layer.upstream import Input, apply_input
 
@@ -111,37 +112,37 @@ def _vip_round(y: Year):
             if y.rng.random() < 0.7:
                 mid = row["member_id"]
                 y.op(when + timedelta(hours=y.rng.uniform(0, 48)), "customer",
-                     lambda c, mid=mid: app.member_command(mid, "apply_for_vip", c, app.policy))
+                     lambda c, mid=mid: app.apply_for_vip(c, mid))
                 _plan_review(y, mid, when + timedelta(days=y.rng.uniform(2, 4)))
     return round_
 
 
 def _plan_review(y: Year, mid: str, when: datetime) -> None:
     app, rng = y.app, y.rng
-    y.op(when, "reviewer-1", lambda c: app.member_command(mid, "start_review", c))
+    y.op(when, "reviewer-1", lambda c: app.start_vip_review(c, mid))
     decide = when + timedelta(hours=rng.uniform(2, 30))
     if rng.random() < 0.1:
-        y.op(decide, "reviewer-1", lambda c: app.member_command(mid, "reject", c, "materials incomplete"))
+        y.op(decide, "reviewer-1", lambda c: app.reject_vip(c, mid, "materials incomplete"))
         return
-    y.op(decide, "reviewer-1", lambda c: app.member_command(mid, "approve", c, app.policy))
+    y.op(decide, "reviewer-1", lambda c: app.approve_vip(c, mid))
     agreement = f"VA-{mid}"
     sign = decide + timedelta(days=rng.uniform(0.5, 3))
 
     def draft_and_sign(c):
         member = app.member(mid)
-        terms = {"parties": [{"id": "platform", "role": "company"}, {"id": mid, "role": "customer"}],
+        terms = {"parties": [{"id": PLATFORM, "role": "company"}, {"id": mid, "role": "customer"}],
                  "member_id": mid, "validity_months": 12, "payment_terms_days": 7,
                  "fee_schedule": [{"tier": member.effective_tier,
                                    "annual_fee_fen": app.policy.tiers.fee_for(member.effective_tier)}],
                  "sla_targets": member.effective_tier, "notice_channels": ["phone", "email"],
                  "confidentiality_years": 3,
-                 "revenue_share": {"platform": 10000}}
+                 "revenue_share": {PLATFORM: 10000}}
         app.draft_contract(c, agreement, "member_agreement", terms)
         app.sign_contract(c, agreement, mid)
-        app.sign_contract(c, agreement, "platform")
+        app.sign_contract(c, agreement, PLATFORM)
         fee = member.fee_due_fen
         if fee:
-            app.contract_command(agreement, "issue_invoice", c, "FEE-1", mid, fee, "CNY", "membership_fee")
+            app.issue_invoice(c, agreement, "FEE-1", mid, fee, "CNY", "membership_fee")
     y.op(sign, "agent-onboarding", draft_and_sign)
     pay = sign + timedelta(days=rng.uniform(0.1, 10))
 
@@ -150,11 +151,9 @@ def _plan_review(y: Year, mid: str, when: datetime) -> None:
         if "FEE-1" not in contract.invoices:
             return
         if rng.random() < 0.1:
-            app.settle_invoice(c, agreement, "FEE-1", "waive", reason="first-year promotion")
+            app.waive_invoice(c, agreement, "FEE-1", "first-year promotion")
         else:
-            app.settle_invoice(c, agreement, "FEE-1", "receive_payment",
-                               amount_fen=contract.outstanding("FEE-1"), currency="CNY",
-                               payment_id=f"PAY-{mid}")
+            app.pay_invoice(c, agreement, "FEE-1", contract.outstanding("FEE-1"), "CNY", f"PAY-{mid}")
     y.op(pay, "finance", settle)
 
 
@@ -163,38 +162,38 @@ def plan_partners(y: Year) -> None:
     for index, (pid, platform_bp) in enumerate(PARTNERS):
         cid = f"COOP-{index + 1}"
         start = y.start + timedelta(days=3 + 20 * index, hours=10)
-        terms = {"parties": [{"id": "platform", "role": "A"}, {"id": pid, "role": "B"}],
+        terms = {"parties": [{"id": PLATFORM, "role": "A"}, {"id": pid, "role": "B"}],
                  "validity_months": 12, "payment_terms_days": 30,
-                 "revenue_share": {"platform": platform_bp, pid: 10000 - platform_bp},
+                 "revenue_share": {PLATFORM: platform_bp, pid: 10000 - platform_bp},
                  "sla_targets": "default", "confidentiality_years": 3, "notice_channels": ["email"],
                  "milestones": [{"id": f"M{m}", "title": t, "due_months": m} for m, t in enumerate(
                      ["客服服务质量提升", "首场VIP用户活动", "扩大新品试用范围", "优化优惠价格政策",
                       "升级个性化推荐系统"], 1)]}
         y.op(start, "legal", lambda c, cid=cid, terms=terms: app.draft_contract(c, cid, "cooperation", terms))
         y.op(start + timedelta(days=1), f"{pid}-rep", lambda c, cid=cid, pid=pid: app.sign_contract(c, cid, pid))
-        y.op(start + timedelta(days=2), "platform-rep", lambda c, cid=cid: app.sign_contract(c, cid, "platform"))
+        y.op(start + timedelta(days=2), "platform-rep", lambda c, cid=cid: app.sign_contract(c, cid, PLATFORM))
         for m in range(1, 6):
             if rng.random() < 0.85:
                 done = start + timedelta(days=2 + 30 * m + rng.uniform(-12, 8))
-                y.op(done, f"{pid}-pm", lambda c, cid=cid, m=m: app.contract_command(
-                    cid, "complete_milestone", c, f"M{m}"))
+                y.op(done, f"{pid}-pm", lambda c, cid=cid, m=m: app.complete_milestone(
+                    c, cid, f"M{m}"))
         for month in range(1, 12):
             issued = start + timedelta(days=2 + 30 * month)
             amount = rng.randint(5_000_00, 80_000_00) + rng.randint(0, 99)
             inv = f"INV-{month:02d}"
-            y.op(issued, "finance", lambda c, cid=cid, pid=pid, inv=inv, amount=amount: app.contract_command(
-                cid, "issue_invoice", c, inv, pid, amount, "CNY", "service_fee"))
+            y.op(issued, "finance", lambda c, cid=cid, pid=pid, inv=inv, amount=amount: app.issue_invoice(
+                c, cid, inv, pid, amount, "CNY", "service_fee"))
             r = rng.random()
             if r < 0.8:
                 paid = issued + timedelta(days=rng.uniform(3, 45))
-                y.op(paid, "finance", lambda c, cid=cid, inv=inv, amount=amount: app.settle_invoice(
-                    c, cid, inv, "receive_payment", amount_fen=amount, currency="CNY", payment_id=f"P-{cid}-{inv}"))
+                y.op(paid, "finance", lambda c, cid=cid, inv=inv, amount=amount: app.pay_invoice(
+                    c, cid, inv, amount, "CNY", f"P-{cid}-{inv}"))
             elif r < 0.9:
-                y.op(issued + timedelta(days=5), "finance", lambda c, cid=cid, inv=inv: app.settle_invoice(
-                    c, cid, inv, "grant_discount", amount_fen=1000_00, reason="service credit"))
+                y.op(issued + timedelta(days=5), "finance", lambda c, cid=cid, inv=inv: app.grant_discount(
+                    c, cid, inv, 1000_00, "service credit"))
         if index == 2:
-            y.op(start + timedelta(days=200), "legal", lambda c, cid=cid, pid=pid: app.contract_command(
-                cid, "record_breach", c, pid, "milestone 3 missed by over a month", 2000_00, "CNY"))
+            y.op(start + timedelta(days=200), "legal", lambda c, cid=cid, pid=pid: app.record_breach(
+                c, cid, pid, "milestone 3 missed by over a month", 2000_00, "CNY"))
 
 
 def plan_complaints(y: Year, members: int) -> None:
@@ -211,16 +210,16 @@ def plan_complaints(y: Year, members: int) -> None:
              app.file_complaint(c, cid, mid, ch, cat, sev, f"{mid} 的投诉: 订单问题, 联系电话请见档案"))
         late = rng.random() < 0.15
         ack = when + timedelta(minutes=rng.uniform(3, 50) * (8 if late else 1))
-        y.op(ack, f"agent-{n % 7}", lambda c, cid=cid: app.complaint_command(cid, "acknowledge", c, calendar=True))
+        y.op(ack, f"agent-{n % 7}", lambda c, cid=cid: app.acknowledge_complaint(c, cid))
         y.op(ack + timedelta(minutes=5), "dispatcher",
-             lambda c, cid=cid, a=f"agent-{n % 7}": app.complaint_command(cid, "assign", c, a))
+             lambda c, cid=cid, a=f"agent-{n % 7}": app.assign_complaint(c, cid, a))
         t = ack
         if rng.random() < 0.2:
             t = t + timedelta(hours=rng.uniform(1, 5))
-            y.op(t, f"agent-{n % 7}", lambda c, cid=cid: app.complaint_command(
-                cid, "wait_for_customer", c, reason="need order photos", calendar=True))
+            y.op(t, f"agent-{n % 7}", lambda c, cid=cid: app.wait_for_customer(
+                c, cid, "need order photos"))
             t = t + timedelta(hours=rng.uniform(2, 72))
-            y.op(t, "customer", lambda c, cid=cid: app.complaint_command(cid, "customer_replied", c, calendar=True))
+            y.op(t, "customer", lambda c, cid=cid: app.record_customer_reply(c, cid))
         if rng.random() < 0.05:
             continue  # still open at year end
         resolved = t + timedelta(hours=rng.uniform(0.5, 6) * (12 if late else 1))
@@ -228,13 +227,13 @@ def plan_complaints(y: Year, members: int) -> None:
         if rng.random() < 0.7:
             score = rng.choices([1, 2, 3, 4, 5], [1, 1, 2, 5, 6] if not late else [4, 3, 2, 1, 1])[0]
             y.op(resolved + timedelta(hours=2), "customer",
-                 lambda c, cid=cid, s=score: app.complaint_command(cid, "rate", c, s))
+                 lambda c, cid=cid, s=score: app.rate_complaint(c, cid, s))
         y.op(resolved + timedelta(days=3), "agent-closer", lambda c, cid=cid: _close(app, c, cid))
 
 
 def _close(app, c, cid: str) -> None:
     if app.complaint(cid).status == "resolved":
-        app.complaint_command(cid, "close", c)
+        app.close_complaint(c, cid)
 
 
 def prepare_data_dir(settings, reset: bool) -> None:

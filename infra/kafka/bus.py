@@ -22,7 +22,6 @@ docs/decisions/0003-message-bus.md).
 """
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
@@ -31,7 +30,6 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from infra.settings import Settings
 
-log = logging.getLogger("vip.bus")
 
 AGGREGATES = ("member", "contract", "complaint")
 SOURCES = ("orders", "crm")
@@ -44,6 +42,7 @@ DLQ_PARTITION = "dlq_original_partition"
 DLQ_OFFSET = "dlq_original_offset"
 DLQ_TIMESTAMP = "dlq_original_timestamp"
 DLQ_GROUP = "dlq_consumer_group"
+DLQ_POSITION = "dlq_log_position"  # the relay's: where in the notification log the event sits
 
 
 @dataclass(frozen=True)
@@ -191,24 +190,27 @@ def make_consumer(bootstrap: str, group: str | None, env: Mapping[str, str] | No
 
 
 
+def dead_letter_headers(reason: str, original: Iterable[tuple[str, bytes]] | None = None, *,
+                        topic: str | None = None, partition: int | None = None,
+                        offset: int | None = None, timestamp: int | None = None,
+                        group: str | None = None, log_position: int | None = None,
+                        ) -> list[tuple[str, bytes]]:
+    """The headers of a dead-lettered message: the original's, then why and where it was.
+
+    The one place the DLQ header set is built (consumer, views, relay); a
+    header is left out when its value is not known where the message failed.
+    """
+    out = list(original or [])
+    out.append((DLQ_REASON, reason.encode("utf-8")))
+    for name, value in ((DLQ_TOPIC, topic), (DLQ_PARTITION, partition), (DLQ_OFFSET, offset),
+                        (DLQ_TIMESTAMP, timestamp), (DLQ_GROUP, group), (DLQ_POSITION, log_position)):
+        if value is not None:
+            out.append((name, str(value).encode("utf-8")))
+    return out
+
+
 def header_map(headers: Iterable[tuple[str, bytes]] | None) -> dict[str, str]:
     """Kafka headers as a dict of text (the last value of a repeated name wins)."""
     return {name: (value or b"").decode("utf-8", "replace") for name, value in (headers or [])}
 
 
-def tracked_writes(app) -> bool:
-    """Make the app's saves record their tracking position (PostgreSQL); True if it had to.
-
-    eventsourcing 9.5's PostgreSQL recorder, with ``POSTGRES_ENABLE_DB_FUNCTIONS``
-    on, inserts events through a stored function that silently drops the
-    ``tracking`` of a save and takes no table lock (so notification ids may
-    commit out of order). Exactly-once consumption needs the tracking, so a
-    process that consumes switches its recorder back to the plain path.
-    """
-    datastore = getattr(app.recorder, "datastore", None)
-    if getattr(datastore, "enable_db_functions", False):
-        log.warning("POSTGRES_ENABLE_DB_FUNCTIONS is on: it drops tracking positions; "
-                    "this process saves through the plain (locked, tracked) path instead")
-        datastore.enable_db_functions = False
-        return True
-    return False

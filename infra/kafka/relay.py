@@ -29,15 +29,12 @@ from typing import Callable
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from infra.bootstrap import open_app
-from infra.kafka.bus import DLQ_REASON, Topics, make_producer
+from infra.kafka.bus import Topics, dead_letter_headers, make_producer
 from infra.logs import setup_logging
 from infra.service_layer.envelope import envelope
 from infra.settings import Settings
 from schemas.codec import HEADER_SIZE, MAGIC, CodecError
 from schemas.events import encode_event, headers
-
-# Where in the notification log a dead-lettered domain event sits.
-DLQ_POSITION = "dlq_log_position"
 
 log = logging.getLogger("vip.relay")
 
@@ -85,8 +82,9 @@ class Relay:
         self.dead_lettered += 1
         value = json.dumps(event, default=str, ensure_ascii=False).encode("utf-8")
         key = (event["key"] or event["aggregate_id"]).encode("utf-8")
-        hdrs = [("event_id", event["id"].encode()), ("event_type", event["type"].encode()),
-                (DLQ_REASON, reason.encode("utf-8")), (DLQ_POSITION, str(note.id).encode())]
+        hdrs = dead_letter_headers(reason, [("event_id", event["id"].encode()),
+                                            ("event_type", event["type"].encode())],
+                                   log_position=note.id)
         return topic, key, value, hdrs
 
     def pump(self) -> int:

@@ -16,20 +16,19 @@ from eventsourcing.application import (
 )
 from eventsourcing.persistence import Tracking
 
-from domain.base import ERASED, Ctx, DomainError, NotFoundError
+from domain.base import ERASED, NotFoundError
 from domain.complaint import Complaint
 from domain.contract import Contract
 from domain.member import Member
 from domain.policy import Policy
+from infra.service_layer.complaints import ComplaintServices
+from infra.service_layer.contracts import ContractServices
+from infra.service_layer.members import MemberServices
 from infra.stores.pii import ErasedError, KeyStoreError, PiiCipher
 from infra.stores.recorders import Receipt
 
 
-class DuplicateError(DomainError):
-    """An aggregate with that business id already exists."""
-
-
-class VipApp(Application):
+class VipApp(MemberServices, ContractServices, ComplaintServices, Application):
     """Members, contracts and complaints in one event store."""
 
     name = "vip"
@@ -38,12 +37,18 @@ class VipApp(Application):
         super().__init__(env=env)
         self.policy = policy
         self.cipher = cipher
-        self.log_changed = True  # set on every save; the engine reads and clears it
+        # Set by every save of this process; the engine reads and clears it to
+        # know when to fold the log into its views (other processes' writes it
+        # picks up by a forced sync).
+        self.log_changed = True
         # What a command did not keep (free text for an erased member): the CLI says so.
         self.notices: list[str] = []
 
-    def _notify(self, recordings) -> None:
+    def save(self, *objs: Any, **kwargs: Any) -> list:
+        """The library's save, noting that the log changed."""
+        recordings = super().save(*objs, **kwargs)
         self.log_changed = True
+        return recordings
 
     def construct_recorder(self):
         # A process recorder stores tracking positions atomically with events,
@@ -121,142 +126,6 @@ class VipApp(Application):
         self.notices.append(f"member {member_id}'s personal data was erased: the {what} given was not "
                             f"kept (stored as {ERASED})")
         return ERASED
-
-    # -- members -------------------------------------------------------------------
-
-    def register_member(self, ctx: Ctx, input_id: str, member_id: str, profile: dict) -> Member:
-        sealed = {k: self.seal_for(member_id, v, k) for k, v in profile.items() if v is not None}
-        member = self.find_member(member_id)
-        if member is None:
-            member = Member.register(ctx, member_id, sealed, source="crm", input_id=input_id)
-        else:
-            member.fill_registration(ctx, input_id, sealed)
-        self.save(member)
-        return member
-
-    def member_command(self, member_id: str, command: str, *args: Any,
-                       tracking: Tracking | None = None, **kwargs: Any) -> Member:
-        """Run one Member command by name and save (get, call, save)."""
-        member = self.member(member_id)
-        getattr(member, command)(*args, **kwargs)
-        self.save_tracked(tracking, member)
-        return member
-
-    def erase_member(self, ctx: Ctx, member_id: str, input_id: str = "") -> Member:
-        """Destroy the member's key, and note the erasure in the log."""
-        member = self.member(member_id)
-        self.cipher.keys.destroy(member_id)
-        if not member.erased:
-            member.record_erasure(ctx, input_id)
-            self.save(member)
-        return member
-
-    # -- contracts -----------------------------------------------------------------
-
-    def draft_contract(self, ctx: Ctx, contract_id: str, kind: str, terms: dict) -> Contract:
-        if self._exists(Contract, contract_id):
-            raise DuplicateError(f"contract {contract_id} already exists; pick another id")
-        contract = Contract.draft(ctx, contract_id, kind, terms)
-        self.save(contract)
-        return contract
-
-    def sign_contract(self, ctx: Ctx, contract_id: str, party_id: str) -> Contract:
-        contract = self.contract(contract_id)
-        contract.sign(ctx, party_id)
-        member = self._member_of(contract)
-        if member is not None and contract.status == "effective":
-            # Seed 002 §2.2.3: the agreement is signed after approval; the
-            # last signature links it (nothing is saved if the member is not approved).
-            member.record_agreement_signed(ctx, contract_id)
-        self.save(contract, member)
-        return contract
-
-    def contract_command(self, contract_id: str, command: str, ctx: Ctx, *args: Any,
-                         **kwargs: Any) -> Contract:
-        """Run one Contract command; a member agreement's end or renewal moves its member."""
-        contract = self.contract(contract_id)
-        getattr(contract, command)(ctx, *args, **kwargs)
-        member = self._follow_agreement(ctx, contract)
-        self.save(contract, member)
-        return contract
-
-    def _follow_agreement(self, ctx: Ctx, contract: Contract) -> Member | None:
-        """Seed 002 §9, §12: the VIP standing lives as long as the member agreement.
-
-        Expiry without renewal and termination make the standing lapsed; a
-        renewal makes it active again and charges the annual fee of the tier
-        held then, as an invoice on the agreement (like the first fee). Run
-        in the same save as the contract's change, so both or neither happen.
-        """
-        member = self._member_of(contract)
-        if member is None:
-            return None
-        for change in contract.pending_events:
-            if isinstance(change, (Contract.ContractExpired, Contract.ContractTerminated)):
-                why = "expired without renewal" if isinstance(change, Contract.ContractExpired) \
-                    else "terminated"
-                member.lapse(ctx, contract.contract_id, f"member agreement {contract.contract_id} {why}")
-            elif isinstance(change, Contract.ContractRenewed):
-                fee = member.renew_standing(ctx, contract.contract_id, self.policy)
-                if fee:
-                    contract.issue_invoice(ctx, f"renewal-{contract.renewals}-fee", member.member_id,
-                                           fee, self.policy.tiers.currency, "membership_fee")
-        return member
-
-    def settle_invoice(self, ctx: Ctx, contract_id: str, invoice_id: str, how: str,
-                       **kwargs: Any) -> Contract:
-        """Payment, discount or waiver; a membership fee settled moves the member on."""
-        contract = self.contract(contract_id)
-        before = contract.outstanding(invoice_id)
-        getattr(contract, how)(ctx, invoice_id, **kwargs)
-        settled = before - contract.outstanding(invoice_id)
-        member = self._member_of(contract)
-        invoice = contract.invoices[invoice_id]
-        if member is not None and invoice["kind"] == "membership_fee" and settled > 0 \
-                and member.vip_status == "approved":
-            member.record_fee_paid(ctx, settled, invoice["currency"], f"{contract_id}/{invoice_id}/{how}",
-                                   self.policy)
-        self.save(contract, member)
-        return contract
-
-    def _member_of(self, contract: Contract) -> Member | None:
-        if contract.kind != "member_agreement":
-            return None
-        return self.find_member(contract.terms["member_id"])
-
-    # -- complaints ----------------------------------------------------------------
-
-    def file_complaint(self, ctx: Ctx, complaint_id: str, member_id: str, channel: str,
-                       category: str, severity: str, description: str) -> Complaint:
-        if self._exists(Complaint, complaint_id):
-            raise DuplicateError(f"complaint {complaint_id} already exists; pick another id")
-        member = self.member(member_id)
-        tier = member.effective_tier if member.has_benefits else "member"
-        sealed = self.seal_for(member_id, description, "description")
-        complaint = Complaint.file(ctx, complaint_id, member_id, channel, category, severity,
-                                   sealed, tier, self.policy)
-        self.save(complaint)
-        return complaint
-
-    def resolve_complaint(self, ctx: Ctx, complaint_id: str, resolution: str) -> Complaint:
-        """The resolution text may identify the customer, so it is sealed like the description."""
-        complaint = self.complaint(complaint_id)
-        sealed = self.seal_for(complaint.member_id, resolution, "resolution")
-        complaint.resolve(ctx, sealed, self.policy.calendar(complaint.calendar_id))
-        self.save(complaint)
-        return complaint
-
-    def complaint_command(self, complaint_id: str, command: str, *args: Any,
-                          calendar: bool = False, **kwargs: Any) -> Complaint:
-        """Run one Complaint command; a ``reason`` (often the customer's words) is sealed."""
-        complaint = self.complaint(complaint_id)
-        if kwargs.get("reason"):
-            kwargs["reason"] = self.seal_for(complaint.member_id, kwargs["reason"], "reason")
-        if calendar:
-            kwargs["calendar"] = self.policy.calendar(complaint.calendar_id)
-        getattr(complaint, command)(*args, **kwargs)
-        self.save(complaint)
-        return complaint
 
     def _exists(self, cls: type, business_id: str) -> bool:
         try:

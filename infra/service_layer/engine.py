@@ -201,10 +201,13 @@ class Engine:
     # -- firing -----------------------------------------------------------------------
 
     def _fire(self, due: str, key: str, name: str) -> None:
-        aggregate, business_id = key.split(":", 1)
+        _, business_id = key.split(":", 1)
+        kind, _, item = name.partition(":")
         ctx = self.ctx(parse(due), actor="scheduler", causation_id=f"timer:{key}:{name}:{due}")
         try:
-            FIRE[aggregate](self.app, business_id, name, ctx)
+            if kind not in FIRE:
+                raise DomainError(f"no scheduled work is known for timer kind {kind!r}")
+            FIRE[kind](self.app, business_id, item, ctx)
         except IntegrityError:
             # Another process saved this aggregate first (it may have fired the
             # same timer): catch up and look again; the aggregate decides.
@@ -216,31 +219,16 @@ class Engine:
             self.timers.skipped.add((due, key, name))
 
 
-def _fire_member(app: VipApp, member_id: str, name: str, ctx: Ctx) -> None:
-    if name == "review":
-        app.member_command(member_id, "review", ctx, app.policy)
-    elif name == "override_expiry":
-        app.member_command(member_id, "expire_override", ctx)
-    else:
-        raise DomainError(f"unknown member timer {name}")
+Fire = Callable[[VipApp, str, str, Ctx], Any]
 
-
-def _fire_complaint(app: VipApp, complaint_id: str, name: str, ctx: Ctx) -> None:
-    stage, clock = name.split(":", 1)
-    command = {"at_risk": "mark_at_risk", "breach": "mark_breached"}[stage]
-    app.complaint_command(complaint_id, command, ctx, clock)
-
-
-def _fire_contract(app: VipApp, contract_id: str, name: str, ctx: Ctx) -> None:
-    kind, _, item = name.partition(":")
-    if kind == "milestone":
-        app.contract_command(contract_id, "mark_milestone_overdue", ctx, item)
-    elif kind == "invoice":
-        app.contract_command(contract_id, "mark_invoice_overdue", ctx, item)
-    elif kind == "expire":
-        app.contract_command(contract_id, "expire", ctx)
-    else:
-        raise DomainError(f"unknown contract timer {name}")
-
-
-FIRE = {"member": _fire_member, "complaint": _fire_complaint, "contract": _fire_contract}
+# What a due timer does, by its kind: a timer is named ``kind`` or ``kind:item``
+# (projections/timers.py); each entry takes (app, business id, item, ctx).
+FIRE: dict[str, Fire] = {
+    "review": lambda app, member_id, _, ctx: app.review_member(ctx, member_id),
+    "override_expiry": lambda app, member_id, _, ctx: app.expire_override(ctx, member_id),
+    "at_risk": lambda app, complaint_id, clock, ctx: app.mark_complaint_at_risk(ctx, complaint_id, clock),
+    "breach": lambda app, complaint_id, clock, ctx: app.mark_complaint_breached(ctx, complaint_id, clock),
+    "milestone": lambda app, contract_id, item, ctx: app.mark_milestone_overdue(ctx, contract_id, item),
+    "invoice": lambda app, contract_id, item, ctx: app.mark_invoice_overdue(ctx, contract_id, item),
+    "expire": lambda app, contract_id, _, ctx: app.expire_contract(ctx, contract_id),
+}

@@ -16,7 +16,7 @@ from typing import Any
 
 from eventsourcing.persistence import Tracking
 
-from domain.base import DomainError
+from domain.base import DomainError, InstantError, parse_instant
 from domain.currencies import is_currency
 from domain.member import ACTIVITY_KINDS, Member
 from infra.service_layer.engine import Engine
@@ -154,11 +154,9 @@ def _instant(value: Any) -> datetime:
     if not isinstance(value, str) or len(value) > 64:
         raise InputError("occurred_at is required: an ISO-8601 time with a zone offset")
     try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"occurred_at {value!r} is not an ISO-8601 time") from None
-    if at.tzinfo is None:
-        raise InputError(f"occurred_at {value!r} has no zone offset; add one, e.g. +08:00")
+        at = parse_instant(value, "occurred_at")
+    except InstantError as exc:
+        raise InputError(str(exc)) from None
     try:
         utc = at.astimezone(timezone.utc)
     except OverflowError:
@@ -203,10 +201,12 @@ def apply_input(engine: Engine, item: Input, tracking: Tracking | None = None) -
     app = engine.app
     ctx = engine.ctx(item.occurred_at, actor=f"upstream:{item.source}",
                      causation_id=item.event_id, correlation_id=item.correlation_id)
+    # The member is read before the receipt: a writer that commits in between is then seen
+    # by the receipt, and one that commits after both reads makes our save conflict (retried).
+    member = app.find_member(item.member_id)
     if _seen_before(app.receipt(item.event_id), item):
         app.save_tracked(tracking)
         return "duplicate"
-    member = app.find_member(item.member_id)
     if item.type == "ErasureRequested":
         if member is None:
             raise DomainError(f"member {item.member_id} is unknown; nothing to erase")

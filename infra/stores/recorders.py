@@ -72,8 +72,16 @@ class PostgresReceiptRecorder(PostgresProcessRecorder):
     def _insert_events(self, curs, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         receipts = kwargs.get("receipts") or ()
         if receipts:
-            curs.executemany(SQL("INSERT INTO {0} VALUES (%s, %s, %s)").format(self._receipts),
-                             [tuple(r) for r in receipts])
+            # A unique violation inside the library's pipelined transaction surfaces as
+            # "pipeline aborted"; ON CONFLICT lets us raise the library's IntegrityError
+            # ourselves, which callers retry on fresh state.
+            curs.execute(SQL("INSERT INTO {0} SELECT * FROM unnest(%s::text[], %s::text[], %s::text[])"
+                             " ON CONFLICT DO NOTHING RETURNING input_id").format(self._receipts),
+                         [list(column) for column in zip(*receipts)], prepare=False)
+            taken = {row["input_id"] for row in curs.fetchall()}
+            if len(taken) < len(receipts):
+                raise IntegrityError(f"input receipts already recorded: "
+                                     f"{sorted({r.input_id for r in receipts} - taken)}")
         super()._insert_events(curs, stored_events, **kwargs)
 
     def receipt(self, input_id: str) -> Receipt | None:

@@ -1,0 +1,82 @@
+"""Member services: registration, tier reviews and overrides, the VIP workflow, erasure."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Callable
+
+from domain.base import Ctx
+from domain.member import Member
+
+
+class MemberServices:
+    """Typed member commands of :class:`infra.service_layer.app.VipApp` (get, call, save)."""
+
+
+    def register_member(self, ctx: Ctx, input_id: str, member_id: str, profile: dict) -> Member:
+        """Register a member (or fill in one first seen in an order); profile values are sealed."""
+        sealed = {k: self.seal_for(member_id, v, k) for k, v in profile.items() if v is not None}
+        member = self.find_member(member_id)
+        if member is None:
+            member = Member.register(ctx, member_id, sealed, source="crm", input_id=input_id)
+        else:
+            member.fill_registration(ctx, input_id, sealed)
+        self.save(member)
+        return member
+
+    def _change_member(self, ctx: Ctx, member_id: str, change: Callable[[Member], Any]) -> Member:
+        # get, call, save: every member command below is this with its own call
+        member = self.member(member_id)
+        change(member)
+        self.save(member)
+        return member
+
+    def review_member(self, ctx: Ctx, member_id: str) -> Member:
+        """The annual tier review (seed 002 §3.1.2); the scheduler runs it on the anniversary."""
+        return self._change_member(ctx, member_id, lambda m: m.review(ctx, self.policy))
+
+    def set_override(self, ctx: Ctx, member_id: str, kind: str, tier: str, reason: str,
+                     expires_at: datetime) -> Member:
+        """Pin the member's tier (``kind="pin"``) or give it a floor (``"floor"``) until ``expires_at``."""
+        return self._change_member(ctx, member_id,
+                                   lambda m: m.set_override(ctx, kind, tier, reason, expires_at))
+
+    def clear_override(self, ctx: Ctx, member_id: str, reason: str) -> Member:
+        """Remove the member's manual tier override."""
+        return self._change_member(ctx, member_id, lambda m: m.clear_override(ctx, reason))
+
+    def expire_override(self, ctx: Ctx, member_id: str) -> Member:
+        """End an override at its expiry (run by the scheduler)."""
+        return self._change_member(ctx, member_id, lambda m: m.expire_override(ctx))
+
+    def apply_for_vip(self, ctx: Ctx, member_id: str) -> Member:
+        """The member applies for VIP standing (seed 002 §2.2.1)."""
+        return self._change_member(ctx, member_id, lambda m: m.apply_for_vip(ctx, self.policy))
+
+    def start_vip_review(self, ctx: Ctx, member_id: str) -> Member:
+        """A reviewer starts reviewing the VIP application (§2.2.2)."""
+        return self._change_member(ctx, member_id, lambda m: m.start_review(ctx))
+
+    def approve_vip(self, ctx: Ctx, member_id: str) -> Member:
+        """Approve the VIP application; the fee due is fixed by the policy (§2.2.2)."""
+        return self._change_member(ctx, member_id, lambda m: m.approve(ctx, self.policy))
+
+    def reject_vip(self, ctx: Ctx, member_id: str, reason: str) -> Member:
+        """Reject the VIP application, with a reason (staff text, not sealed)."""
+        return self._change_member(ctx, member_id, lambda m: m.reject(ctx, reason))
+
+    def revoke_vip(self, ctx: Ctx, member_id: str, reason: str) -> Member:
+        """Cancel the member's VIP status, with a reason (§2.3.2)."""
+        return self._change_member(ctx, member_id, lambda m: m.revoke(ctx, reason))
+
+    def terminate_rights(self, ctx: Ctx, member_id: str, reason: str) -> Member:
+        """End the member's rights for breach (seed 000 §4.3.2)."""
+        return self._change_member(ctx, member_id, lambda m: m.terminate_rights(ctx, reason))
+
+    def erase_member(self, ctx: Ctx, member_id: str, input_id: str = "") -> Member:
+        """Destroy the member's key, and note the erasure in the log."""
+        member = self.member(member_id)
+        self.cipher.keys.destroy(member_id)
+        if not member.erased:
+            member.record_erasure(ctx, input_id)
+            self.save(member)
+        return member
