@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from domain.base import DomainError
+from infra.asof import now_or, store_as_of  # noqa: F401  (shared with the HTTP API)
 from infra.bootstrap import VIEWS, build
 from infra.logs import setup_logging
 from infra.policy_file import PolicyFileError
@@ -127,27 +128,6 @@ def query(name: str, as_of: bool = True):
             func = click.option("--as-of", "as_of", help="Answer as of this instant (ISO-8601).")(func)
         return main.command(name)(func)
     return wrap
-
-
-def store_as_of(system, as_of: datetime | None):
-    """The live read store brought to now, or a replay of the log up to ``as_of``.
-
-    "Now" means every scheduled item due by the wall clock has run (reviews,
-    SLA breaches, due dates), exactly as ``vip tick`` or ``vip serve`` would.
-    """
-    now = system.engine.clock()
-    if as_of is None:
-        system.engine.tick()
-        return system.store
-    if as_of > now:
-        raise click.ClickException(f"--as-of {as_of.isoformat()} is in the future; the log ends now")
-    system.engine.tick()
-    from infra.replay import replay
-    return replay(system.app, VIEWS, until=as_of)
-
-
-def now_or(system, as_of: datetime | None) -> datetime:
-    return as_of or system.engine.clock()
 
 
 # -- queries -----------------------------------------------------------------------
@@ -393,3 +373,7 @@ from infra import cli_bus  # noqa: E402  (broker, topics, serve, produce)
 
 cli_bus.register(main)
 cli_bus.register_streams(main)
+
+from infra.api import cli as api_cli  # noqa: E402  (vip api, vip api-key)
+
+api_cli.register(main)

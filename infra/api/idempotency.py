@@ -1,0 +1,73 @@
+"""The Idempotency-Key store: a repeat of a command returns the first response.
+
+A key is reserved (``pending``) in its own committed transaction before the
+command runs, and the response is written (``done``) before it is returned.
+The command's events carry ``idem:<subject>:<key>`` as their causation id, so
+after a crash between the command's save and the ``done`` write the log tells
+whether the effect happened: the caller looks, and either finishes the key
+with the current state or runs the command (it never ran). A refused command
+releases its key: it had no effect, so a corrected retry may run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the store holds for one key."""
+
+    fingerprint: str
+    state: str              # pending | done
+    status: int | None
+    body: dict | None
+    etag: str | None
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
+
+
+class IdempotencyStore:
+    """Key -> first response, in SQLite beside the event store."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.lock = threading.Lock()
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = FULL")  # a written response must survive a crash
+        self.db.execute("CREATE TABLE IF NOT EXISTS idempotency (subject TEXT NOT NULL,"
+                        " key TEXT NOT NULL, fingerprint TEXT NOT NULL, state TEXT NOT NULL,"
+                        " status INTEGER, body TEXT, etag TEXT, PRIMARY KEY (subject, key))")
+
+    def get(self, subject: str, key: str) -> Stored | None:
+        with self.lock:
+            row = self.db.execute("SELECT fingerprint, state, status, body, etag FROM idempotency"
+                                  " WHERE subject = ? AND key = ?", (subject, key)).fetchone()
+        if row is None:
+            return None
+        return Stored(row[0], row[1], row[2], json.loads(row[3]) if row[3] else None, row[4])
+
+    def reserve(self, subject: str, key: str, fp: str) -> None:
+        with self.lock:
+            self.db.execute("INSERT OR IGNORE INTO idempotency VALUES (?, ?, ?, 'pending', NULL, NULL, NULL)",
+                            (subject, key, fp))
+
+    def finish(self, subject: str, key: str, status: int, body: dict, etag: str | None) -> None:
+        with self.lock:
+            self.db.execute("UPDATE idempotency SET state = 'done', status = ?, body = ?, etag = ?"
+                            " WHERE subject = ? AND key = ?",
+                            (status, json.dumps(body, default=str), etag, subject, key))
+
+    def release(self, subject: str, key: str) -> None:
+        with self.lock:
+            self.db.execute("DELETE FROM idempotency WHERE subject = ? AND key = ? AND state = 'pending'",
+                            (subject, key))
+
+    def close(self) -> None:
+        self.db.close()
