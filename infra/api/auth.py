@@ -87,3 +87,10 @@ def route(router: APIRouter, method: str, path: str, permission: str, *codes: in
     deps = [Depends(require(permission)), *kwargs.pop("dependencies", [])]
     return router.api_route(path, methods=[method], openapi_extra=extra, dependencies=deps,
                             responses=responses(401, 403, 422, *codes), **kwargs)
+
+
+def route_table(openapi: dict) -> list[tuple[str, str, str]]:
+    """``(METHOD, path, permission)`` of every guarded route, from the OpenAPI document."""
+    return sorted((method.upper(), path, op["x-permission"])
+                  for path, ops in openapi["paths"].items()
+                  for method, op in ops.items() if isinstance(op, dict) and "x-permission" in op)
