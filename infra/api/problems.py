@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.base import DomainError, NotFoundError
 from infra.app import DuplicateError
+from infra.asof import AsOfError
 from infra.policy_file import PolicyFileError
 
 PROBLEM_JSON = "application/problem+json"
@@ -65,6 +66,8 @@ def as_problem(exc: Exception) -> Problem:
         return exc
     if isinstance(exc, NotFoundError):
         return Problem(404, str(exc), "urn:vip:not-found")
+    if isinstance(exc, AsOfError):
+        return Problem(422, str(exc), "urn:vip:invalid-as-of")
     if isinstance(exc, DuplicateError):
         return Problem(409, str(exc), "urn:vip:duplicate")
     if isinstance(exc, DomainError):

@@ -37,7 +37,7 @@ def command_route(router: APIRouter, kind: str, name: str, path: str, permission
                   summary: str, id_field: str | None = None) -> None:
     """``POST path``: run command ``name`` on a ``kind``; the id is in the path, or in the body
     (``id_field``) for commands that create the aggregate."""
-    codes = (404, 409, 412) if id_field is None else (404, 409)
+    codes = (400, 404, 409, 412) if id_field is None else (404, 409)
 
     def run(request: Request, business_id: str, body, who: Principal, if_match, key):
         return execute(request.app.state, who, kind, name, business_id, body, describer(kind, who),
