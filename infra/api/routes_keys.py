@@ -28,13 +28,15 @@ class Me(BaseModel):
     role: str
     key_id: str
     permissions: list[str]
+    now: str = Field(description="The server's clock: what queries without as_of answer for")
 
 
 @route(router, "GET", "/whoami", "session:read", response_model=Me, tags=["keys"],
        summary="The caller's subject, role and permissions")
-def whoami(who: Principal = Depends(principal)) -> dict:
+def whoami(request: Request, who: Principal = Depends(principal)) -> dict:
     return {"subject": who.subject, "role": who.role, "key_id": who.key_id,
-            "permissions": sorted(p for p, roles in PERMISSIONS.items() if who.role in roles)}
+            "permissions": sorted(p for p, roles in PERMISSIONS.items() if who.role in roles),
+            "now": request.app.state.system.engine.clock().isoformat()}
 
 
 @route(router, "GET", "/api-keys", "keys:admin", tags=["keys"], summary="Every key (never the tokens)")
