@@ -7,11 +7,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from infra.api.app import create_app
 from infra.api.auth import PERMISSIONS, route_table
 from infra.api.keys import ROLES
 from infra.bootstrap import build
+from infra.cli import main
 from infra.settings import Settings
 from tests.api_support import api  # noqa: F401  (fixture)
 
@@ -95,3 +97,17 @@ def test_admin_makes_and_revokes_keys_over_the_api(api):
     assert all(token not in str(row) for row in stored)
     assert api.client.delete(f"/api/api-keys/{made.json()['key_id']}", headers=api.auth("admin")).status_code == 204
     assert api.client.get("/api/whoami", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_cli_api_key_create_prints_the_token_once_and_stores_only_its_hash(tmp_path):
+    env = {"VIP_DATA_DIR": str(tmp_path / "data")}
+    made = CliRunner().invoke(main, ["api-key", "create", "--role", "finance", "--subject", "carol"], env=env)
+    assert made.exit_code == 0, made.output
+    token = made.stdout.strip().splitlines()[-1]
+    assert token.startswith("vip_")
+    stored = (tmp_path / "data" / "api_keys.db").read_bytes()
+    assert token.encode() not in stored
+    listed = CliRunner().invoke(main, ["api-key", "list"], env=env)
+    assert "finance  carol" in listed.stdout
+    bad = CliRunner().invoke(main, ["api-key", "create", "--role", "root", "--subject", "x"], env=env)
+    assert bad.exit_code == 2 and "root" in bad.output
