@@ -5,6 +5,7 @@ run takes well under a minute on two cores; raise it for a deeper local run.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -37,8 +38,9 @@ class _Clock:
 def _app():
     """An app over a throwaway SQLite store with one member, on a fixed test clock."""
     clock = _Clock(datetime(2025, 3, 3, 10, tzinfo=ZoneInfo("Asia/Shanghai")))
-    system = build(Settings.from_env({}, data_dir=Path(tempfile.mkdtemp(prefix="vip-schema-")),
-                                     event_store="sqlite"), clock=clock)
+    data_dir = Path(tempfile.mkdtemp(prefix="vip-schema-"))
+    atexit.register(shutil.rmtree, data_dir, True)  # also when no test of this module runs
+    system = build(Settings.from_env({}, data_dir=data_dir, event_store="sqlite"), clock=clock)
     seed_member(system, "M1")
     app = create_app(system)
     _, token = app.state.keys.create("admin", "schemathesis")
@@ -52,7 +54,6 @@ OPERATIONS = [op.ok() for op in schemathesis.openapi.from_asgi("/openapi.json", 
 @pytest.fixture(scope="module", autouse=True)
 def _close_system():
     yield
-    shutil.rmtree(APP.state.system.settings.data_dir, ignore_errors=True)
     APP.state.system.close()
 
 
