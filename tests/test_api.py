@@ -128,6 +128,28 @@ def test_invoice_settled_through_the_api_balances_the_ledger_and_leaves_nothing_
     assert ledger["by_party"]["provider"]["partner_payable CNY"] == -30_000
 
 
+def test_revenue_by_party_and_month_splits_by_the_ratio_and_a_discount_reverses_its_shares(api):
+    h = api.auth("finance")
+    api.client.post("/api/contracts", headers=h, json={"contract_id": "K1", "kind": "cooperation", "terms": TERMS})
+    for party in ("platform", "provider"):
+        api.client.post("/api/contracts/K1/sign", headers=h, json={"party_id": party})
+    for n, amount in ((1, 100_001), (2, 50_000)):
+        r = api.client.post("/api/contracts/K1/invoice", headers=h, json={
+            "invoice_id": f"I{n}", "payer": "provider", "amount_fen": amount})
+        assert r.status_code == 200, r.text
+    march = {"platform": 105_000, "provider": 45_000, "rounding": 1}
+    assert api.client.get("/api/revenue", headers=h).json() == {"CNY": {"2025-03": march}}
+    api.advance(days=31)
+    r = api.client.post("/api/contracts/K1/discount", headers=h,
+                        json={"invoice_id": "I2", "amount_fen": 50_000, "reason": "goodwill"})
+    assert r.status_code == 200, r.text
+    revenue = api.client.get("/api/revenue", headers=h).json()["CNY"]
+    assert revenue["2025-04"] == {"platform": -35_000, "provider": -15_000}
+    assert sum(revenue["2025-03"].values()) + sum(revenue["2025-04"].values()) == 100_001
+    assert api.client.get("/api/revenue", headers=h,
+                          params={"as_of": "2025-03-31T23:00:00+08:00"}).json()["CNY"] == {"2025-03": march}
+
+
 def test_breaches_board_turns_at_risk_then_breached_on_the_test_clock(api):
     file_complaint(api)
     board = lambda: api.client.get("/api/breaches", headers=api.auth("supervisor")).json()["items"]  # noqa: E731

@@ -119,9 +119,15 @@ def test_console_works_a_complaint_to_breach_and_settles_an_invoice(console):
         page.wait_for_selector(invoice, state="detached")
         page.click("nav button[data-tab=revenue]")
         page.wait_for_selector("#revenue-svg rect.bar")
-        assert page.locator("#revenue-svg rect.bar").count() == 1
-        # The platform keeps 70 % of 12,345.00 CNY; the provider's 30 % is its payable.
-        assert "8,641.50" in page.inner_text("#revenue-chart")
+        # One month, two parties: the platform keeps 70 % of 12,345.00 CNY, the provider's 30 %
+        # is its share (and its payable in the balances).
+        assert page.locator("#revenue-svg rect.bar").count() == 2
+        chart = page.inner_text("#revenue-chart")
+        assert "8,641.50" in chart and "3,703.50" in chart and "2025-03" in chart
         assert "-3,703.50" in page.inner_text("#revenue-parties")
         page.screenshot(path=str(ARTIFACTS / "5-revenue-chart.png"), full_page=True)
+        page.click("nav button[data-tab=tiers]")
+        page.wait_for_selector("#tier-svg rect.bar", state="attached")
+        page.wait_for_selector("#tier-trend td:has-text('2025-03')")
+        page.screenshot(path=str(ARTIFACTS / "6-tiers.png"), full_page=True)
         browser.close()

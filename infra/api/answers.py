@@ -75,6 +75,10 @@ def ledger(system, as_of: datetime | None, contract: str | None) -> dict:
     return queries.ledger(_store(system, as_of), as_of, system.app.policy, contract)
 
 
+def revenue(system, as_of: datetime | None) -> dict:
+    return queries.revenue_by_party_month(_store(system, as_of), as_of, system.app.policy)
+
+
 def kpis(system, as_of: datetime | None) -> list[dict]:
     return queries.complaint_kpis(_store(system, as_of), system.app.policy)
 

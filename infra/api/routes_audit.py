@@ -25,6 +25,13 @@ def ledger(request: Request, as_of: AwareDatetime | None = AS_OF,
         return answers.ledger(request.app.state.system, as_of, contract)
 
 
+@route(router, "GET", "/revenue", "ledger:read", tags=["money"],
+       summary="Recognised revenue per currency, month and party (platform, partners, rounding)")
+def revenue(request: Request, as_of: AwareDatetime | None = AS_OF) -> dict:
+    with request.app.state.lock:
+        return answers.revenue(request.app.state.system, as_of)
+
+
 @route(router, "GET", "/overdue", "ledger:read", tags=["money"],
        summary="Contract milestones and invoices past due")
 def overdue(request: Request, as_of: AwareDatetime | None = AS_OF) -> dict:

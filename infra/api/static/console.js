@@ -24,18 +24,29 @@ function table(rows, columns, attrs) {
   return `<table><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
 }
 
-function barChart(points, id, format) {
-  if (!points.length) return "<p class='hint'>(no data)</p>";
-  const w = 640, h = 220, pad = 40, max = Math.max(...points.map((p) => p.value), 1);
-  const bw = Math.min((w - pad) / points.length, 90);
-  const bars = points.map((p, i) => {
-    const bh = (h - pad) * (p.value / max), x = pad + i * bw, y = h - 20 - bh;
-    return `<rect class="bar" x="${x + 2}" y="${y}" width="${bw - 4}" height="${bh}" fill="#6b4fbb"><title>${esc(p.label)}: ${esc(format(p.value))}</title></rect>` +
-      `<text x="${x + bw / 2}" y="${h - 5}" text-anchor="middle">${esc(p.label)}</text>` +
-      `<text x="${x + bw / 2}" y="${y - 3}" text-anchor="middle">${esc(format(p.value))}</text>`;
-  }).join("");
+const COLOURS = ["#6b4fbb", "#e08a2c", "#2c9ae0", "#3aa357", "#c0392b", "#888"];
+
+// Bars in groups (one group a label, one bar a series), drawn as inline SVG.
+function barChart(groups, series, id, format) {
+  if (!groups.length) return "<p class='hint'>(no data)</p>";
+  const w = 700, h = 240, pad = 40, base = h - 40;
+  const values = groups.flatMap((g) => series.map((s) => g.values[s] || 0));
+  const max = Math.max(...values.map(Math.abs), 1);
+  const gw = Math.min((w - pad) / groups.length, 60 * series.length + 20), bw = (gw - 10) / series.length;
+  let out = "";
+  groups.forEach((g, i) => {
+    const gx = pad + i * gw;
+    series.forEach((s, k) => {
+      const v = g.values[s] || 0, bh = (base - 20) * (Math.abs(v) / max), x = gx + k * bw, y = v >= 0 ? base - bh : base;
+      out += `<rect class="bar" data-series="${esc(s)}" x="${x + 2}" y="${y}" width="${bw - 4}" height="${bh}" fill="${COLOURS[k % COLOURS.length]}"><title>${esc(g.label)} ${esc(s)}: ${esc(format(v))}</title></rect>` +
+        `<text x="${x + bw / 2}" y="${y - 3}" text-anchor="middle">${esc(format(v))}</text>`;
+    });
+    out += `<text x="${gx + gw / 2 - 5}" y="${base + 15}" text-anchor="middle">${esc(g.label)}</text>`;
+  });
+  const legend = series.length > 1 ? series.map((s, k) =>
+    `<rect x="${pad + k * 120}" y="${h - 14}" width="10" height="10" fill="${COLOURS[k % COLOURS.length]}"/><text x="${pad + k * 120 + 14}" y="${h - 5}">${esc(s)}</text>`).join("") : "";
   return `<svg id="${id}" width="${w}" height="${h}" role="img" aria-label="chart">` +
-    `<line x1="${pad}" y1="${h - 20}" x2="${w}" y2="${h - 20}" stroke="#999"/>${bars}</svg>`;
+    `<line x1="${pad}" y1="${base}" x2="${w}" y2="${base}" stroke="#999"/>${out}${legend}</svg>`;
 }
 
 // -- tabs ---------------------------------------------------------------------------------
@@ -67,13 +78,15 @@ const loaders = {
     $("board-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
   },
   async revenue() {
-    const l = await api("GET", "/api/ledger");
-    const points = Object.entries(l.revenue_by_month).map(([month, accounts]) => ({ label: month,
-      value: Object.entries(accounts).filter(([k]) => k.endsWith(" CNY")).reduce((s, [, v]) => s + v, 0) }));
-    $("revenue-chart").innerHTML = barChart(points, "revenue-svg", (v) => fen(v));
-    const parties = Object.entries(l.by_party).filter(([p]) => !/^M\d/.test(p)).map(([party, acc]) => ({ party, ...acc }));
-    const cols = [...new Set(parties.flatMap((p) => Object.keys(p).filter((k) => k !== "party")))].sort();
-    $("revenue-parties").innerHTML = table(parties, ["party", ...cols.map((c) => ({ label: c, html: (r) => r[c] === undefined ? "-" : fen(r[c]) }))]);
+    const [rev, l] = [await api("GET", "/api/revenue"), await api("GET", "/api/ledger")];
+    const months = rev.CNY || {};
+    const parties = [...new Set(Object.values(months).flatMap((p) => Object.keys(p)))].sort((a, b) =>
+      (a === "platform" ? -1 : b === "platform" ? 1 : a.localeCompare(b)));
+    $("revenue-chart").innerHTML = barChart(Object.entries(months).map(([m, values]) => ({ label: m, values })),
+      parties, "revenue-svg", (v) => fen(v));
+    const balances = Object.entries(l.by_party).filter(([p]) => !/^M\d/.test(p)).map(([party, acc]) => ({ party, ...acc }));
+    const cols = [...new Set(balances.flatMap((p) => Object.keys(p).filter((k) => k !== "party")))].sort();
+    $("revenue-parties").innerHTML = table(balances, ["party", ...cols.map((c) => ({ label: c, html: (r) => r[c] === undefined ? "-" : fen(r[c]) }))]);
     $("trial").innerHTML = table(Object.entries(l.trial_balance).map(([cur, t]) => ({ currency: cur, ...t })),
       ["currency", { label: "debits", html: (r) => fen(r.debits) }, { label: "credits", html: (r) => fen(r.credits) }, "balanced"]);
   },
@@ -91,7 +104,8 @@ const loaders = {
   },
   async tiers() {
     const d = await api("GET", "/api/tiers/distribution");
-    $("tier-chart").innerHTML = barChart(Object.entries(d).map(([t, v]) => ({ label: t, value: v.members })), "tier-svg", (v) => v);
+    $("tier-chart").innerHTML = barChart(Object.entries(d).map(([t, v]) => ({ label: t, values: { members: v.members, "active VIP": v.active_vip } })),
+      ["members", "active VIP"], "tier-svg", (v) => v);
     const now = new Date(state.me.now), rows = [];
     for (let k = 5; k >= 0; k--) {
       const end = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - k + 1, 1) - 1000);
