@@ -10,7 +10,7 @@ import uuid
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 log = logging.getLogger("vip.api")
 correlation: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
@@ -45,12 +45,20 @@ def json_logs(level: int = logging.INFO) -> None:
 
 
 class SystemCollector:
-    """Scrape-time gauges: how far the log and the read models have come."""
+    """Scrape-time metrics: how far the log, the read models, the relay and the consumer have come.
+
+    Under ``vip serve --api-port`` the state also holds the serve loop's consumer and
+    relay (``state.serving``); they are read under the same lock the loop runs under.
+    """
 
     def __init__(self, state) -> None:
         self.state = state
 
     def collect(self):
+        with self.state.lock:
+            yield from self._collect()
+
+    def _collect(self):
         system = self.state.system
         head = system.app.recorder.max_notification_id() or 0
         position = system.engine.runner.position
@@ -59,6 +67,35 @@ class SystemCollector:
                                 value=position)
         yield GaugeMetricFamily("vip_views_lag_events", "Events in the log not yet in the read models",
                                 value=max(head - position, 0))
+        serving = getattr(self.state, "serving", None) or {}
+        relay, consumer = serving.get("relay"), serving.get("consumer")
+        if relay is not None:
+            yield GaugeMetricFamily("vip_relay_lag_events", "Logged events not yet published",
+                                    value=max(head - relay.position, 0))
+            yield CounterMetricFamily("vip_relay_published", "Events published by this process",
+                                      value=relay.published)
+        if consumer is not None:
+            yield from _consumer_metrics(consumer)
+
+
+def _consumer_metrics(consumer):
+    outcomes = CounterMetricFamily("vip_consumer_messages", "Upstream messages by outcome", labels=["outcome"])
+    for outcome, count in consumer.stats.as_dict().items():
+        if isinstance(count, int):
+            outcomes.add_metric([outcome], count)
+    yield outcomes
+    dead = CounterMetricFamily("vip_dead_letters", "Dead letters by reason", labels=["reason"])
+    for reason, count in consumer.stats.reasons.items():
+        dead.add_metric([reason], count)
+    yield dead
+    lag = GaugeMetricFamily("vip_consumer_lag", "Fetch high-water mark minus position, per partition",
+                            labels=["topic", "partition"])
+    kafka = consumer.consumer
+    for tp in (kafka.assignment() if kafka is not None else ()):
+        high = kafka.highwater(tp)
+        if high is not None:
+            lag.add_metric([tp.topic, str(tp.partition)], max(high - kafka.position(tp), 0))
+    yield lag
 
 
 def install(app: FastAPI) -> None:
