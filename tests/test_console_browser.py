@@ -106,6 +106,24 @@ def test_console_works_a_complaint_to_breach_and_settles_an_invoice(console):
         page.wait_for_selector(row + "[data-state='breached']")
         page.screenshot(path=str(ARTIFACTS / "3-board-breached.png"), full_page=True)
 
+        # The agent works it to the end from the member page: each step as the agent.
+        page.click("nav button[data-tab=member]")
+        page.fill("#w-id", "C-WEB-1")
+        for action, text, status in (("ack", "", "escalated"), ("assign", "agent-web", "escalated"),
+                                     ("resolve", "courier found the parcel", "resolved"),
+                                     ("rate", "4", "resolved"), ("close", "", "closed")):
+            page.select_option("#w-action", action)
+            page.fill("#w-text", text)
+            page.click("#work-form button")
+            page.wait_for_selector(f"#message.ok:has-text('C-WEB-1: {action} done, now {status}')")
+        page.wait_for_selector("#member-complaints td:has-text('closed')")
+        page.click("nav button[data-tab=board]")
+        page.wait_for_selector("#board-table p.hint")   # (none): nothing open is at risk
+        assert page.locator(row).count() == 0
+        page.click("nav button[data-tab=member]")
+        page.wait_for_selector("#member-history td:has-text('TierUpgraded')")
+        page.screenshot(path=str(ARTIFACTS / "3b-complaint-closed.png"), full_page=True)
+
         # Two days on, finance settles the overdue invoice and looks at the revenue chart.
         clock.at = T0 + timedelta(days=2)
         page.click("#signout")

@@ -63,6 +63,8 @@ class SystemCollector:
         head = system.app.recorder.max_notification_id() or 0
         position = system.engine.runner.position
         yield GaugeMetricFamily("vip_log_head", "Highest notification id in the event log", value=head)
+        # The log only grows, so its head is a counter too: rate(vip_events_total) is events/s.
+        yield CounterMetricFamily("vip_events", "Events in the log", value=head)
         yield GaugeMetricFamily("vip_views_position", "Log position the read models have folded",
                                 value=position)
         yield GaugeMetricFamily("vip_views_lag_events", "Events in the log not yet in the read models",

@@ -161,6 +161,22 @@ $("complaint-form").addEventListener("submit", async (e) => {
   } catch (err) { say(err.message); }
 });
 
+// What each complaint action sends: the text box is its one free field, if it has one.
+const WORK = { ack: () => ({}), reply: () => ({}), close: () => ({}), assign: (t) => ({ assignee: t }),
+  escalate: (t) => ({ reason: t }), wait: (t) => ({ reason: t }), resolve: (t) => ({ resolution: t }),
+  rate: (t) => ({ score: Number(t) }), reopen: (t) => ({ reason: t }) };
+
+$("work-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const id = $("w-id").value.trim(), action = $("w-action").value;
+  try {
+    const c = await api("POST", `/api/complaints/${encodeURIComponent(id)}/${action}`, WORK[action]($("w-text").value.trim()));
+    say(`${id}: ${action} done, now ${c.status}`, true);
+    $("w-text").value = "";
+    if ($("member-id").value.trim()) await loaders.member();
+  } catch (err) { say(err.message); }
+});
+
 document.addEventListener("click", async (e) => {
   const ack = e.target.dataset && e.target.dataset.ack;
   const settle = e.target.dataset && e.target.dataset.settle;
