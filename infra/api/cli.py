@@ -75,7 +75,8 @@ def revoke_key(key_id: str) -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--tick-seconds", default=5.0, show_default=True,
               help="How often the scheduler fires due work (SLA breaches, due dates); 0: never.")
-@click.option("--demo-key", is_flag=True, help="Make an admin key for this run and print it with the address.")
+@click.option("--demo-key", is_flag=True,
+              help="Make an admin key for this run (revoked when it stops) and print it with the address.")
 def api(host: str, port: int, tick_seconds: float, demo_key: bool) -> None:
     """Serve the HTTP API (/api, /openapi.json), the web console (/console), /metrics, /healthz.
 
@@ -88,8 +89,9 @@ def api(host: str, port: int, tick_seconds: float, demo_key: bool) -> None:
     if tick_seconds > 0:
         threading.Thread(target=_scheduler, args=(app, tick_seconds, stop), daemon=True).start()
     url = f"http://{host}:{port}"
+    demo_id = None
     if demo_key:
-        _, token = app.state.keys.create("admin", "demo")
+        demo_id, token = app.state.keys.create("admin", "demo")
         click.echo(f"console: {url}/console/   API: {url}/docs   sign-in key (admin): {token}")
         click.echo("Ctrl-C stops it.")
     else:
@@ -99,6 +101,8 @@ def api(host: str, port: int, tick_seconds: float, demo_key: bool) -> None:
     finally:
         stop.set()
         with app.state.lock:
+            if demo_id:  # the printed key lives only as long as this run
+                app.state.keys.revoke(demo_id)
             app.state.idempotency.close()
             app.state.keys.close()
             system.close()
