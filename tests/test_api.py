@@ -3,14 +3,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from infra.api.idempotency import fingerprint
+from infra.api.models import File
 from tests.api_support import T0, TERMS, api  # noqa: F401  (fixture)
+
+
+COMPLAINT = {"complaint_id": "C1", "member_id": "M1", "channel": "phone", "category": "delivery",
+             "severity": "high", "description": "parcel lost"}
 
 
 def file_complaint(api, complaint_id="C1", key=None, role="agent"):
     headers = {**api.auth(role), **({"Idempotency-Key": key} if key else {})}
-    return api.client.post("/api/complaints", headers=headers, json={
-        "complaint_id": complaint_id, "member_id": "M1", "channel": "phone",
-        "category": "delivery", "severity": "high", "description": "parcel lost"})
+    return api.client.post("/api/complaints", headers=headers, json={**COMPLAINT, "complaint_id": complaint_id})
 
 
 def test_tier_answer_says_why_and_equals_the_cli_query(api):
@@ -51,13 +55,29 @@ def test_repeated_idempotency_key_returns_the_first_response_and_files_once(api)
 def test_key_left_pending_by_a_crash_after_the_save_answers_from_the_log(api):
     store = api.client.app.state.idempotency
     file_complaint(api, key="k-crash")
-    # Simulate the crash window: the command saved, the response was never kept.
+    # The crash window: the command saved, the response was never kept. While the key
+    # is young it may be another process's request in flight: retry later.
     store.db.execute("UPDATE idempotency SET state = 'pending', status = NULL, body = NULL")
+    busy = file_complaint(api, key="k-crash")
+    assert busy.status_code == 409 and busy.headers["Retry-After"] == "5"
+    store.db.execute("UPDATE idempotency SET reserved_at = reserved_at - 60")
     again = file_complaint(api, key="k-crash")
     assert again.status_code == 201 and again.json()["complaint_id"] == "C1"
     assert again.headers["Idempotent-Replayed"] == "true"
     assert api.client.get("/api/history/complaint/C1", headers=api.auth("auditor")).json()["total"] == 1
     assert store.get("agent-1", "k-crash").state == "done"
+
+
+def test_key_left_pending_by_a_crash_before_the_save_runs_the_command_once(api):
+    store = api.client.app.state.idempotency
+    fp = fingerprint("POST", "/api/complaints", File(**COMPLAINT).model_dump_json().encode())
+    assert store.reserve("agent-1", "k-early", fp)
+    assert not store.reserve("agent-1", "k-early", fp)          # held while young
+    store.db.execute("UPDATE idempotency SET reserved_at = reserved_at - 60")
+    r = file_complaint(api, key="k-early")                      # the log has no effect: run it
+    assert r.status_code == 201 and "Idempotent-Replayed" not in r.headers
+    assert file_complaint(api, key="k-early").headers["Idempotent-Replayed"] == "true"
+    assert api.client.get("/api/history/complaint/C1", headers=api.auth("auditor")).json()["total"] == 1
 
 
 def test_refused_command_releases_its_key_so_a_corrected_retry_runs(api):

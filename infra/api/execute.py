@@ -60,12 +60,15 @@ def execute(state, who: Principal, kind: str, name: str, business_id: str, body:
                                    "use a new key for a new request", "urn:vip:idempotency-key-reused")
             if stored is not None and stored.state == "done":
                 return _response(stored.body, stored.status, stored.etag, replayed=True)
+            if stored is not None and stored.in_flight():
+                raise _in_progress()
             if stored is not None and (done := _effect_logged(system.app, kind, business_id, cause)):
                 # A crash after the command saved but before its response was kept.
                 answer = jsonable_encoder(describe(done))
                 store.finish(who.subject, idempotency_key, code, answer, etag(done.version))
                 return _response(answer, code, etag(done.version), replayed=True)
-            store.reserve(who.subject, idempotency_key, fp)
+            if not store.reserve(who.subject, idempotency_key, fp):
+                raise _in_progress()  # another process claimed it between our read and our claim
         try:
             if expected is not None:
                 current = aggregate(system.app, kind, business_id).version
@@ -91,6 +94,11 @@ def execute(state, who: Principal, kind: str, name: str, business_id: str, body:
         if idempotency_key:
             store.finish(who.subject, idempotency_key, code, answer, tag)
     return _response(answer, code, tag)
+
+
+def _in_progress() -> Problem:
+    return Problem(409, "a request with this Idempotency-Key is still running; retry in a few seconds "
+                        "for its response", "urn:vip:idempotency-key-in-progress", headers={"Retry-After": "5"})
 
 
 def _effect_logged(app, kind: str, business_id: str, cause: str):
