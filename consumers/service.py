@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from typing import Callable
 
 from consumers.upstream import UpstreamConsumer
+from infra.api.app import create_app
+from infra.api.server import ApiThread
 from infra.bootstrap import build
 from infra.kafka.bus import Topics, group_id, make_producer
 from infra.kafka.relay import Relay, RelayError, StopFlag
@@ -24,8 +27,13 @@ log = logging.getLogger("vip.serve")
 
 def serve(settings=None, *, group: str | None = None, tick_seconds: float = 5.0, consume: bool = True,
           relay: bool = True, stop: Callable[[], bool] | None = None, env: dict | None = None,
-          echo: Callable[[str], None] | None = None, system=None) -> dict:
-    """Run until ``stop()`` (SIGTERM/SIGINT by default); returns what was done."""
+          echo: Callable[[str], None] | None = None, system=None, api_port: int = 0,
+          api_host: str = "127.0.0.1") -> dict:
+    """Run until ``stop()`` (SIGTERM/SIGINT by default); returns what was done.
+
+    With ``api_port`` the HTTP API and console run beside the loop on the same
+    system: each loop step and each request take the API's lock in turn.
+    """
 
     settings = settings or Settings.from_env()
     topics = Topics.from_settings(settings, env)
@@ -36,26 +44,34 @@ def serve(settings=None, *, group: str | None = None, tick_seconds: float = 5.0,
     producer = make_producer(settings.kafka_bootstrap)
     consumer = None
     publisher = Relay(system.app, producer, topics) if relay else None
+    api = ApiThread(create_app(system), api_host, api_port) if api_port else None
+    guard = api.app.state.lock if api else nullcontext()
     fired = 0
     try:
         if consume:
             consumer = UpstreamConsumer(system.engine, topics, settings.kafka_bootstrap, producer,
                                         group=group or group_id(settings, env), env=env).start()
+        if api is not None:
+            api.app.state.serving = {"consumer": consumer, "relay": publisher}
+            api.start()
+            if echo:
+                echo(f"serve: API and console on http://{api_host}:{api_port}/console/")
         if echo:
             echo(f"serve: {settings.kafka_bootstrap}; consuming {', '.join(topics.upstream) if consume else '-'}; "
                  f"publishing {', '.join(topics.domain_topics) if relay else '-'}")
         last_tick = 0.0
         while not stop():
-            handled = consumer.poll_once(100, stop) if consumer else 0
-            published = 0
-            if publisher is not None:
-                try:
-                    published = publisher.pump()
-                except RelayError as exc:
-                    log.warning("%s; retrying", exc)
-            if time.monotonic() - last_tick >= tick_seconds:
-                fired += system.engine.tick()   # the scheduler: fires due work, commits views
-                last_tick = time.monotonic()
+            with guard:
+                handled = consumer.poll_once(100, stop) if consumer else 0
+                published = 0
+                if publisher is not None:
+                    try:
+                        published = publisher.pump()
+                    except RelayError as exc:
+                        log.warning("%s; retrying", exc)
+                if time.monotonic() - last_tick >= tick_seconds:
+                    fired += system.engine.tick()   # the scheduler: fires due work, commits views
+                    last_tick = time.monotonic()
             if not handled and not published and consumer is None:
                 time.sleep(0.05)
         if publisher is not None:
@@ -64,6 +80,8 @@ def serve(settings=None, *, group: str | None = None, tick_seconds: float = 5.0,
             except RelayError as exc:
                 log.warning("final publish incomplete (%s); the next start resumes", exc)
     finally:
+        if api is not None:
+            api.stop()
         try:
             if consumer is not None:
                 consumer.close()

@@ -13,6 +13,7 @@ from domain import sla
 from domain.policy import TIERS, Policy, tier_rank
 from domain.tiering import effective_tier, live_override, order_inputs, standing
 from projections.common import iso, parse
+from projections.ledger import OWN
 
 
 def tier_row(row: dict, at: datetime, policy: Policy, timers: dict | None = None) -> dict:
@@ -189,3 +190,25 @@ def overdue(store, at: datetime) -> dict:
 
 def tier_history(store, member_id: str) -> list[dict]:
     return (store.get("tier_history", member_id) or {}).get("changes", [])
+
+
+def revenue_by_party_month(store, at: datetime | None, policy: Policy) -> dict:
+    """Recognised revenue per month and party: what stays with the platform, what each partner's
+    share is (seed 000 §4), net of discounts and waivers, and the rounding remainder:
+    ``{currency: {month: {party: fen}}}``; the parts of a month add up to its invoiced revenue."""
+    limit = iso(at) if at else None
+    out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    for posting in store.view("ledger").values():
+        if limit and posting["at"] > limit:
+            continue
+        month = policy.month_of(parse(posting["at"]))
+        for account, debit, credit, cur in posting["lines"]:
+            kind, _, party = account.partition(":")
+            if kind == "revenue":
+                out[cur][month][OWN] += credit - debit
+            elif kind in ("partner_payable", "rounding"):
+                out[cur][month][party or "rounding"] += credit - debit
+            elif kind == "discounts":   # the platform's part of a credit (partners' parts come back)
+                out[cur][month][OWN] -= debit - credit
+    return {cur: {m: dict(sorted(p.items())) for m, p in sorted(months.items())}
+            for cur, months in sorted(out.items())}

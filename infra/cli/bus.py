@@ -111,10 +111,11 @@ def register(main: click.Group) -> None:
     @click.option("--tick-seconds", default=5.0, show_default=True, help="How often the scheduler fires due work.")
     @click.option("--no-consume", is_flag=True, help="Do not consume the upstream topics.")
     @click.option("--no-relay", is_flag=True, help="Do not publish the domain events.")
-    def serve_cmd(group, tick_seconds, no_consume, no_relay):
+    @click.option("--api-port", type=int, default=0, help="Also serve the HTTP API and console on this port.")
+    def serve_cmd(group, tick_seconds, no_consume, no_relay, api_port):
         """Relay, consumers, scheduler and embedded projections in one process (SIGTERM drains)."""
         serve(_settings(), group=group, tick_seconds=tick_seconds, consume=not no_consume,
-              relay=not no_relay, echo=click.echo)
+              relay=not no_relay, echo=click.echo, api_port=api_port)
 
     @main.command("relay")
     @click.option("--batch", default=500, show_default=True)

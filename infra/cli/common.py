@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 import click
 
 from domain.base import DomainError, InstantError, parse_instant
-from infra.bootstrap import VIEWS, build
+from infra.bootstrap import build
 from infra.policy_file import PolicyFileError
 from infra.service_layer.engine import ConflictError
-from infra.service_layer.replay import replay
+from infra.service_layer.asof import now_or, store_as_of  # noqa: F401  (the queries' instants)
 from infra.settings import Settings
 from infra.stores.pii import KeyStoreError
 from projections import queries
@@ -117,25 +117,6 @@ def query(name: str, as_of: bool = True):
             func = click.option("--as-of", "as_of", help="Answer as of this instant (ISO-8601).")(func)
         return click.command(name)(func)
     return wrap
-
-
-def store_as_of(system, as_of: datetime | None):
-    """The read store brought to the log's end (in memory), or a replay of the log up to ``as_of``.
-
-    Nothing is fired or written: what the clock decides (at risk, breached,
-    overdue, review due) is computed by the queries from the stored
-    deadlines against the query's instant.
-    """
-    now = system.engine.clock()
-    if as_of is None:
-        return system.store
-    if as_of > now:
-        raise click.ClickException(f"--as-of {as_of.isoformat()} is in the future; the log ends now")
-    return replay(system.app, VIEWS, until=as_of)
-
-
-def now_or(system, as_of: datetime | None) -> datetime:
-    return as_of or system.engine.clock()
 
 
 def summarise(store, at: datetime, policy) -> dict:

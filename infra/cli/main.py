@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from infra.api import cli as api_cli
 from infra.cli import bus, ops, queries
 from infra.cli.common import (
     Context,
@@ -118,3 +119,4 @@ queries.register(main)
 ops.register(main)
 bus.register(main)
 bus.register_streams(main)
+api_cli.register(main)

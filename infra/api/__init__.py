@@ -1,0 +1,9 @@
+"""The operator surface: an HTTP API with roles, a web console, metrics.
+
+Modules by concern: ``app`` (factory), ``keys`` (hashed API keys),
+``auth`` (roles and permissions), ``idempotency`` (Idempotency-Key store),
+``problems`` (RFC 9457 errors), ``commands`` (the one adapter onto the
+application services), ``execute`` (If-Match, idempotency, the timeline),
+``routes_*`` (one module per aggregate, queries, keys), ``ops`` (metrics,
+health, logs), ``cli`` (``vip api``, ``vip api-key``), ``static/`` (console).
+"""

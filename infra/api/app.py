@@ -1,0 +1,53 @@
+"""The API app factory: one System, its keys and idempotency stores, the routes, the console."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from infra.api import ops, problems
+from infra.api.idempotency import IdempotencyStore
+from infra.api.keys import ApiKeyStore
+from infra.api.routes_audit import router as audit_routes
+from infra.api.routes_complaints import router as complaint_routes
+from infra.api.routes_contracts import router as contract_routes
+from infra.api.routes_keys import router as key_routes
+from infra.api.routes_members import router as member_routes
+from infra.bootstrap import System
+
+STATIC = Path(__file__).parent / "static"
+
+
+def key_store(system: System) -> ApiKeyStore:
+    """The API keys of this data directory."""
+    return ApiKeyStore(system.settings.data_dir / "api_keys.db")
+
+
+def create_app(system: System, keys: ApiKeyStore | None = None,
+               idempotency: IdempotencyStore | None = None) -> FastAPI:
+    """An ASGI app over ``system``; the caller owns ``system`` and closes it.
+
+    Tests pass a system built with a controllable clock.
+    """
+    app = FastAPI(title="VIP backend", version="1.0.0",
+                  description="Members, contracts and complaints of a VIP program: every command and "
+                              "query of the `vip` CLI, with roles. Errors are RFC 9457 problem details.")
+    app.state.system = system
+    app.state.keys = keys or key_store(system)
+    app.state.idempotency = idempotency or IdempotencyStore(system.settings.data_dir / "idempotency.db")
+    # The engine, its read store and timer index are single-threaded objects.
+    app.state.lock = threading.RLock()
+    problems.install(app)
+    ops.install(app)
+    for router in (member_routes, complaint_routes, contract_routes, audit_routes, key_routes):
+        app.include_router(router, prefix="/api")
+    app.mount("/console", StaticFiles(directory=STATIC, html=True), name="console")
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/console/")
+
+    return app

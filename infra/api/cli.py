@@ -1,0 +1,126 @@
+"""``vip api`` (serve the API and console) and ``vip api-key`` (make, list, revoke keys)."""
+from __future__ import annotations
+
+import logging
+import threading
+
+import click
+import uvicorn
+
+from infra.api.app import create_app
+from infra.api.keys import ROLES, ApiKeyStore, KeyError_
+from infra.api.ops import json_logs
+from infra.bootstrap import build
+from infra.settings import Settings
+
+log = logging.getLogger("vip.api")
+
+
+def _keys() -> ApiKeyStore:
+    settings = Settings.from_env()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return ApiKeyStore(settings.data_dir / "api_keys.db")
+
+
+@click.group("api-key")
+def api_key() -> None:
+    """API keys for `vip api`: each has a role and a subject (the actor on its events)."""
+
+
+@api_key.command("create")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--subject", required=True, help="Who the key belongs to; recorded as the actor.")
+def create_key(role: str, subject: str) -> None:
+    """Make a key and print its token (shown this once; only its hash is kept)."""
+    keys = _keys()
+    try:
+        key_id, token = keys.create(role, subject)
+    except KeyError_ as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        keys.close()
+    click.echo(f"key {key_id} ({role}, {subject}); token, shown once:", err=True)
+    click.echo(token)
+
+
+@api_key.command("list")
+def list_keys() -> None:
+    """Every key: id, role, subject, created, revoked (never the token)."""
+    keys = _keys()
+    rows = keys.list()
+    keys.close()
+    for row in rows:
+        click.echo("  ".join(str(row[c] or "-") for c in ("key_id", "role", "subject", "created_at",
+                                                          "revoked_at")))
+    if not rows:
+        click.echo("(no keys)")
+
+
+@api_key.command("revoke")
+@click.argument("key_id")
+def revoke_key(key_id: str) -> None:
+    """Revoke a key: its token is refused from now on."""
+    keys = _keys()
+    try:
+        keys.revoke(key_id)
+    except KeyError_ as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        keys.close()
+    click.echo(f"revoked {key_id}")
+
+
+@click.command("api")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--tick-seconds", default=5.0, show_default=True,
+              help="How often the scheduler fires due work (SLA breaches, due dates); 0: never.")
+@click.option("--demo-key", is_flag=True,
+              help="Make an admin key for this run (revoked when it stops) and print it with the address.")
+def api(host: str, port: int, tick_seconds: float, demo_key: bool) -> None:
+    """Serve the HTTP API (/api, /openapi.json), the web console (/console), /metrics, /healthz.
+
+    Ctrl-C stops it. Logs are JSON lines on stderr, each with its request's correlation id.
+    """
+    system = build(Settings.from_env())
+    app = create_app(system)
+    json_logs()
+    stop = threading.Event()
+    if tick_seconds > 0:
+        threading.Thread(target=_scheduler, args=(app, tick_seconds, stop), daemon=True).start()
+    url = f"http://{host}:{port}"
+    demo_id = None
+    if demo_key:
+        demo_id, token = app.state.keys.create("admin", "demo")
+        click.echo(f"console: {url}/console/   API: {url}/docs   sign-in key (admin): {token}")
+        click.echo("Ctrl-C stops it.")
+    else:
+        click.echo(f"console: {url}/console/   API: {url}/docs   (`vip api-key create` makes keys)")
+    try:
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    finally:
+        stop.set()
+        with app.state.lock:
+            if demo_id:  # the printed key lives only as long as this run
+                app.state.keys.revoke(demo_id)
+            app.state.idempotency.close()
+            app.state.keys.close()
+            system.close()
+
+
+def _scheduler(app, every: float, stop: threading.Event) -> None:
+    """Fire due work on the wall clock, as `vip serve` does, under the API's lock."""
+    while not stop.wait(every):
+        try:
+            with app.state.lock:
+                fired = app.state.system.engine.tick()
+            if fired:
+                log.info("scheduler fired %d due items", fired)
+        except Exception:  # keep serving; the next tick tries again
+            log.exception("scheduler tick failed")
+
+
+def register(main: click.Group) -> None:
+    main.add_command(api)
+    main.add_command(api_key)
+

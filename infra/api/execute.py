@@ -1,0 +1,116 @@
+"""Running one command for a request: If-Match, Idempotency-Key, the timeline.
+
+All commands and queries of one API process go through one lock: the
+engine, its read store and its timer index are single-threaded objects.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Callable
+
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from domain.base import NotFoundError
+from infra.api.commands import ACTIONS, aggregate
+from infra.api.idempotency import fingerprint
+from infra.api.keys import Principal
+from infra.api.problems import Problem
+from infra.api.ops import COMMANDS
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def parse_if_match(value: str | None) -> int | None:
+    """``"5"``, ``W/"5"`` or ``5`` -> 5; anything else is a request to fix."""
+    if value is None or value.strip() == "*":
+        return None
+    match = re.fullmatch(r'\s*(?:W/)?"?(\d+)"?\s*', value)
+    if not match:
+        raise Problem(400, f"If-Match {value!r} is not a version: send the ETag of the aggregate, "
+                           'e.g. If-Match: "5"', "urn:vip:bad-if-match")
+    return int(match.group(1))
+
+
+def _cause_of(events, cause: str) -> bool:
+    return any(getattr(e, "meta", {}).get("causation_id") == cause for e in events)
+
+
+def execute(state, who: Principal, kind: str, name: str, business_id: str, body: BaseModel,
+            describe: Callable[[Any], dict], path: str, if_match: str | None = None,
+            idempotency_key: str | None = None, correlation_id: str = "",
+            created: bool = False) -> JSONResponse:
+    """Run ``ACTIONS[kind][name]`` for ``who`` and answer with the aggregate's new state."""
+    system, store = state.system, state.idempotency
+    fields = body.model_dump(exclude={"at"})
+    at: datetime | None = getattr(body, "at", None)
+    expected = parse_if_match(if_match)
+    code = 201 if created else 200
+    fp = fingerprint("POST", path, body.model_dump_json().encode())
+    cause = f"idem:{who.subject}:{idempotency_key}" if idempotency_key else f"api:{correlation_id}"
+    with state.lock:
+        if idempotency_key:
+            stored = store.get(who.subject, idempotency_key)
+            if stored is not None and stored.fingerprint != fp:
+                raise Problem(422, "this Idempotency-Key was used for a different request; "
+                                   "use a new key for a new request", "urn:vip:idempotency-key-reused")
+            if stored is not None and stored.state == "done":
+                return _response(stored.body, stored.status, stored.etag, replayed=True)
+            if stored is not None and stored.in_flight():
+                raise _in_progress()
+            if stored is not None and (done := _effect_logged(system.app, kind, business_id, cause)):
+                # A crash after the command saved but before its response was kept.
+                answer = jsonable_encoder(describe(done))
+                store.finish(who.subject, idempotency_key, code, answer, etag(done.version))
+                return _response(answer, code, etag(done.version), replayed=True)
+            if not store.reserve(who.subject, idempotency_key, fp):
+                raise _in_progress()  # another process claimed it between our read and our claim
+        try:
+            if expected is not None:
+                current = aggregate(system.app, kind, business_id).version
+                if current != expected:
+                    raise Problem(412, f"the {kind} {business_id} is at version {current}, not {expected}: "
+                                       "someone changed it; reload it and decide again",
+                                  "urn:vip:stale-version", headers={"ETag": etag(current)})
+            if at is not None:
+                system.engine.refuse_future(at, "at")
+            action = ACTIONS[kind][name]
+            result = system.engine.run(at, lambda ctx: action(system.app, ctx, business_id, fields),
+                                       actor=who.subject, causation_id=cause,
+                                       correlation_id=correlation_id)
+            system.engine.flush()
+        except BaseException:
+            if idempotency_key:
+                store.release(who.subject, idempotency_key)
+            COMMANDS.labels(kind, name, "refused").inc()
+            raise
+        COMMANDS.labels(kind, name, "ok").inc()
+        answer = jsonable_encoder(describe(result))
+        tag = etag(result.version)
+        if idempotency_key:
+            store.finish(who.subject, idempotency_key, code, answer, tag)
+    return _response(answer, code, tag)
+
+
+def _in_progress() -> Problem:
+    return Problem(409, "a request with this Idempotency-Key is still running; retry in a few seconds "
+                        "for its response", "urn:vip:idempotency-key-in-progress", headers={"Retry-After": "5"})
+
+
+def _effect_logged(app, kind: str, business_id: str, cause: str):
+    try:
+        found = aggregate(app, kind, business_id)
+    except NotFoundError:
+        return None
+    return found if _cause_of(app.events.get(found.id), cause) else None
+
+
+def _response(body: dict, status: int, tag: str | None, replayed: bool = False) -> JSONResponse:
+    headers = {"ETag": tag} if tag else {}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(body, status_code=status, headers=headers)

@@ -1,0 +1,89 @@
+"""The Idempotency-Key store: a repeat of a command returns the first response.
+
+A key is reserved (``pending``) in its own committed transaction before the
+command runs, and the response is written (``done``) before it is returned.
+The command's events carry ``idem:<subject>:<key>`` as their causation id, so
+after a crash between the command's save and the ``done`` write the log tells
+whether the effect happened: the caller looks, and either finishes the key
+with the current state or runs the command (it never ran). A pending key
+younger than ``IN_FLIGHT_S`` may belong to a request another process is
+running right now, so it is answered "in progress, retry" instead. A refused
+command releases its key: it had no effect, so a corrected retry may run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+IN_FLIGHT_S = 30.0  # longer than any one command takes; a pending key older than this was a crash
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the store holds for one key."""
+
+    fingerprint: str
+    state: str              # pending | done
+    status: int | None
+    body: dict | None
+    etag: str | None
+    reserved_at: float = 0.0
+
+    def in_flight(self, now: float | None = None) -> bool:
+        """Pending and young: maybe another process is running it right now."""
+        return self.state == "pending" and (now or time.time()) - self.reserved_at < IN_FLIGHT_S
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
+
+
+class IdempotencyStore:
+    """Key -> first response, in SQLite beside the event store."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.lock = threading.Lock()
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = FULL")  # a written response must survive a crash
+        self.db.execute("CREATE TABLE IF NOT EXISTS idempotency (subject TEXT NOT NULL,"
+                        " key TEXT NOT NULL, fingerprint TEXT NOT NULL, state TEXT NOT NULL,"
+                        " status INTEGER, body TEXT, etag TEXT, reserved_at REAL NOT NULL,"
+                        " PRIMARY KEY (subject, key))")
+
+    def get(self, subject: str, key: str) -> Stored | None:
+        with self.lock:
+            row = self.db.execute("SELECT fingerprint, state, status, body, etag, reserved_at FROM idempotency"
+                                  " WHERE subject = ? AND key = ?", (subject, key)).fetchone()
+        if row is None:
+            return None
+        return Stored(row[0], row[1], row[2], json.loads(row[3]) if row[3] else None, row[4], row[5])
+
+    def reserve(self, subject: str, key: str, fp: str) -> bool:
+        """Claim the key for a run (a new key, or a stale pending one); False if another holds it."""
+        now = time.time()
+        with self.lock:
+            return self.db.execute(
+                "INSERT INTO idempotency VALUES (?, ?, ?, 'pending', NULL, NULL, NULL, ?)"
+                " ON CONFLICT (subject, key) DO UPDATE SET reserved_at = excluded.reserved_at"
+                " WHERE state = 'pending' AND reserved_at < ?",
+                (subject, key, fp, now, now - IN_FLIGHT_S)).rowcount == 1
+
+    def finish(self, subject: str, key: str, status: int, body: dict, etag: str | None) -> None:
+        with self.lock:
+            self.db.execute("UPDATE idempotency SET state = 'done', status = ?, body = ?, etag = ?"
+                            " WHERE subject = ? AND key = ?",
+                            (status, json.dumps(body, default=str), etag, subject, key))
+
+    def release(self, subject: str, key: str) -> None:
+        with self.lock:
+            self.db.execute("DELETE FROM idempotency WHERE subject = ? AND key = ? AND state = 'pending'",
+                            (subject, key))
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,65 @@
+"""Complaint routes: filing, handling and closing (seed 002 §7), the complaint's state, lists."""
+from typing import Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
+
+from infra.api import answers, models as m
+from infra.api.auth import route
+from infra.api.commands import aggregate, describe_complaint
+from infra.api.execute import etag
+from infra.api.routes_common import ID_PATTERN, MAX_PAGE, command_route, page
+
+router = APIRouter()
+AS_OF = Query(default=None, description="Answer as of this past instant (ISO-8601 with zone)")
+Status = Literal["filed", "acknowledged", "assigned", "escalated", "waiting", "resolved", "closed"]
+
+command_route(router, "complaint", "file", "/complaints", "complaint:write", m.File,
+              "File a complaint; SLA clocks start from the member's tier policy", id_field="complaint_id")
+for name, model, permission, summary in (
+        ("ack", m.Command, "complaint:write", "First response: stops the first-response clock"),
+        ("assign", m.Assign, "complaint:write", "Assign to an agent"),
+        ("escalate", m.Reason, "complaint:escalate", "Escalate by hand"),
+        ("wait", m.Wait, "complaint:write", "Wait for the customer: clocks pause"),
+        ("reply", m.Command, "complaint:write", "The customer answered: clocks resume"),
+        ("resolve", m.Resolve, "complaint:write", "Resolve: both clocks stop (seed 002 §7.3)"),
+        ("rate", m.Rate, "complaint:write", "Satisfaction 1-5 (seed 002 §5.3)"),
+        ("close", m.Command, "complaint:write", "Close a resolved complaint"),
+        ("reopen", m.Reason, "complaint:write", "Reopen: the resolution clock resumes")):
+    command_route(router, "complaint", name, f"/complaints/{{id}}/{name}", permission, model, summary)
+
+
+@route(router, "GET", "/complaints", "complaint:read", response_model=m.Page, tags=["complaints"],
+       summary="Complaints, newest first; of one member or in one status")
+def complaints(request: Request, as_of: AwareDatetime | None = AS_OF,
+               member_id: str | None = Query(None, max_length=100), status: Status | None = None,
+               limit: int = Query(50, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0)) -> dict:
+    with request.app.state.lock:
+        rows = answers.complaints(request.app.state.system, as_of, member_id, status)
+    return page(rows, limit, offset)
+
+
+@route(router, "GET", "/complaints/{id}", "complaint:read", 404, response_model=m.ComplaintState,
+       tags=["complaints"], summary="A complaint's state and version (the ETag for If-Match)")
+def complaint_state(request: Request, id: str = Path(min_length=1, max_length=100, pattern=ID_PATTERN)):
+    state = request.app.state
+    with state.lock:
+        complaint = aggregate(state.system.app, "complaint", id)
+        return JSONResponse(describe_complaint(complaint), headers={"ETag": etag(complaint.version)})
+
+
+@route(router, "GET", "/breaches", "complaint:read", response_model=m.Page, tags=["complaints"],
+       summary="Open complaints whose SLA clock is at risk or breached, most overdue first")
+def breaches(request: Request, as_of: AwareDatetime | None = AS_OF,
+             limit: int = Query(100, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0)) -> dict:
+    with request.app.state.lock:
+        return page(answers.breaches(request.app.state.system, as_of), limit, offset)
+
+
+@route(router, "GET", "/kpis", "kpis:read", response_model=m.Page, tags=["complaints"],
+       summary="Complaint KPIs per tier and month: percentiles and satisfaction")
+def kpis(request: Request, as_of: AwareDatetime | None = AS_OF,
+         limit: int = Query(100, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0)) -> dict:
+    with request.app.state.lock:
+        return page(answers.kpis(request.app.state.system, as_of), limit, offset)

@@ -1,0 +1,51 @@
+"""Contract routes: drafting, signing, milestones, invoices and their settlement, disputes, end."""
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
+
+from infra.api import answers, models as m
+from infra.api.auth import principal, route
+from infra.api.commands import aggregate
+from infra.api.execute import etag
+from infra.api.keys import Principal
+from infra.api.routes_common import ID_PATTERN, MAX_PAGE, command_route, describer, page
+
+router = APIRouter()
+AS_OF = Query(default=None, description="Answer as of this past instant (ISO-8601 with zone)")
+
+command_route(router, "contract", "draft", "/contracts", "contract:write", m.Draft,
+              "Draft a contract with its terms", id_field="contract_id")
+for name, model, summary in (
+        ("sign", m.Sign, "One party signs; the last signature makes it effective"),
+        ("complete-milestone", m.Milestone, "Mark a milestone completed"),
+        ("propose-amendment", m.Amendment, "Propose changed terms (seed 000 §11)"),
+        ("consent", m.Consent, "A party consents to an amendment"),
+        ("breach", m.Breach, "Record a breach with compensation (seed 000 §8)"),
+        ("dispute", m.Dispute, "Open a dispute (seed 000 §9)"),
+        ("settle-dispute", m.SettleDispute, "Settle the open dispute"),
+        ("terminate", m.Terminate, "Terminate with reason and settlement (seed 000 §10)"),
+        ("renew", m.Renew, "Renew for more months (seed 002 §12.3)"),
+        ("invoice", m.Invoice, "Issue an invoice"),
+        ("pay", m.Pay, "Record a payment against an invoice"),
+        ("discount", m.Discount, "Grant a discount on an invoice (seed 002 §6.3)"),
+        ("waive", m.Waive, "Waive what is still owed on an invoice (seed 002 §6.3)")):
+    command_route(router, "contract", name, f"/contracts/{{id}}/{name}", "contract:write", model, summary)
+
+
+@route(router, "GET", "/contracts", "contract:read", response_model=m.Page, tags=["contracts"],
+       summary="Contracts with status, parties, milestones and invoices (no terms)")
+def contracts(request: Request, as_of: AwareDatetime | None = AS_OF,
+              limit: int = Query(50, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0)) -> dict:
+    with request.app.state.lock:
+        return page(answers.contracts(request.app.state.system, as_of), limit, offset)
+
+
+@route(router, "GET", "/contracts/{id}", "contract:read", 404, response_model=m.ContractState,
+       tags=["contracts"], summary="A contract's state and version; terms only for finance, auditor, admin")
+def contract_state(request: Request, id: str = Path(min_length=1, max_length=100, pattern=ID_PATTERN),
+                   who: Principal = Depends(principal)):
+    state = request.app.state
+    with state.lock:
+        contract = aggregate(state.system.app, "contract", id)
+        body = describer("contract", who)(contract)
+    return JSONResponse(body, headers={"ETag": etag(contract.version)})
