@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from infra.stores.leases import LeaseHeldError
 from infra.stores.readstore import StaleStoreError
 
 
@@ -32,7 +33,7 @@ def explain(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         where = f" {exc.filename}" if exc.filename else ""
         return f"{exc.strerror or text}:{where}" if exc.strerror else text
-    if isinstance(exc, StaleStoreError):
+    if isinstance(exc, (StaleStoreError, LeaseHeldError)):
         return str(exc)
     return f"{type(exc).__name__}: {text}"
 
