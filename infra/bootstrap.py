@@ -81,7 +81,8 @@ def build(settings: Settings | None = None, clock: Callable[[], datetime] = utc_
                     getattr(store, "path", "(memory)"), problem, " in memory" if read_only else "")
         runner.restart()
     engine = Engine(app, runner, clock, timedelta(seconds=settings.future_tolerance_seconds),
-                    read_only=read_only)
+                    read_only=read_only, batch_max_inputs=settings.batch_max_inputs,
+                    batch_max_ms=settings.batch_max_ms, aggregate_map_size=settings.aggregate_cache)
     return System(settings, app, keys, store, engine)
 
 

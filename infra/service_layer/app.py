@@ -21,6 +21,7 @@ from domain.complaint import Complaint
 from domain.contract import Contract
 from domain.member import Member
 from domain.policy import Policy
+from infra.service_layer.batch import UnitOfWork
 from infra.service_layer.complaints import ComplaintServices
 from infra.service_layer.contracts import ContractServices
 from infra.service_layer.members import MemberServices
@@ -43,11 +44,26 @@ class VipApp(MemberServices, ContractServices, ComplaintServices, Application):
         self.log_changed = True
         # What a command did not keep (free text for an erased member): the CLI says so.
         self.notices: list[str] = []
+        # The open batch (see infra.service_layer.batch), and its write-back map of aggregates.
+        self.uow: UnitOfWork | None = None
+        self.aggregates: dict = {}
 
     def save(self, *objs: Any, **kwargs: Any) -> list:
-        """The library's save, noting that the log changed."""
+        """The library's save, noting that the log changed; in a batch, collected for its commit."""
+        if self.uow is not None:
+            self.uow.collect(objs, kwargs.pop("receipts", ()))
+            return []
+        for obj in objs:  # saved outside a batch: the map's copy is behind now
+            if obj is not None:
+                self.aggregates.pop(obj.id, None)
         recordings = super().save(*objs, **kwargs)
         self.log_changed = True
+        return recordings
+
+    def record_batch(self, processing: ProcessingEvent) -> list:
+        """Record a batch's events, receipts and position in one transaction; the recordings."""
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
         return recordings
 
     def construct_recorder(self):
@@ -57,7 +73,12 @@ class VipApp(MemberServices, ContractServices, ComplaintServices, Application):
 
     def save_tracked(self, tracking: Tracking | None, *aggregates: Any,
                      receipts: Sequence[Receipt] = ()) -> None:
-        """Save aggregates, and record an input position and input receipts in the same transaction."""
+        """Save aggregates, and record an input position and input receipts in the same transaction.
+
+        In a batch, all of this waits for the batch's commit."""
+        if self.uow is not None:
+            self.uow.collect(aggregates, receipts, tracking)
+            return
         if tracking is None:
             if aggregates:
                 self.save(*aggregates, receipts=receipts)
@@ -69,17 +90,25 @@ class VipApp(MemberServices, ContractServices, ComplaintServices, Application):
 
     def receipt(self, input_id: str) -> Receipt | None:
         """How an upstream input id was first applied, or None (see ``infra.stores.recorders``)."""
+        if self.uow is not None and input_id in self.uow.seen:
+            return self.uow.seen[input_id]
         return self.recorder.receipt(input_id)
 
     # -- lookups ------------------------------------------------------------------
 
     def _get(self, cls: type, business_id: str):
+        aggregate_id = cls.create_id(business_id)
         try:
-            return self.repository.get(cls.create_id(business_id), projector_func=_project)
+            if self.uow is not None:
+                return self.uow.get(aggregate_id, lambda: self._load(aggregate_id), AggregateNotFoundError)
+            return self._load(aggregate_id)
         except AggregateNotFoundError:
             kind = cls.__name__.lower()
             raise NotFoundError(f"no {kind} {business_id!r}; check the id "
                                 f"(`vip history {kind} ID` lists what exists)") from None
+
+    def _load(self, aggregate_id):
+        return self.repository.get(aggregate_id, projector_func=_project)
 
     def member(self, member_id: str) -> Member:
         return self._get(Member, member_id)
@@ -129,9 +158,9 @@ class VipApp(MemberServices, ContractServices, ComplaintServices, Application):
 
     def _exists(self, cls: type, business_id: str) -> bool:
         try:
-            self.repository.get(cls.create_id(business_id))
+            self._get(cls, business_id)
             return True
-        except AggregateNotFoundError:
+        except NotFoundError:
             return False
 
 
