@@ -90,9 +90,19 @@ class VipApp(MemberServices, ContractServices, ComplaintServices, Application):
 
     def receipt(self, input_id: str) -> Receipt | None:
         """How an upstream input id was first applied, or None (see ``infra.stores.recorders``)."""
-        if self.uow is not None and input_id in self.uow.seen:
-            return self.uow.seen[input_id]
+        if self.uow is not None:
+            if input_id in self.uow.seen:
+                return self.uow.seen[input_id]
+            if input_id in self.uow.prior:
+                return self.uow.prior[input_id]
         return self.recorder.receipt(input_id)
+
+    def prefetch_receipts(self, input_ids: list[str]) -> None:
+        """Look up a whole batch's input ids in one query (a writer that records one of them
+        before this batch commits makes the commit conflict, and the batch is redone)."""
+        if self.uow is not None:
+            found = self.recorder.receipts(input_ids)
+            self.uow.prior.update({i: found.get(i) for i in input_ids})
 
     # -- lookups ------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ class UnitOfWork:
         self.events: list = []                # new domain events, in save order
         self.receipts: list[Receipt] = []
         self.seen: dict[str, Receipt] = {}    # input id -> receipt of this batch
+        self.prior: dict[str, Receipt | None] = {}  # input id -> committed receipt (prefetched)
         self.tracking: Tracking | None = None
         self.folded = 0                       # events[:folded] are in the views already
         self.touched: set = set()             # aggregate ids the current step got

@@ -145,6 +145,7 @@ def _batch(engine: Engine, items: list, start: int, size: int, name: str) -> lis
     deadline = time.monotonic() + engine.batch_max_ms / 1000
     engine.begin()
     try:
+        engine.app.prefetch_receipts([item.event_id for item, _, _ in items[start:start + size]])
         for item, number, _ in items[start:start + size]:
             try:
                 outcomes.append((apply_input(engine, item), ""))

@@ -218,18 +218,32 @@ def _apply_step(engine: Engine, item: Input, tracking: Tracking | None) -> str:
     if _seen_before(app.receipt(item.event_id), item):
         app.save_tracked(tracking)
         return "duplicate"
+    try:
+        member = _command(app, ctx, member, item)
+    except DomainError:
+        # A batch looks its receipts up before it reads members: a writer that recorded this
+        # input in between shows in the member, not in that lookup. Ask the store again.
+        if _seen_before(app.recorder.receipt(item.event_id), item):
+            app.save_tracked(tracking)
+            return "duplicate"
+        raise
+    app.save_tracked(tracking, member, receipts=[item.receipt()])
+    return "applied"
+
+
+def _command(app, ctx, member: Member | None, item: Input) -> Member:
+    """The member command an input stands for; returns the member to save."""
     if item.type == "ErasureRequested":
         if member is None:
             raise DomainError(f"member {item.member_id} is unknown; nothing to erase")
         app.cipher.keys.destroy(item.member_id)
         member.record_erasure(ctx, item.event_id)
-    elif item.type in ("CustomerRegistered", "ProfileUpdated"):
-        member = _profile(app, ctx, member, item)
-    else:
-        member = member or Member.register(ctx, item.member_id, None, source=item.source)
-        _record(member, ctx, item, app.policy)
-    app.save_tracked(tracking, member, receipts=[item.receipt()])
-    return "applied"
+        return member
+    if item.type in ("CustomerRegistered", "ProfileUpdated"):
+        return _profile(app, ctx, member, item)
+    member = member or Member.register(ctx, item.member_id, None, source=item.source)
+    _record(member, ctx, item, app.policy)
+    return member
 
 
 def _seen_before(receipt: Receipt | None, item: Input) -> bool:
