@@ -28,10 +28,17 @@ from infra.stores.pii import ErasedError, KeyStoreError, PiiCipher
 from infra.stores.recorders import Receipt
 
 
+SNAPSHOT_INTERVAL = 50
+
+
 class VipApp(MemberServices, ContractServices, ComplaintServices, Application):
     """Members, contracts and complaints in one event store."""
 
     name = "vip"
+    # Every SNAPSHOT_INTERVAL-th version of an aggregate is snapshotted (the library's
+    # snapshot store), so a cold aggregate loads from its snapshot and fewer than that many events.
+    snapshotting_intervals = {Member: SNAPSHOT_INTERVAL, Contract: SNAPSHOT_INTERVAL,
+                              Complaint: SNAPSHOT_INTERVAL}
 
     def __init__(self, policy: Policy, cipher: PiiCipher, env: dict | None = None) -> None:
         super().__init__(env=env)
@@ -65,6 +72,7 @@ class VipApp(MemberServices, ContractServices, ComplaintServices, Application):
         processing = ProcessingEvent(tracking=tracking)
         processing.collect_events(*aggregates, receipts=receipts)
         self._record(processing)
+        self._take_snapshots(processing)  # the library's save() does this; _record alone does not
         self.log_changed = True
 
     def receipt(self, input_id: str) -> Receipt | None:
