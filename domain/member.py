@@ -13,31 +13,14 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain import vip_workflow as flow
-from domain.base import Ctx, DomainError, VipAggregate, aggregate_id, require_aware
+from domain.base import Ctx, VipAggregate, aggregate_id, require_aware
+from domain.member_inputs import (
+    ACTIVITY_KINDS, OVERRIDE_KINDS, PROFILE_FIELDS, MemberError, NotQualifiedError, OrderError,
+    WorkflowError, check_amount, check_profile,
+)
 from domain.policy import TIERS, Policy, tier_rank
 from domain import tiering
 from domain.tiering import Standing, effective_tier, next_anniversary
-
-PROFILE_FIELDS = ("name", "phone", "email")
-ACTIVITY_KINDS = ("login", "vip_event", "review")
-OVERRIDE_KINDS = ("pin", "floor")
-
-
-class MemberError(DomainError):
-    """A member command was refused."""
-
-
-class NotQualifiedError(MemberError):
-    """The member's tier does not meet the VIP standard (seed 002 §2.1.1)."""
-
-
-class WorkflowError(MemberError):
-    """The VIP application workflow does not allow this step now."""
-
-
-class OrderError(MemberError):
-    """An order event does not fit what is known of the order."""
-
 
 class Member(VipAggregate):
     """A customer of the program, known from CRM or first seen in an order."""
@@ -54,7 +37,7 @@ class Member(VipAggregate):
         """Open a member from CRM (``source='crm'``) or from a first upstream event."""
         if not member_id or not member_id.strip():
             raise MemberError("member id must not be empty")
-        _check_profile(profile or {})
+        check_profile(profile or {})
         return cls(timestamp=ctx.at, meta=ctx.meta(member_id), member_id=member_id, profile=profile,
                    source=source, input_id=input_id)
 
@@ -124,7 +107,7 @@ class Member(VipAggregate):
 
     def fill_registration(self, ctx: Ctx, input_id: str, profile: dict) -> None:
         """CRM registration of a member first seen in an order fills the profile."""
-        _check_profile(profile)
+        check_profile(profile)
         if self.registered:
             raise MemberError(f"member {self.member_id} is already registered")
         self._use(ctx)
@@ -136,7 +119,7 @@ class Member(VipAggregate):
         self.registered = True
 
     def update_profile(self, ctx: Ctx, input_id: str, changes: dict) -> None:
-        _check_profile(changes)
+        check_profile(changes)
         if not changes:
             raise MemberError("a profile update must change at least one of name, phone, email")
         self._use(ctx)
@@ -164,7 +147,7 @@ class Member(VipAggregate):
         An order in another currency than the tier currency is recorded and
         counts only through the policy's conversion for it (none: nothing).
         """
-        _check_amount(amount_fen, currency)
+        check_amount(amount_fen, currency)
         require_aware(occurred_at, "occurred_at")
         if order_id in self.orders or order_id in self.closed_orders:
             raise OrderError(f"order {order_id} was already recorded as paid")
@@ -196,7 +179,7 @@ class Member(VipAggregate):
         It never lowers the tier before review, and never the spend of other orders.
         A refund of an order that left every window is recorded and counts nothing.
         """
-        _check_amount(amount_fen, currency)
+        check_amount(amount_fen, currency)
         require_aware(occurred_at, "occurred_at")
         order = self._order(order_id)
         if currency != order.get("currency", currency):
@@ -528,20 +511,6 @@ class Member(VipAggregate):
                 f"member {self.member_id} does not meet the VIP standard: net spend "
                 f"{now.spend_fen} fen and {now.points} points in the window, silver needs "
                 f"{silver.min_spend_fen} fen or {silver.min_points} points")
-
-
-def _check_amount(amount_fen: int, currency: str) -> None:
-    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
-        raise OrderError(f"amount must be a positive whole number of fen, got {amount_fen!r}")
-    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha() \
-            or not currency.isupper():
-        raise OrderError(f"currency must be an ISO 4217 code like CNY, got {currency!r}")
-
-
-def _check_profile(profile: dict) -> None:
-    unknown = set(profile) - set(PROFILE_FIELDS)
-    if unknown:
-        raise MemberError(f"unknown profile fields {sorted(unknown)}; allowed: {PROFILE_FIELDS}")
 
 
 __all__ = ["Member", "MemberError", "NotQualifiedError", "WorkflowError", "OrderError"]

@@ -37,8 +37,9 @@ class VipApp(MemberServices, ContractServices, ComplaintServices, Application):
     name = "vip"
     # Every SNAPSHOT_INTERVAL-th version of an aggregate is snapshotted (the library's
     # snapshot store), so a cold aggregate loads from its snapshot and fewer than that many events.
-    snapshotting_intervals = {Member: SNAPSHOT_INTERVAL, Contract: SNAPSHOT_INTERVAL,
-                              Complaint: SNAPSHOT_INTERVAL}
+    # Members only for now: Contract state holds a set (payments), which the JSON transcoder
+    # does not encode; contracts and complaints have short lives anyway.
+    snapshotting_intervals = {Member: SNAPSHOT_INTERVAL}
 
     def __init__(self, policy: Policy, cipher: PiiCipher, env: dict | None = None) -> None:
         super().__init__(env=env)
@@ -146,6 +147,9 @@ class VipApp(MemberServices, ContractServices, ComplaintServices, Application):
 def _project(aggregate, events):
     # The library's projector asserts a runtime Protocol per event, which
     # costs a fifth of ingest; our events are all mutators by construction.
+    # Kept after bounded state and snapshots (issue 9): with the library's projector and
+    # deepcopy (no Member.__deepcopy__) ingest took 1,470-1,500 us CPU per order against
+    # 940 us with these two (bench.run, 6,000 orders over 120 members, 2 cores).
     for domain_event in events:
         aggregate = domain_event.mutate(aggregate)
     return aggregate
