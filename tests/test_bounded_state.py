@@ -141,7 +141,9 @@ def _orders(member_id: str, count: int) -> list:
             for n in range(count)]
 
 
-def test_a_cold_member_loads_from_its_snapshot_and_fewer_events_than_the_interval(make_system, event_store):
+def test_a_cold_member_loads_from_its_snapshot_and_fewer_events_than_the_interval(make_system, event_store,
+                                                                                 monkeypatch):
+    monkeypatch.setenv("VIP_SNAPSHOT_INTERVAL", str(SNAPSHOT_INTERVAL))
     s = make_system(store=event_store, name="warm")
     for item in _orders("M1", 3 * SNAPSHOT_INTERVAL + 7):
         apply_input(s.engine, item)
