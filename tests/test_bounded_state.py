@@ -141,14 +141,12 @@ def _orders(member_id: str, count: int) -> list:
             for n in range(count)]
 
 
-def test_a_cold_member_loads_from_its_snapshot_and_fewer_events_than_the_interval(make_system, event_store,
-                                                                                 monkeypatch):
-    monkeypatch.setenv("VIP_SNAPSHOT_INTERVAL", str(SNAPSHOT_INTERVAL))
-    s = make_system(store=event_store, name="warm")
+def test_a_cold_member_loads_from_its_snapshot_and_fewer_events_than_the_interval(make_system, event_store):
+    s = make_system(store=event_store, name="warm", snapshot_interval=SNAPSHOT_INTERVAL)
     for item in _orders("M1", 3 * SNAPSHOT_INTERVAL + 7):
         apply_input(s.engine, item)
     warm = s.app.member("M1")
-    cold = make_system(store=event_store, name="warm").app  # same store, nothing cached
+    cold = make_system(store=event_store, name="warm", snapshot_interval=SNAPSHOT_INTERVAL).app  # nothing cached
     read = []
     select = cold.recorder.select_events
 

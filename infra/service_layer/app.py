@@ -6,7 +6,6 @@ both aggregates in one atomic ``save``.
 """
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
@@ -40,14 +39,14 @@ class VipApp(MemberServices, ContractServices, ComplaintServices, Application):
     # Every SNAPSHOT_INTERVAL-th version of an aggregate is snapshotted (the library's
     # snapshot store), so a cold aggregate loads from its snapshot and fewer than that many events.
 
-    def __init__(self, policy: Policy, cipher: PiiCipher, env: dict | None = None) -> None:
-        # Opt-in for now (VIP_SNAPSHOT_INTERVAL=N): every N-th member version is snapshotted, so
-        # a cold member loads from its snapshot and fewer than N events. Members only: Contract
-        # state holds a set (payments) the JSON transcoder does not encode. Not on by default
-        # until the full-disk path is checked with the snapshot table (tests/test_store_faults.py).
-        interval = int(os.environ.get("VIP_SNAPSHOT_INTERVAL") or 0)
-        if interval > 0:
-            self.snapshotting_intervals = {Member: interval}
+    def __init__(self, policy: Policy, cipher: PiiCipher, env: dict | None = None,
+                 snapshot_interval: int = 0) -> None:
+        # Every ``snapshot_interval``-th member version is snapshotted (VIP_SNAPSHOT_INTERVAL), so
+        # a cold member loads from its snapshot and fewer than that many events. Members only:
+        # they are the aggregates with long histories; Contract state holds a set (payments)
+        # the library's JSON transcoder does not encode.
+        if snapshot_interval > 0:
+            self.snapshotting_intervals = {Member: snapshot_interval}
             env = {**(env or {}), "IS_SNAPSHOTTING_ENABLED": "y"}
         super().__init__(env=env)
         self.policy = policy
