@@ -1,9 +1,17 @@
 """Current tier and tier history, folded from member events."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from domain import vip_workflow as flow
-from projections.common import iso, isoify
+from projections.common import iso, isoify, parse
 from projections.view import View, by_aggregate
+
+# Version 2: orders, activity entries and months are kept only while within
+# RETAIN_DAYS of the latest event of the member (the row stays bounded);
+# a policy window (``window_days``, ``activity_months_window``) must fit in it.
+VERSION = 2
+RETAIN_DAYS = 800
 
 # The status each VIP event leads to, from the workflow table (the action the event records).
 STATUS = {event: flow.after(action) for event, action in {
@@ -59,7 +67,22 @@ def fold_member(row: dict | None, event: dict, key: str) -> dict | None:
         row["status"] = STATUS[kind]
         if "policy_version" in data:
             row["policy_version"] = data["policy_version"]
+    if kind in ("OrderPaid", "ActivityRecorded"):
+        _prune(row, event["timestamp"])
     return row
+
+
+def _prune(row: dict, now) -> None:
+    """Drop what no window ending at ``now`` or later can hold: time only moves forward."""
+    horizon = iso(parse(iso(now)) - timedelta(days=RETAIN_DAYS))
+    first_month = horizon[:7]  # a month is kept while any of it is within the horizon
+    orders = row.get("orders", {})
+    if any(o["at"] <= horizon and o["month"] < first_month for o in orders.values()):
+        row["orders"] = {k: o for k, o in orders.items() if o["at"] > horizon or o["month"] >= first_month}
+    if any(e[0] <= horizon for e in row["entries"]):  # late arrivals: not in time order
+        row["entries"] = [e for e in row["entries"] if e[0] > horizon]
+    if row["months"] and row["months"][0] < first_month:
+        row["months"] = [m for m in row["months"] if m >= first_month]
 
 
 HISTORY = ("TierUpgraded", "TierReviewed", "TierOverrideSet", "TierOverrideCleared",
@@ -87,5 +110,5 @@ def _member_keys(event: dict) -> list:
     return by_aggregate("member")(event)
 
 
-CURRENT_TIER = View("current_tier", _member_keys, fold_member)
-TIER_HISTORY = View("tier_history", _member_keys, fold_history)
+CURRENT_TIER = View("current_tier", _member_keys, fold_member, VERSION)
+TIER_HISTORY = View("tier_history", _member_keys, fold_history, 1)

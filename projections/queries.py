@@ -59,7 +59,7 @@ def tier_distribution(rows: list[dict]) -> dict:
 def pending_breaches(store, at: datetime, policy: Policy) -> list[dict]:
     """Open complaints whose clock is at risk or breached at ``at``, most overdue first."""
     out, now = [], iso(at)
-    for row in store.view("complaints").values():
+    for row in store.listing("complaints", now):  # only rows whose alert instant has come
         if row["status"] in ("resolved", "closed"):
             continue
         for name, clock in row["clocks"].items():
@@ -105,7 +105,7 @@ def ledger(store, at: datetime | None, policy: Policy, contract: str | None = No
     debits: dict = defaultdict(int)
     credits: dict = defaultdict(int)
     postings = 0
-    for posting in store.view("ledger").values():
+    for posting in _postings(store, limit):
         if (limit and posting["at"] > limit) or (contract and posting["contract_id"] != contract):
             continue
         postings += 1
@@ -129,6 +129,10 @@ def ledger(store, at: datetime | None, policy: Policy, contract: str | None = No
             "by_party": {k: dict(v) for k, v in sorted(by_party.items())},
             "revenue_by_month": {k: dict(v) for k, v in sorted(by_month.items())},
             "trial_balance": trial}
+
+
+def _postings(store, limit: str | None):
+    return store.listing("ledger", limit) if limit else store.view("ledger").values()
 
 
 def complaint_kpis(store, policy: Policy) -> list[dict]:
@@ -168,7 +172,7 @@ def percentile(values: list, p: float) -> float | None:
 def overdue(store, at: datetime) -> dict:
     """Milestones and invoices past due at ``at`` and not completed or paid."""
     now, milestones, invoices = iso(at), [], []
-    for row in store.view("contracts").values():
+    for row in store.listing("contracts", now):  # only contracts with something due by now
         # A contract past its validity has expired at ``at`` even before the
         # scheduler records it: its milestones are no longer owed.
         expired = bool(row.get("valid_until")) and row["valid_until"] <= now
@@ -198,7 +202,7 @@ def revenue_by_party_month(store, at: datetime | None, policy: Policy) -> dict:
     ``{currency: {month: {party: fen}}}``; the parts of a month add up to its invoiced revenue."""
     limit = iso(at) if at else None
     out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
-    for posting in store.view("ledger").values():
+    for posting in _postings(store, limit):
         if limit and posting["at"] > limit:
             continue
         month = policy.month_of(parse(posting["at"]))
