@@ -7,7 +7,7 @@ rows and the instant, never from the wall clock.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from domain import sla
 from domain.policy import TIERS, Policy, tier_rank
@@ -23,9 +23,13 @@ def tier_row(row: dict, at: datetime, policy: Policy, timers: dict | None = None
     review: ``review_due`` says it is due at ``at`` and not yet recorded
     (only the scheduler, ``vip tick`` / ``vip serve``, records it).
     """
-    entries = [(parse(o), spend, pts) for o, spend, pts in row["entries"]]
-    orders = [{**o, "at": parse(o["at"])} for o in row.get("orders", {}).values()]
-    order_entries, order_months = order_inputs(orders)
+    # Only instants that can be in the window are parsed (the text of UTC instants sorts as
+    # they do; a day of margin): ``standing`` still decides what the window holds.
+    lo, hi = iso(at - timedelta(days=policy.tiers.window_days + 1)), iso(at + timedelta(days=1))
+    entries = [(parse(o), spend, pts) for o, spend, pts in row["entries"] if lo < o <= hi]
+    orders = row.get("orders", {}).values()
+    order_months = order_inputs(orders)[1]
+    order_entries = order_inputs([{**o, "at": parse(o["at"])} for o in orders if lo < o["at"] <= hi])[0]
     now = standing(entries + order_entries, set(row["months"]) | order_months, at, policy)
     next_review = ((timers or {}).get("timers") or {}).get("review")
     override = row["override"]  # expires_at as text in the row: parsed for the one rule
