@@ -73,16 +73,17 @@ def fold_member(row: dict | None, event: dict, key: str) -> dict | None:
 
 
 def _prune(row: dict, now) -> None:
-    """Drop what no window ending at ``now`` or later can hold: time only moves forward."""
-    horizon = iso(parse(iso(now)) - timedelta(days=RETAIN_DAYS))
-    first_month = horizon[:7]  # a month is kept while any of it is within the horizon
+    """Drop the months no window ending at ``now`` or later can reach (time only moves
+    forward): at most once a month per member, whole months at a time."""
+    now = parse(now) if isinstance(now, str) else now
+    first_month = iso(now - timedelta(days=RETAIN_DAYS))[:7]
+    if row.get("kept_from", "") >= first_month:
+        return
+    row["kept_from"] = first_month
     orders = row.get("orders", {})
-    if any(o["at"] <= horizon and o["month"] < first_month for o in orders.values()):
-        row["orders"] = {k: o for k, o in orders.items() if o["at"] > horizon or o["month"] >= first_month}
-    if any(e[0] <= horizon for e in row["entries"]):  # late arrivals: not in time order
-        row["entries"] = [e for e in row["entries"] if e[0] > horizon]
-    if row["months"] and row["months"][0] < first_month:
-        row["months"] = [m for m in row["months"] if m >= first_month]
+    row["orders"] = {k: o for k, o in orders.items() if o["at"][:7] >= first_month or o["month"] >= first_month}
+    row["entries"] = [e for e in row["entries"] if e[0][:7] >= first_month]
+    row["months"] = [m for m in row["months"] if m >= first_month]
 
 
 HISTORY = ("TierUpgraded", "TierReviewed", "TierOverrideSet", "TierOverrideCleared",
