@@ -191,3 +191,34 @@ def test_replay_envelopes_make_the_event_id_only_when_it_is_read(make_system):
     assert "id" not in lean and "aggregate_id" not in lean
     assert lean["id"] == full["id"] and lean.get("aggregate_id") == full["aggregate_id"]
     assert dict(lean) == full
+
+
+def test_postgres_read_store_lives_beside_the_event_store_and_rebuilds_a_changed_view_alone(make_system, pg_url):
+    import psycopg
+    s = make_system(pg_url)
+    end = run_demo(s, members=20, seed=12, progress=False)
+    s.engine.flush()
+    assert type(s.store).__name__ == "PostgresReadStore"
+    s.close()
+    with psycopg.connect(pg_url, autocommit=True) as db:
+        ledger_before = db.execute("SELECT key, data FROM vip_read_rows WHERE view = 'ledger' ORDER BY key").fetchall()
+        db.execute("UPDATE vip_read_view_versions SET version = 0 WHERE name = 'complaints'")
+        db.execute("DELETE FROM vip_read_rows WHERE view = 'complaints'")
+    reader = build(s.settings, clock=s.clock, read_only=True)
+    try:  # served from a replay in memory, the tables untouched
+        reference = replay(reader.app, VIEWS)
+        assert queries.pending_breaches(reader.store, end, reader.app.policy) == \
+            queries.pending_breaches(reference, end, reader.app.policy)
+    finally:
+        reader.close()
+    with psycopg.connect(pg_url, autocommit=True) as db:
+        assert not db.execute("SELECT count(*) FROM vip_read_rows WHERE view = 'complaints'").fetchone()[0]
+    writer = build(s.settings, clock=s.clock)
+    try:  # the next writing open rebuilds it alone
+        assert dict(writer.store.view("complaints")) == replay(writer.app, VIEWS).view("complaints")
+        assert writer.store.position_of("complaints") == writer.store.position
+    finally:
+        writer.close()
+    with psycopg.connect(pg_url, autocommit=True) as db:
+        assert db.execute("SELECT key, data FROM vip_read_rows WHERE view = 'ledger' ORDER BY key").fetchall() \
+            == ledger_before
