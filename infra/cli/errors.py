@@ -18,6 +18,8 @@ from infra.stores.readstore import StaleStoreError
 
 def explain(exc: BaseException) -> str:
     """One line for a failure nobody refused on purpose: what happened and what to do."""
+    if not isinstance(exc, sqlite3.Error) and isinstance(exc.__cause__, sqlite3.Error):
+        exc = exc.__cause__  # the event-store library's own error class around SQLite's
     text = str(exc)
     if isinstance(exc, sqlite3.Error):
         if "disk is full" in text or "disk I/O" in text:
