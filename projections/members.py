@@ -7,11 +7,9 @@ from domain import vip_workflow as flow
 from projections.common import iso, isoify, parse
 from projections.view import View, by_aggregate
 
-# Version 2: orders, activity entries and months are kept only while within
-# RETAIN_DAYS of the latest event of the member (the row stays bounded);
-# a policy window (``window_days``, ``activity_months_window``) must fit in it.
+# Version 2: orders, activity entries and months are pruned at the member's own horizon
+# (``keep_from``/``forget_before`` on OrderPaid/ActivityRecorded v2): the row stays bounded.
 VERSION = 2
-RETAIN_DAYS = 800
 
 # The status each VIP event leads to, from the workflow table (the action the event records).
 STATUS = {event: flow.after(action) for event, action in {
@@ -63,27 +61,23 @@ def fold_member(row: dict | None, event: dict, key: str) -> dict | None:
         row["override"] = isoify({k: data[k] for k in ("kind", "tier", "reason", "actor", "expires_at")})
     elif kind == "TierOverrideCleared":
         row["override"] = None
+    if kind in ("OrderPaid", "ActivityRecorded") and data.get("keep_from"):
+        _prune(row, iso(data["keep_from"]), iso(data.get("forget_before")))
     if kind in STATUS:
         row["status"] = STATUS[kind]
         if "policy_version" in data:
             row["policy_version"] = data["policy_version"]
-    if kind in ("OrderPaid", "ActivityRecorded"):
-        _prune(row, event["timestamp"])
     return row
 
 
-def _prune(row: dict, now) -> None:
-    """Drop the months no window ending at ``now`` or later can reach (time only moves
-    forward): at most once a month per member, whole months at a time."""
-    now = parse(now) if isinstance(now, str) else now
-    first_month = iso(now - timedelta(days=RETAIN_DAYS))[:7]
-    if row.get("kept_from", "") >= first_month:
-        return
-    row["kept_from"] = first_month
-    orders = row.get("orders", {})
-    row["orders"] = {k: o for k, o in orders.items() if o["at"][:7] >= first_month or o["month"] >= first_month}
-    row["entries"] = [e for e in row["entries"] if e[0][:7] >= first_month]
-    row["months"] = [m for m in row["months"] if m >= first_month]
+def _prune(row: dict, keep_from: str, forget_before: str | None) -> None:
+    # The member's own horizon (domain.tiering.prune): the row keeps one window of activity and
+    # two of orders (an order past the window may still hold an active month or take a refund).
+    row["entries"] = [e for e in row["entries"] if e[0] > keep_from]
+    oldest = (parse(keep_from) - timedelta(days=31)).strftime("%Y-%m")
+    row["months"] = [m for m in row["months"] if m >= oldest]
+    if forget_before:
+        row["orders"] = {k: o for k, o in row.get("orders", {}).items() if o["at"] > forget_before}
 
 
 HISTORY = ("TierUpgraded", "TierReviewed", "TierOverrideSet", "TierOverrideCleared",

@@ -61,11 +61,11 @@ class KeyedStore(MemoryStore):
     # -- rows ------------------------------------------------------------------------
     def view(self, name: str):
         rows = self.rows.get(name)
-        if rows is None and self.detached:
-            rows = self.rows[name] = {}
-        elif rows is None:
+        if rows is None:
             view = self.views.get(name.removesuffix(STAGING))
             rows = self.rows[name] = KeyedRows(self, name, view.index if view else None)
+            if self.detached:
+                rows.detach()
         return rows
 
     def get(self, view: str, key: str) -> dict | None:
@@ -109,6 +109,8 @@ class KeyedStore(MemoryStore):
         """Views whose stored rows were folded by another version of the view (or by none,
         in a store that has folded events already): they must be rebuilt before use."""
         if not self.position:
+            return []
+        if self.detached:
             return []
         return [v for name, v in self.views.items()
                 if isinstance(self.view(name), KeyedRows) and self.versions.get(name, (None, 0))[0] != v.version]
@@ -198,8 +200,11 @@ class KeyedStore(MemoryStore):
     def reset(self) -> None:
         if self.read_only:
             self.detached = True
-            for name in list(self.rows):
-                self.rows[name] = {}  # rebuilt in memory only
+            for rows in self.rows.values():  # in place: the engine's timer index holds them
+                if isinstance(rows, KeyedRows):
+                    rows.detach()
+                else:
+                    rows.clear()
             self.position, self.clock, self.log_id, self.last_hash = 0, None, None, None
             return
         with self.write():

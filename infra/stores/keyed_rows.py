@@ -22,6 +22,7 @@ class KeyedRows(MutableMapping):
         self.store, self.name, self.index = store, name, index
         self.cache: OrderedDict = OrderedDict()
         self.dirty: dict = {}
+        self.detached = False  # a read-only store reset: only what is folded in memory counts
 
     def _lookup(self, key):
         row = self.dirty.get(key, _MISSING)
@@ -29,7 +30,7 @@ class KeyedRows(MutableMapping):
             return None if row is _DELETED else row
         row = self.cache.get(key, _MISSING)
         if row is _MISSING:
-            row = self.store.fetch(self.name, key)
+            row = None if self.detached else self.store.fetch(self.name, key)
             self.cache[key] = row
             if len(self.cache) > CACHE_ROWS:
                 self.cache.popitem(last=False)
@@ -61,7 +62,7 @@ class KeyedRows(MutableMapping):
         self.cache.pop(key, None)
 
     def __iter__(self) -> Iterator:
-        stored = self.store.keys_of(self.name)
+        stored = [] if self.detached else self.store.keys_of(self.name)
         seen = set(stored)
         for key in stored:
             if self.dirty.get(key) is not _DELETED:
@@ -74,7 +75,7 @@ class KeyedRows(MutableMapping):
         return sum(1 for _ in self)
 
     def items(self):  # one scan of the table, not a read per key; the cache is left alone
-        for key, row in self.store.scan(self.name):
+        for key, row in () if self.detached else self.store.scan(self.name):
             if key not in self.dirty:
                 yield key, row
         for key, row in list(self.dirty.items()):
@@ -86,7 +87,7 @@ class KeyedRows(MutableMapping):
 
     def listing(self, until: str) -> Iterator[dict]:
         """Rows whose index is at or before ``until``: the candidates of a listing query."""
-        for key, row in self.store.scan(self.name, until):
+        for key, row in () if self.detached else self.store.scan(self.name, until):
             if key not in self.dirty:
                 yield row
         for row in list(self.dirty.values()):
@@ -117,3 +118,8 @@ class KeyedRows(MutableMapping):
     def forget(self) -> None:
         self.cache.clear()
         self.dirty.clear()
+
+    def detach(self) -> None:
+        """Forget the table: from now on the rows are what is folded into this mapping."""
+        self.forget()
+        self.detached = True
