@@ -13,8 +13,10 @@ from urllib.parse import quote
 from infra.policy_file import load_policy
 from infra.service_layer.app import VipApp, utc_now
 from infra.service_layer.engine import Engine
+from infra.service_layer.replay import rebuild_views, serve_stale
 from infra.service_layer.runner import Runner
 from infra.settings import Settings
+from infra.stores.pgstore import PostgresReadStore
 from infra.stores.pii import KeyStore, PiiCipher
 from infra.stores.readstore import MemoryStore, open_read_store
 from projections.complaints import COMPLAINTS
@@ -70,20 +72,45 @@ def build(settings: Settings | None = None, clock: Callable[[], datetime] = utc_
     if read_only and settings.event_store == "sqlite" and not (settings.data_dir / "events.db").exists():
         settings = replace(settings, event_store="memory")
     app, keys = open_app(settings, read_only)
-    if memory_views or settings.event_store in ("memory", "popo"):
-        store: MemoryStore = MemoryStore()
-    else:
-        store = open_read_store(settings.path(settings.read_store, "read.db"), read_only)
+    store = open_views(settings, memory_views, read_only)
     runner = Runner(app, store, VIEWS)
     problem = runner.mismatch()
     if problem:
         log.warning("read store %s does not match the event log (%s): rebuilding it%s",
                     getattr(store, "path", "(memory)"), problem, " in memory" if read_only else "")
         runner.restart()
+    elif read_only:
+        serve_stale(app, store)
+    elif store.stale():
+        names = [v.name for v in store.stale()]
+        log.warning("views %s in the read store are new or of another version: rebuilding them alone",
+                    ", ".join(names))
+        rebuild_views(app, store, store.stale())
     engine = Engine(app, runner, clock, timedelta(seconds=settings.future_tolerance_seconds),
                     read_only=read_only, batch_max_inputs=settings.batch_max_inputs,
                     batch_max_ms=settings.batch_max_ms, aggregate_map_size=settings.aggregate_cache)
     return System(settings, app, keys, store, engine)
+
+
+def read_store_url(settings: Settings) -> str | None:
+    """The PostgreSQL database of the read store: ``VIP_READ_STORE`` if it is a postgresql:// URL,
+    else the event store's when that is PostgreSQL (else None: SQLite)."""
+    pg = ("postgresql://", "postgres://")
+    if settings.read_store and settings.read_store.startswith(pg):
+        return settings.read_store
+    if not settings.read_store and settings.event_store.startswith(pg):
+        return settings.event_store
+    return None
+
+
+def open_views(settings: Settings, memory_views: bool = False, read_only: bool = False) -> MemoryStore:
+    """The read store the settings name: memory, PostgreSQL, or SQLite (``read.db``)."""
+    if memory_views or settings.event_store in ("memory", "popo"):
+        return MemoryStore()
+    url = read_store_url(settings)
+    if url:
+        return PostgresReadStore(url, read_only, VIEWS)
+    return open_read_store(settings.path(settings.read_store, "read.db"), read_only, VIEWS)
 
 
 def open_app(settings: Settings | None = None, read_only: bool = False) -> tuple[VipApp, KeyStore]:

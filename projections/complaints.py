@@ -1,8 +1,11 @@
 """Complaint rows: status, clocks and timings, for pending breaches and KPIs."""
 from __future__ import annotations
 
+from domain import sla
 from projections.common import iso, isoify
 from projections.view import View, by_aggregate
+
+VERSION = 2  # 2: the listing index (when a complaint may show in pending breaches)
 
 
 def fold_complaint(row: dict | None, event: dict, key: str) -> dict | None:
@@ -60,4 +63,27 @@ def _flag(clocks: dict, name: str, **flags) -> dict:
     return {**clocks, name: {**clocks[name], **flags}}
 
 
-COMPLAINTS = View("complaints", by_aggregate("complaint"), fold_complaint)
+def alert_at(row: dict) -> str | None:
+    """From when an open complaint may be at risk or breached ("" = already), None = never.
+
+    A running clock is judged against its instants; a paused one by the time
+    it used (which only a later event changes); a stopped one never.
+    """
+    if row["status"] in ("resolved", "closed"):
+        return None
+    first = None
+    for clock in row["clocks"].values():
+        if clock.get("stopped_at"):
+            continue
+        if clock.get("running_since"):
+            due = "" if clock.get("breached") or clock.get("at_risk_marked") else \
+                min(clock["at_risk_at"], clock["deadline"])
+        elif sla.paused_state(clock, row.get("at_risk_ratio", 0.0)) is not None:
+            due = ""
+        else:
+            continue
+        first = due if first is None else min(first, due)
+    return first
+
+
+COMPLAINTS = View("complaints", by_aggregate("complaint"), fold_complaint, VERSION, alert_at)

@@ -4,6 +4,8 @@ from __future__ import annotations
 from projections.common import iso, isoify
 from projections.view import View, by_aggregate
 
+VERSION = 2  # 2: the listing index (the first due date of an open milestone or invoice)
+
 
 def fold_contract(row: dict | None, event: dict, key: str) -> dict | None:
     kind, data, at = event["type"], event["data"], iso(event["timestamp"])
@@ -58,4 +60,12 @@ def fold_contract(row: dict | None, event: dict, key: str) -> dict | None:
     return row
 
 
-CONTRACTS = View("contracts", by_aggregate("contract"), fold_contract)
+def first_due(row: dict) -> str | None:
+    """From when the contract may show in the overdue lists; None = it never will."""
+    dues = [inv["due_at"] for inv in row["invoices"].values() if inv["status"] != "paid"]
+    if row["status"] in ("effective", "disputed"):
+        dues += [m["due_at"] for m in row["milestones"].values() if m["status"] != "completed"]
+    return min(dues) if dues else None
+
+
+CONTRACTS = View("contracts", by_aggregate("contract"), fold_contract, VERSION, first_due)

@@ -108,4 +108,9 @@ def fold_posting(row: dict | None, event: dict, key: str) -> dict | None:
             "source": event["type"], "lines": lines}
 
 
-LEDGER = View("ledger", ledger_keys, fold_posting)
+def posted_at(row: dict) -> str:
+    """A posting counts in ledgers as of its instant."""
+    return row["at"]
+
+
+LEDGER = View("ledger", ledger_keys, fold_posting, 2, posted_at)

@@ -7,6 +7,10 @@ from domain import vip_workflow as flow
 from projections.common import iso, isoify, parse
 from projections.view import View, by_aggregate
 
+# Version 2: orders, activity entries and months are pruned at the member's own horizon
+# (``keep_from``/``forget_before`` on OrderPaid/ActivityRecorded v2): the row stays bounded.
+VERSION = 2
+
 # The status each VIP event leads to, from the workflow table (the action the event records).
 STATUS = {event: flow.after(action) for event, action in {
     "VipApplied": "apply", "VipReviewStarted": "start_review", "VipApproved": "approve",
@@ -101,5 +105,5 @@ def _member_keys(event: dict) -> list:
     return by_aggregate("member")(event)
 
 
-CURRENT_TIER = View("current_tier", _member_keys, fold_member)
-TIER_HISTORY = View("tier_history", _member_keys, fold_history)
+CURRENT_TIER = View("current_tier", _member_keys, fold_member, VERSION)
+TIER_HISTORY = View("tier_history", _member_keys, fold_history, 1)

@@ -7,7 +7,7 @@ rows and the instant, never from the wall clock.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from domain import sla
 from domain.policy import TIERS, Policy, tier_rank
@@ -23,9 +23,13 @@ def tier_row(row: dict, at: datetime, policy: Policy, timers: dict | None = None
     review: ``review_due`` says it is due at ``at`` and not yet recorded
     (only the scheduler, ``vip tick`` / ``vip serve``, records it).
     """
-    entries = [(parse(o), spend, pts) for o, spend, pts in row["entries"]]
-    orders = [{**o, "at": parse(o["at"])} for o in row.get("orders", {}).values()]
-    order_entries, order_months = order_inputs(orders)
+    # Only instants that can be in the window are parsed (the text of UTC instants sorts as
+    # they do; a day of margin): ``standing`` still decides what the window holds.
+    lo, hi = iso(at - timedelta(days=policy.tiers.window_days + 1)), iso(at + timedelta(days=1))
+    entries = [(parse(o), spend, pts) for o, spend, pts in row["entries"] if lo < o <= hi]
+    orders = row.get("orders", {}).values()
+    order_months = order_inputs(orders)[1]
+    order_entries = order_inputs([{**o, "at": parse(o["at"])} for o in orders if lo < o["at"] <= hi])[0]
     now = standing(entries + order_entries, set(row["months"]) | order_months, at, policy)
     next_review = ((timers or {}).get("timers") or {}).get("review")
     override = row["override"]  # expires_at as text in the row: parsed for the one rule
@@ -59,7 +63,7 @@ def tier_distribution(rows: list[dict]) -> dict:
 def pending_breaches(store, at: datetime, policy: Policy) -> list[dict]:
     """Open complaints whose clock is at risk or breached at ``at``, most overdue first."""
     out, now = [], iso(at)
-    for row in store.view("complaints").values():
+    for row in store.listing("complaints", now):  # only rows whose alert instant has come
         if row["status"] in ("resolved", "closed"):
             continue
         for name, clock in row["clocks"].items():
@@ -105,7 +109,7 @@ def ledger(store, at: datetime | None, policy: Policy, contract: str | None = No
     debits: dict = defaultdict(int)
     credits: dict = defaultdict(int)
     postings = 0
-    for posting in store.view("ledger").values():
+    for posting in _postings(store, limit):
         if (limit and posting["at"] > limit) or (contract and posting["contract_id"] != contract):
             continue
         postings += 1
@@ -129,6 +133,10 @@ def ledger(store, at: datetime | None, policy: Policy, contract: str | None = No
             "by_party": {k: dict(v) for k, v in sorted(by_party.items())},
             "revenue_by_month": {k: dict(v) for k, v in sorted(by_month.items())},
             "trial_balance": trial}
+
+
+def _postings(store, limit: str | None):
+    return store.listing("ledger", limit) if limit else store.view("ledger").values()
 
 
 def complaint_kpis(store, policy: Policy) -> list[dict]:
@@ -168,7 +176,7 @@ def percentile(values: list, p: float) -> float | None:
 def overdue(store, at: datetime) -> dict:
     """Milestones and invoices past due at ``at`` and not completed or paid."""
     now, milestones, invoices = iso(at), [], []
-    for row in store.view("contracts").values():
+    for row in store.listing("contracts", now):  # only contracts with something due by now
         # A contract past its validity has expired at ``at`` even before the
         # scheduler records it: its milestones are no longer owed.
         expired = bool(row.get("valid_until")) and row["valid_until"] <= now
@@ -198,7 +206,7 @@ def revenue_by_party_month(store, at: datetime | None, policy: Policy) -> dict:
     ``{currency: {month: {party: fen}}}``; the parts of a month add up to its invoiced revenue."""
     limit = iso(at) if at else None
     out: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
-    for posting in store.view("ledger").values():
+    for posting in _postings(store, limit):
         if limit and posting["at"] > limit:
             continue
         month = policy.month_of(parse(posting["at"]))

@@ -98,4 +98,4 @@ def _set(timers: dict, name: str, due) -> None:
         timers[name] = iso(due)
 
 
-TIMERS = View("timers", timer_keys, fold_timers)
+TIMERS = View("timers", timer_keys, fold_timers, 1)

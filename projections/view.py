@@ -6,15 +6,25 @@ from typing import Callable
 
 KeysFn = Callable[[dict], list]
 FoldFn = Callable[[dict | None, dict, str], dict | None]
+IndexFn = Callable[[dict], "str | None"]
 
 
 @dataclass(frozen=True)
 class View:
-    """A named read model: ``keys(event)`` and a pure ``fold(row, event, key)``."""
+    """A named read model: ``keys(event)`` and a pure ``fold(row, event, key)``.
+
+    ``version`` changes whenever the fold or the row shape does: a store
+    holding rows of another version rebuilds the view alone (``vip rebuild
+    VIEW``). ``index(row)`` (optional) is the instant (ISO text) from which
+    the row may show in the view's listing query, or None for never: keyed
+    stores keep it in an indexed column so listings read only candidates.
+    """
 
     name: str
     keys: KeysFn
     fold: FoldFn
+    version: int = 1
+    index: IndexFn | None = None
 
 
 def by_aggregate(aggregate: str) -> KeysFn:

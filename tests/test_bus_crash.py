@@ -285,10 +285,9 @@ def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_
         assert dict(paid) == expected["orders_paid"]
 
         # the read models survived the kills too: equal to a replay of the log
-        from infra.bootstrap import VIEWS
+        from infra.bootstrap import VIEWS, open_views
         from infra.service_layer.replay import replay
-        from infra.stores.readstore import SqliteReadStore
-        live = SqliteReadStore(settings.data_dir / "read.db")
+        live = open_views(settings, read_only=True)  # SQLite read.db, or the PostgreSQL tables
         try:
             again = replay(app, VIEWS)
             differing = {view: sorted(k for k in set(live.view(view)) | set(again.view(view))

@@ -21,7 +21,7 @@ from infra.cli.common import (
     system_of,
     when,
 )
-from infra.service_layer.replay import history, rebuild, replay
+from infra.service_layer.replay import history, rebuild, rebuild_views, replay
 from projections import queries
 
 
@@ -144,9 +144,35 @@ def replay_cmd(ctx, as_of, as_json, no_progress):
     summary["events_replayed"] = count
     emit(summary, as_json, print_summary)
 
+@click.command("rebuild")
+@click.argument("names", metavar="VIEW...", nargs=-1, required=True,
+                type=click.Choice([v.name for v in VIEWS]))
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--no-progress", is_flag=True)
+@click.pass_context
+@domain_errors
+def rebuild_cmd(ctx, names, as_json, no_progress):
+    """Rebuild some read models alone from the log; the others are left as they are.
+
+    The new rows are folded aside and put in place in one transaction: until
+    then queries answer the view from its old rows, or (a view of another
+    version) from a replay in memory; never from a half-built view.
+    """
+    system = system_of(ctx)
+    system.engine.flush()  # what this process folded is committed first: the rebuild starts from it
+    views = [v for v in VIEWS if v.name in names]
+    count = rebuild_views(system.app, system.store, views, progress=not no_progress)
+    if "timers" in names:
+        system.engine.timers.heap.clear()
+        system.engine.timers.refresh(system.engine.timers.rows.keys())
+    answer = {"rebuilt": sorted(names), "events_replayed": count,
+              "position": {v.name: system.store.position_of(v.name) for v in views}}
+    emit(answer, as_json, lambda a: click.echo(
+        f"Rebuilt {', '.join(a['rebuilt'])} from {a['events_replayed']} events"))
 
 
 def register(main: click.Group) -> None:
     """Add the query commands to ``main``."""
-    for command in (tier_cmd, tiers_cmd, breaches_cmd, ledger_cmd, kpis_cmd, overdue_cmd, tier_history_cmd, history_cmd, replay_cmd):
+    for command in (tier_cmd, tiers_cmd, breaches_cmd, ledger_cmd, kpis_cmd, overdue_cmd, tier_history_cmd,
+                    history_cmd, replay_cmd, rebuild_cmd):
         main.add_command(command)

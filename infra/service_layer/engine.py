@@ -45,7 +45,10 @@ class TimerIndex:
         self.rows = rows
         self.heap: list = []
         self.skipped: set = set()
-        self.refresh(rows.keys())
+        for key, row in rows.items():  # one scan of a keyed store, not a read per key
+            for name, due in row.get("timers", {}).items():
+                self.heap.append((due, key, name))
+        heapq.heapify(self.heap)
 
     def refresh(self, keys) -> None:
         for key in keys:
@@ -80,8 +83,16 @@ class Engine:
         self.aggregate_map_size = aggregate_map_size
         self._skipped_at_begin: set = set()
         self.runner.catch_up(flush=False)
-        self.timers = TimerIndex(runner.store.view("timers"))
+        self._timers: TimerIndex | None = None
         self.runner.touched.clear()
+
+    @property
+    def timers(self) -> TimerIndex:
+        """The due-work index, built on first use: a query (read-only) never fires, so it never
+        reads every timer row of the keyed store."""
+        if self._timers is None:
+            self._timers = TimerIndex(self.runner.store.view("timers"))
+        return self._timers
 
     @property
     def policy(self):

@@ -1,24 +1,126 @@
 """Rebuilding read models from the log: to now, or as of a past instant."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from domain.base import ERASED, SEALED_PREFIX
 from infra.progress import bar as _bar
 from infra.service_layer.app import VipApp
-from infra.service_layer.envelope import envelope
-from infra.service_layer.runner import Runner
+from infra.service_layer.envelope import envelope, lean_envelope
+from infra.service_layer.runner import apply
+from infra.stores.keyed import STAGING, KeyedStore
 from infra.stores.readstore import MemoryStore
+from projections.common import iso
+from projections.view import View
+
+log = logging.getLogger("vip.replay")
+
+PAGE = 2000
+STAGE_ROWS = 5000  # a rebuild writes its staging rows out at this many dirty rows
+
+
+def fold_log(app: VipApp, store, views, start: int = 0, stop: int | None = None,
+             until: datetime | None = None, progress=None, every=None) -> tuple[int, int, datetime | None]:
+    """Fold the log's events after ``start`` (up to position ``stop`` and instant ``until``) into
+    ``store`` with lean envelopes; ``every(count)`` is called after each page.
+
+    Returns (events folded, last position, latest timestamp).
+    """
+    recorder, to_event = app.recorder, app.mapper.to_domain_event
+    count, position, latest = 0, start, None
+    while stop is None or position < stop:
+        limit = PAGE if stop is None else min(PAGE, stop - position)
+        page = recorder.select_notifications(position, limit, inclusive_of_start=False)
+        for note in page:
+            if stop is not None and note.id > stop:
+                return count, position, latest
+            event = lean_envelope(to_event(note), note.id)
+            if until is not None and event["timestamp"] > until:
+                return count, position, latest
+            apply(store, views, event)
+            position = note.id
+            if latest is None or event["timestamp"] > latest:
+                latest = event["timestamp"]
+            count += 1
+        if progress:
+            progress(len(page))
+        if every:
+            every(count)
+        if len(page) < limit:
+            break  # a short page is the end of the log for now
+    return count, position, latest
 
 
 def replay(app: VipApp, views, until: datetime | None = None, progress: bool = False) -> MemoryStore:
     """Every view folded from the first event up to ``until`` (inclusive), in memory."""
     store = MemoryStore()
-    runner = Runner(app, store, views, page=2000)
+    for view in views:
+        store.view(view.name)
     bar = _bar(app.recorder.max_notification_id(), "replay", progress)
-    runner.catch_up(until=until, progress=bar.update)
+    _, store.position, latest = fold_log(app, store, views, until=until, progress=bar.update)
+    store.clock = iso(latest)
     bar.close()
     return store
+
+
+def rebuild_views(app: VipApp, store, views, progress: bool = False) -> int:
+    """Rebuild some views alone, from the first event to the store's position; the others stay.
+
+    In a keyed store the new rows are folded under a staging name and put in
+    place by one transaction per view (``KeyedStore.swap``) once they reach
+    the committed position, so no reader ever sees a view half built; a
+    crash leaves only staging rows, dropped by the next rebuild. Returns the
+    events folded.
+    """
+    if not isinstance(store, KeyedStore):
+        fresh = MemoryStore()
+        count = fold_log(app, fresh, views, stop=store.position)[0]
+        for view in views:
+            rows = store.view(view.name)
+            rows.clear()  # in place: the engine's timer index holds the dict
+            rows.update(fresh.view(view.name))
+        return count
+    pending = {v.name: View(v.name + STAGING, v.keys, v.fold, v.version, v.index) for v in views}
+    for staged in pending.values():
+        store.drop(staged.name)
+    bar = _bar(store.committed_position(), "rebuild", progress)
+
+    def stage(_count) -> None:
+        for staged in pending.values():
+            rows = store.view(staged.name)
+            if len(rows.dirty) >= STAGE_ROWS:
+                store.stage(rows)
+
+    position = count = 0
+    by_name = {v.name: v for v in views}
+    while pending:
+        target = store.committed_position()
+        folded, position, _ = fold_log(app, store, list(pending.values()), start=position, stop=target,
+                                       progress=bar.update, every=stage)
+        count += folded
+        for name in list(pending):
+            if store.swap(store.view(pending[name].name), by_name[name], position):
+                del pending[name]
+    bar.close()
+    return count
+
+
+def serve_stale(app: VipApp, store) -> list:
+    """A read-only store's stale views, answered from a replay in memory (never half built).
+
+    Returns the names of the views so served.
+    """
+    stale = store.stale()
+    if not stale:
+        return []
+    fresh = MemoryStore()
+    fold_log(app, fresh, stale, stop=store.position)
+    for view in stale:
+        log.warning("view %s in the read store is of another version or being rebuilt: answering from "
+                    "a replay in memory (`vip rebuild %s` rebuilds it)", view.name, view.name)
+        store.rows[view.name] = fresh.view(view.name)
+    return [v.name for v in stale]
 
 
 def rebuild(system, progress: bool = False) -> int:

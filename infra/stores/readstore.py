@@ -1,19 +1,35 @@
-"""Where read-model rows live: in memory (replays, as-of answers) or in SQLite.
+"""Where read-model rows live: in memory (replays, as-of answers) or in a keyed SQL table.
 
-The SQLite store keeps every row in memory too (the views are small next to
-the log) and writes the rows a batch changed together with the runner's
-tracking position in one transaction: a crash before the commit replays the
-batch, a crash after it skips it, so every event counts exactly once.
+The SQLite store (the default, beside the SQLite event store) reads rows by
+key on demand and writes the rows a batch changed together with the
+runner's tracking position in one transaction: a crash before the commit
+replays the batch, a crash after it skips it, so every event counts exactly
+once. See ``infra.stores.keyed`` for the table, the per-view versions and
+the listing index; ``infra.stores.pgstore`` for the PostgreSQL twin.
 """
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
+from infra.stores.keyed import KeyedStore
+from infra.stores.memory import MemoryStore, StaleStoreError
+
+__all__ = ["MemoryStore", "SqliteReadStore", "StaleStoreError", "open_read_store"]
+
 log = logging.getLogger("vip.readstore")
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS rows (view TEXT, key TEXT, data TEXT NOT NULL, ix TEXT,"
+    " PRIMARY KEY (view, key));"
+    "CREATE TABLE IF NOT EXISTS tracking (name TEXT PRIMARY KEY, position INTEGER NOT NULL, clock TEXT,"
+    " log_id TEXT, last_hash TEXT);"
+    "CREATE TABLE IF NOT EXISTS view_versions (name TEXT PRIMARY KEY, version INTEGER NOT NULL,"
+    " position INTEGER NOT NULL);"
+)
 
 
 def _connect_read_only(path: str) -> sqlite3.Connection:
@@ -32,60 +48,17 @@ def _connect_read_only(path: str) -> sqlite3.Connection:
         return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
 
 
-class StaleStoreError(RuntimeError):
-    """Another process moved the read store on; reload and catch up again."""
-
-
-class MemoryStore:
-    """Rows by view and key, the last applied log position, and the timeline clock.
-
-    ``log_id`` and ``last_hash`` say which log the rows came from (a digest of
-    its first notification) and which notification sits at ``position``, so a
-    store beside a restored or replaced event store is noticed (see
-    ``Runner.mismatch``).
-    """
-
-    read_only = False
-
-    def __init__(self) -> None:
-        self.rows: dict[str, dict[str, dict]] = {}
-        self.position = 0
-        self.clock: str | None = None
-        self.log_id: str | None = None
-        self.last_hash: str | None = None
-
-    def view(self, name: str) -> dict[str, dict]:
-        return self.rows.setdefault(name, {})
-
-    def get(self, view: str, key: str) -> dict | None:
-        return self.rows.get(view, {}).get(key)
-
-    def commit(self, dirty: set, position: int, clock: str | None,
-               log_id: str | None = None, last_hash: str | None = None) -> None:
-        self.position, self.clock = position, clock
-        self.log_id, self.last_hash = log_id, last_hash
-
-    def reset(self) -> None:
-        for rows in self.rows.values():
-            rows.clear()  # in place: the engine's timer index holds the dicts
-        self.position, self.clock, self.log_id, self.last_hash = 0, None, None, None
-
-    def close(self) -> None:
-        """Nothing to release in memory."""
-
-
-class SqliteReadStore(MemoryStore):
+class SqliteReadStore(KeyedStore):
     """The embedded read store: a SQLite file beside the event store."""
 
-    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, read_only: bool = False, views=()) -> None:
         """Open (or create) the store; ``read_only`` opens it with ``mode=ro`` and never writes.
 
         Raises ``sqlite3.DatabaseError`` for a file that is not a read store
         (the caller rebuilds it: it is derived data).
         """
-        super().__init__()
+        super().__init__(views, read_only)
         self.path = str(path)
-        self.read_only = read_only
         if read_only:
             self.db = _connect_read_only(self.path)
         else:
@@ -94,89 +67,63 @@ class SqliteReadStore(MemoryStore):
             if not read_only:
                 self.db.execute("PRAGMA journal_mode = WAL")
                 self.db.execute("PRAGMA synchronous = NORMAL")
-                self.db.executescript(
-                    "CREATE TABLE IF NOT EXISTS rows (view TEXT, key TEXT, data TEXT NOT NULL,"
-                    " PRIMARY KEY (view, key));"
-                    "CREATE TABLE IF NOT EXISTS tracking (name TEXT PRIMARY KEY, position INTEGER NOT NULL,"
-                    " clock TEXT);")
-                columns = {r[1] for r in self.db.execute("PRAGMA table_info(tracking)")}
-                for column in ("log_id", "last_hash"):
-                    if column not in columns:  # a store from before log identities
-                        self.db.execute(f"ALTER TABLE tracking ADD COLUMN {column} TEXT")
+                self._migrate()
             self._load()
         except (sqlite3.DatabaseError, ValueError, TypeError):
             self.db.close()
             raise
 
+    def _migrate(self) -> None:
+        self.db.executescript(SCHEMA)
+        for table, column in (("tracking", "log_id"), ("tracking", "last_hash"), ("rows", "ix")):
+            if column not in {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")  # a store of an older version
+        self.db.execute("CREATE INDEX IF NOT EXISTS rows_listing ON rows (view, ix) WHERE ix IS NOT NULL")
+
+    @contextmanager
+    def write(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+        if self.db.in_transaction:
+            self.db.execute("COMMIT")
+
+    def sql(self, statement: str, params=(), many: bool = False):
+        if many:
+            return self.db.executemany(self._q(statement), params)
+        return self.db.execute(self._q(statement), params)
+
     def _load(self) -> None:
-        # Rows and position must come from one snapshot, or a commit by another
-        # process in between pairs old rows with a newer position.
+        # One snapshot: a commit by another process in between must not pair
+        # one position with another's versions.
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "tracking" not in tables:
+            return  # a new file opened read-only: nothing folded yet
         self.db.execute("BEGIN")
         try:
-            rows = self.db.execute("SELECT view, key, data FROM rows").fetchall()
-            columns = {r[1] for r in self.db.execute("PRAGMA table_info(tracking)")}
-            marks = "log_id, last_hash" if "log_id" in columns else "NULL, NULL"
-            row = self.db.execute(f"SELECT position, clock, {marks} FROM tracking "
-                                  "WHERE name = 'views'").fetchone()
+            if "view_versions" in tables:
+                super()._load()
+            else:  # a store of an older version: every view is stale
+                row = self.db.execute("SELECT position, clock FROM tracking WHERE name = 'views'").fetchone()
+                if row:
+                    self.position, self.clock = row
         finally:
             self.db.execute("COMMIT")
-        for view, key, data in rows:
-            self.view(view)[key] = json.loads(data)
-        if row:
-            self.position, self.clock, self.log_id, self.last_hash = row
-
-    def commit(self, dirty: set, position: int, clock: str | None,
-               log_id: str | None = None, last_hash: str | None = None) -> None:
-        """Write the changed rows and the new position atomically."""
-        if self.read_only:
-            raise RuntimeError("this read store was opened read-only")
-        put, delete = [], []
-        for view, key in dirty:
-            row = self.get(view, key)
-            if row is None:
-                delete.append((view, key))
-            else:
-                put.append((view, key, json.dumps(row, separators=(",", ":"))))
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            # Compare-and-set: rows folded from an older position must not
-            # overwrite what another process already committed.
-            stored = self.db.execute("SELECT position FROM tracking WHERE name = 'views'").fetchone()
-            if (stored[0] if stored else 0) != self.position:
-                raise StaleStoreError(f"read store is at {stored[0]}, this runner started at {self.position}")
-            self.db.executemany("INSERT OR REPLACE INTO rows VALUES (?, ?, ?)", put)
-            self.db.executemany("DELETE FROM rows WHERE view = ? AND key = ?", delete)
-            self.db.execute("INSERT OR REPLACE INTO tracking (name, position, clock, log_id, last_hash)"
-                            " VALUES ('views', ?, ?, ?, ?)", (position, clock, log_id, last_hash))
-        super().commit(dirty, position, clock, log_id, last_hash)
-
-    def reload(self) -> None:
-        """Drop what is in memory and read the committed rows again.
-
-        The view dicts are cleared in place: others (the engine's timer index)
-        hold references to them.
-        """
-        for rows in self.rows.values():
-            rows.clear()
-        self.position, self.clock, self.log_id, self.last_hash = 0, None, None, None
-        self._load()
 
     def reset(self) -> None:
-        if self.read_only:
-            super().reset()  # rebuilt in memory only
-            return
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.execute("DELETE FROM rows")
-            self.db.execute("DELETE FROM tracking")
         super().reset()
-        self.db.execute("VACUUM")
+        if not self.read_only:
+            self.db.execute("VACUUM")
 
     def close(self) -> None:
         self.db.close()
 
 
-def open_read_store(path: str | Path, read_only: bool = False) -> MemoryStore:
+def open_read_store(path: str | Path, read_only: bool = False, views=()) -> MemoryStore:
     """The SQLite read store at ``path``; one that cannot be opened is rebuilt, after saying so.
 
     Read-only, a missing or unusable file gives an empty store in memory
@@ -186,7 +133,7 @@ def open_read_store(path: str | Path, read_only: bool = False) -> MemoryStore:
     if read_only and not path.exists():
         return MemoryStore()
     try:
-        return SqliteReadStore(path, read_only)
+        return SqliteReadStore(path, read_only, views)
     except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
         if read_only:
             log.warning("read store %s cannot be opened (%s): answering from a rebuild in memory; "
@@ -196,4 +143,4 @@ def open_read_store(path: str | Path, read_only: bool = False) -> MemoryStore:
                     path, exc)
         for extra in ("", "-wal", "-shm", "-journal"):
             Path(f"{path}{extra}").unlink(missing_ok=True)
-        return SqliteReadStore(path)
+        return SqliteReadStore(path, views=views)

@@ -1,0 +1,125 @@
+"""One view's rows over a keyed table: read by key on demand, cached, written back at commit."""
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import MutableMapping
+from typing import Iterator
+
+CACHE_ROWS = 20_000  # clean rows kept per view; dirty rows stay until the commit
+_DELETED = object()
+_MISSING = object()
+
+
+def _dump(row: dict) -> str:
+    return json.dumps(row, separators=(",", ":"))
+
+
+class KeyedRows(MutableMapping):
+    """One view's rows, read from ``store`` (a ``KeyedStore``) by key on demand; writes wait for ``commit``."""
+
+    def __init__(self, store, name: str, index=None) -> None:
+        self.store, self.name, self.index = store, name, index
+        self.cache: OrderedDict = OrderedDict()
+        self.dirty: dict = {}
+        self.detached = False  # a read-only store reset: only what is folded in memory counts
+
+    def _lookup(self, key):
+        row = self.dirty.get(key, _MISSING)
+        if row is not _MISSING:
+            return None if row is _DELETED else row
+        row = self.cache.get(key, _MISSING)
+        if row is _MISSING:
+            row = None if self.detached else self.store.fetch(self.name, key)
+            self.cache[key] = row
+            if len(self.cache) > CACHE_ROWS:
+                self.cache.popitem(last=False)
+        else:
+            self.cache.move_to_end(key)
+        return row
+
+    def get(self, key, default=None):
+        row = self._lookup(key)
+        return default if row is None else row
+
+    def __getitem__(self, key):
+        row = self._lookup(key)
+        if row is None:
+            raise KeyError(key)
+        return row
+
+    def __contains__(self, key) -> bool:
+        return self._lookup(key) is not None
+
+    def __setitem__(self, key, row) -> None:
+        self.dirty[key] = row
+        self.cache.pop(key, None)
+
+    def __delitem__(self, key) -> None:
+        if self._lookup(key) is None:
+            raise KeyError(key)
+        self.dirty[key] = _DELETED
+        self.cache.pop(key, None)
+
+    def __iter__(self) -> Iterator:
+        stored = [] if self.detached else self.store.keys_of(self.name)
+        seen = set(stored)
+        for key in stored:
+            if self.dirty.get(key) is not _DELETED:
+                yield key
+        for key, row in list(self.dirty.items()):
+            if row is not _DELETED and key not in seen:
+                yield key
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def items(self):  # one scan of the table, not a read per key; the cache is left alone
+        for key, row in () if self.detached else self.store.scan(self.name):
+            if key not in self.dirty:
+                yield key, row
+        for key, row in list(self.dirty.items()):
+            if row is not _DELETED:
+                yield key, row
+
+    def values(self):
+        return (row for _, row in self.items())
+
+    def listing(self, until: str) -> Iterator[dict]:
+        """Rows whose index is at or before ``until``: the candidates of a listing query."""
+        for key, row in () if self.detached else self.store.scan(self.name, until):
+            if key not in self.dirty:
+                yield row
+        for row in list(self.dirty.values()):
+            if row is not _DELETED and self.index is not None:
+                ix = self.index(row)
+                if ix is not None and ix <= until:
+                    yield row
+
+    def changes(self) -> tuple[list, list]:
+        """(upserts, deletes) of the dirty rows, as statement parameters."""
+        put, delete = [], []
+        for key, row in self.dirty.items():
+            if row is _DELETED:
+                delete.append((self.name, key))
+            else:
+                ix = self.index(row) if self.index else None
+                put.append((self.name, key, _dump(row), ix))
+        return put, delete
+
+    def settle(self) -> None:
+        """After a commit: dirty rows become clean cached rows."""
+        for key, row in self.dirty.items():
+            self.cache[key] = None if row is _DELETED else row
+        self.dirty.clear()
+        while len(self.cache) > CACHE_ROWS:
+            self.cache.popitem(last=False)
+
+    def forget(self) -> None:
+        self.cache.clear()
+        self.dirty.clear()
+
+    def detach(self) -> None:
+        """Forget the table: from now on the rows are what is folded into this mapping."""
+        self.forget()
+        self.detached = True
