@@ -50,7 +50,7 @@ from pathlib import Path
 
 from kafka import TopicPartition
 
-from bench.common import machine, machine_line, print_rows, row
+from bench.common import finite, machine, machine_line, print_rows, row
 from bench.pipe import forward
 from consumers.upstream import UpstreamConsumer
 from infra.bootstrap import build
@@ -271,7 +271,7 @@ def main(argv=None) -> None:
         parser.error("--orders and --rate must be positive, --seconds not negative")
     result = run(args)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(finite(result), indent=2, allow_nan=False))
         return
     print(machine_line(result["machine"]))
     print_rows(result["rows"], f"\nbus ({result['bootstrap']}; ratio: speed over the baseline's)")

@@ -69,6 +69,17 @@ def row(name: str, figure: float, unit: str, baseline: float | None, baseline_la
             "verdict": "n/a" if ok is None else ("pass" if ok else "FAIL"), **extra}
 
 
+def finite(data):
+    """``data`` with every infinite or NaN float as None, so ``--json`` prints strict JSON."""
+    if isinstance(data, float) and (data != data or data in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [finite(v) for v in data]
+    return data
+
+
 def _num(value) -> str:
     if value is None:
         return "-"

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import machine, machine_line, print_rows, rate, row
+from bench.common import finite, machine, machine_line, print_rows, rate, row
 from bench.workloads import (
     BATCH,
     baseline_insert,
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     progress = sys.stderr.isatty() and not a.no_progress
     result = run(a, progress)
     if a.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(finite(result), indent=2, allow_nan=False))
     else:
         print(machine_line(result["machine"]))
         print_rows(result["rows"], "\nissue 9 (ratio: speed over the baseline's; for memory and scaling, "
