@@ -52,13 +52,16 @@ def ingest_rows(tmp: Path, a, progress: bool, out: dict) -> tuple[list[dict], Pa
     main = ingest_in_child(data, [source], progress)
     step = main["steps"][0]
     lines = source.read_text(encoding="utf-8").splitlines()
-    base = baseline_insert(tmp / "baseline_insert.db", lines, main["pragmas"])
+    # fastest of --repeat (a fresh file each): the insert takes a fraction of a second, so one
+    # run is at the mercy of whatever else the shared machine does at that moment
+    base = min((baseline_insert(tmp / f"baseline_insert_{n}.db", lines, main["pragmas"])
+                for n in range(a.repeat)), key=lambda t: t.wall)
     del lines
     ours, theirs = rate(step["lines"], step["wall_s"]), rate(gen["lines"], base.wall)
     out["ingest"] = {**step, "orders_per_s": round(ours), "pragmas": main["pragmas"],
                      "baseline_rows_per_s": round(theirs), "baseline_s": base.wall}
     rows = [row("ingest orders->events->views", round(ours), "orders/s", round(theirs),
-                f"sqlite3 INSERT of the same lines, {BATCH} rows per transaction, "
+                f"sqlite3 INSERT of the same lines, {BATCH} rows per transaction (fastest of {a.repeat}), "
                 f"journal {main['pragmas']['journal_mode']}, synchronous={main['pragmas']['synchronous']}",
                 "rows/s", ours / theirs, ">= 0.04 (>= 30,000/s quiet)", ours / theirs >= 0.04,
                 note=f"{step['applied']:,} applied, {step['rejected']} rejected, "
