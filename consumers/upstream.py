@@ -5,9 +5,11 @@ found by its fingerprint and resolved to the latest reader), validated with
 :func:`infra.service_layer.upstream.parse` and applied with :func:`infra.service_layer.upstream.apply_input`,
 exactly as ``vip ingest`` applies a line of a file.
 
-**Exactly-once effect.** The consumed position is recorded in the event store
-as a tracking row ``kafka:<topic>:<partition>`` = offset + 1, in the same
-transaction as the events the message caused. On assignment the consumer
+**Exactly-once effect.** Messages are applied in batches, one partition at a
+time (up to ``VIP_BATCH_MAX_INPUTS`` messages or ``VIP_BATCH_MAX_MS``
+milliseconds). The consumed position is recorded in the event store as a
+tracking row ``kafka:<topic>:<partition>`` = offset + 1 of the batch's last
+message, in the same transaction as the events the batch caused. On assignment the consumer
 seeks every partition to that recorded position, so the event store, not
 Kafka's committed offsets, says what was consumed: a crash before the commit
 replays the message, a crash after it skips it. Offsets are also committed to
@@ -20,12 +22,13 @@ fingerprint, carries invalid values, or is refused by the domain goes to
 ``bad-magic``, ``unknown-fingerprint``, ``decode-failed``, ... or
 ``invalid``, ``refused``, ``error``), ``dlq_original_topic``,
 ``dlq_original_partition`` and ``dlq_original_offset``. The dead letter is
-acknowledged by the broker first, then the position is recorded alone, so a
-crash in between gives at most a duplicate dead letter, never a lost one.
+acknowledged by the broker first, then the position is recorded with its
+batch, so a crash in between gives at most a duplicate dead letter, never a
+lost one.
 Failures of the event store itself are not dead-lettered: the consumer stops
 (non-zero exit) and a restart retries the message.
 
-**Stopping.** SIGTERM finishes the message in hand, commits, flushes the
+**Stopping.** SIGTERM finishes the batch in hand, commits, flushes the
 views and closes; the process exits 0.
 """
 from __future__ import annotations
@@ -173,18 +176,20 @@ class UpstreamConsumer:
     # -- the loop ----------------------------------------------------------------------
 
     def poll_once(self, timeout_ms: int = 200, stop: Callable[[], bool] = lambda: False) -> int:
-        """Poll once and handle the records; stops between messages when ``stop()``."""
-        batches = self.consumer.poll(timeout_ms=timeout_ms)
+        """Poll once and apply the records, a batch per partition; stops between batches when ``stop()``."""
+        polled = self.consumer.poll(timeout_ms=timeout_ms)
         handled = 0
-        for tp, records in batches.items():
-            for record in records:
+        for tp, records in polled.items():
+            start = 0
+            while start < len(records):
                 if stop():
                     # Not handled, not recorded: the next run (or member) reads it again.
-                    self.consumer.seek(tp, record.offset)
+                    self.consumer.seek(tp, records[start].offset)
                     return handled
-                self.handle(record)
-                self.next_offsets[tp] = record.offset + 1
-                handled += 1
+                outcomes = self.handle_batch(records[start:start + self.engine.batch_max_inputs])
+                start += len(outcomes)
+                handled += len(outcomes)
+                self.next_offsets[tp] = records[start - 1].offset + 1
         self.housekeeping()
         return handled
 
@@ -223,53 +228,81 @@ class UpstreamConsumer:
     # -- one message -------------------------------------------------------------------
 
     def handle(self, record) -> str:
-        """Apply one record with its tracking position; returns the outcome."""
-        outcome = self._handle(record)
-        self.stats.counts[outcome] += 1
-        self._dirty = True
-        if self.on_outcome is not None:
-            self.on_outcome(record, outcome)
-        return outcome
+        """Apply one record with its tracking position (a batch of one); returns the outcome."""
+        return self.handle_batch([record])[0]
 
-    def _handle(self, record) -> str:
-        name = tracking_name(record.topic, record.partition)
-        tracking = Tracking(name, record.offset + 1)
+    def handle_batch(self, records: list) -> list[str]:
+        """Apply records of ONE partition, in offset order, as one batch: their effects and the
+        position after the last one are committed in one transaction. Returns each record's
+        outcome (fewer records than given when the batch's time ran out)."""
+        name = tracking_name(records[0].topic, records[0].partition)
+        dead: dict = {}   # offset -> reason: dead letters already published (not twice on a redo)
+        for attempt in range(1, self.retries + 1):
+            try:
+                outcomes = self._batch(name, records, dead)
+                break
+            except RecordConflictError:
+                # Someone else wrote first: a former member of the group still finishing these
+                # positions, or another writer of the same member. Redo on fresh state.
+                if attempt == self.retries:
+                    raise
+                log.info("%s offsets %d..%d: another writer saved first; retry %d", name,
+                         records[0].offset, records[-1].offset, attempt)
+                time.sleep(0.01 * attempt)
+        for record, outcome in zip(records, outcomes):
+            if outcome == "skipped":
+                log.warning("%s offset %d was recorded by another consumer; skipped", name, record.offset)
+            self.stats.counts[outcome] += 1
+            if outcome == "dead":
+                self.stats.reasons[dead[record.offset].split(":", 1)[0]] += 1
+            if self.on_outcome is not None:
+                self.on_outcome(record, outcome)
+        self._dirty = True
+        return outcomes
+
+    def _batch(self, name: str, records: list, dead: dict) -> list[str]:
+        recorded = self.app.recorder.max_tracking_id(name) or 0
+        deadline = time.monotonic() + self.engine.batch_max_ms / 1000
+        outcomes: list[str] = []
+        self.engine.begin()
+        try:
+            for record in records:
+                if record.offset + 1 <= recorded:
+                    outcomes.append("skipped")
+                else:
+                    outcomes.append(self._apply(record, dead))
+                if time.monotonic() > deadline:
+                    break
+            last = records[len(outcomes) - 1].offset + 1
+            if last > recorded:
+                self.app.save_tracked(Tracking(name, last))
+            self.engine.commit()
+        except BaseException:
+            self.engine.abort()
+            raise
+        return outcomes
+
+    def _apply(self, record, dead: dict) -> str:
+        if record.offset in dead:
+            return "dead"
         source = self.topics.upstream[record.topic]
         try:
             item = decode_message(source, record.value, self.registry)
-        except DeadLetter as dead:
-            return self.dead_letter(record, tracking, dead.reason)
-        for attempt in range(1, self.retries + 1):
-            try:
-                return apply_input(self.engine, item, tracking)
-            except DomainError as exc:
-                return self.dead_letter(record, tracking, f"refused: {exc}")
-            except RecordConflictError:
-                # Someone else wrote first: either this position (a former member of the
-                # group still finishing its message) or the aggregate (a message about the
-                # same member on the other topic). Retry on fresh state.
-                if self._already_recorded(tracking):
-                    log.warning("%s offset %d was recorded by another consumer; skipped",
-                                name, record.offset)
-                    return "skipped"
-                if attempt == self.retries:
-                    raise
-                log.info("%s offset %d: another writer saved the member first; retry %d",
-                         name, record.offset, attempt)
-                time.sleep(0.01 * attempt)
-            except PersistenceError:
-                raise   # the event store is unwell: stop; a restart retries this message
-            except Exception as exc:  # a bug the message triggers: park it, keep going
-                log.exception("%s offset %d failed", name, record.offset)
-                return self.dead_letter(record, tracking, f"error: {type(exc).__name__}: {exc}")
-        raise AssertionError("unreachable")
+        except DeadLetter as letter:
+            return self.dead_letter(record, letter.reason, dead)
+        try:
+            return apply_input(self.engine, item)
+        except DomainError as exc:
+            return self.dead_letter(record, f"refused: {exc}", dead)
+        except PersistenceError:
+            raise   # the event store is unwell: stop; a restart retries this batch
+        except Exception as exc:  # a bug the message triggers: park it, keep going
+            log.exception("%s[%d]@%d failed", record.topic, record.partition, record.offset)
+            return self.dead_letter(record, f"error: {type(exc).__name__}: {exc}", dead)
 
-    def _already_recorded(self, tracking: Tracking) -> bool:
-        recorded = self.app.recorder.max_tracking_id(tracking.application_name) or 0
-        return recorded >= tracking.notification_id
-
-    def dead_letter(self, record, tracking: Tracking, reason: str) -> str:
-        """Publish to ``<topic>.dlq`` (acknowledged), then record the position alone."""
+    def dead_letter(self, record, reason: str, dead: dict) -> str:
+        """Publish to ``<topic>.dlq`` and wait for the broker's acknowledgement; the position is
+        recorded with the batch."""
         headers = dead_letter_headers(reason, record.headers, topic=record.topic,
                                       partition=record.partition, offset=record.offset,
                                       timestamp=record.timestamp, group=self.group)
@@ -279,12 +312,7 @@ class UpstreamConsumer:
         future.get(timeout=30)
         log.warning("%s[%d]@%d dead-lettered: %s", record.topic, record.partition, record.offset,
                     reason[:300])
-        try:
-            self.app.save_tracked(tracking)
-        except RecordConflictError:
-            if not self._already_recorded(tracking):
-                raise
-        self.stats.reasons[reason.split(":", 1)[0]] += 1
+        dead[record.offset] = reason
         return "dead"
 
 

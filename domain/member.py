@@ -13,30 +13,14 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain import vip_workflow as flow
-from domain.base import Ctx, DomainError, VipAggregate, aggregate_id, require_aware
+from domain.base import Ctx, VipAggregate, aggregate_id, require_aware
+from domain.member_inputs import (
+    ACTIVITY_KINDS, OVERRIDE_KINDS, PROFILE_FIELDS, MemberError, NotQualifiedError, OrderError,
+    WorkflowError, check_amount, check_profile,
+)
 from domain.policy import TIERS, Policy, tier_rank
-from domain.tiering import Standing, effective_tier, next_anniversary, order_inputs, standing
-
-PROFILE_FIELDS = ("name", "phone", "email")
-ACTIVITY_KINDS = ("login", "vip_event", "review")
-OVERRIDE_KINDS = ("pin", "floor")
-
-
-class MemberError(DomainError):
-    """A member command was refused."""
-
-
-class NotQualifiedError(MemberError):
-    """The member's tier does not meet the VIP standard (seed 002 §2.1.1)."""
-
-
-class WorkflowError(MemberError):
-    """The VIP application workflow does not allow this step now."""
-
-
-class OrderError(MemberError):
-    """An order event does not fit what is known of the order."""
-
+from domain import tiering
+from domain.tiering import Standing, effective_tier, next_anniversary
 
 class Member(VipAggregate):
     """A customer of the program, known from CRM or first seen in an order."""
@@ -53,7 +37,7 @@ class Member(VipAggregate):
         """Open a member from CRM (``source='crm'``) or from a first upstream event."""
         if not member_id or not member_id.strip():
             raise MemberError("member id must not be empty")
-        _check_profile(profile or {})
+        check_profile(profile or {})
         return cls(timestamp=ctx.at, meta=ctx.meta(member_id), member_id=member_id, profile=profile,
                    source=source, input_id=input_id)
 
@@ -63,9 +47,12 @@ class Member(VipAggregate):
         self.member_id = member_id
         self.profile = dict(profile or {})
         self.registered = source == "crm"
-        self.entries: list = []  # activity: (occurred_at, 0, points)
-        self.active_months: set[str] = set()  # months with activity
+        # Bounded by the window (see domain.tiering.prune); JSON shapes, so snapshots round-trip.
+        self.entries: list = []  # activity [occurred_at, 0, points], in occurred-at order
+        self.active_months: list[str] = []  # months with activity, sorted
         self.orders: dict[str, dict] = {}  # the order's own instant, month and what is left of it
+        self.closed_orders: dict[str, dict] = {}  # orders past every window, still refundable
+        self.forgotten_before: datetime | None = None  # closed orders before this are forgotten
         self.tier = "member"
         self.tier_since: datetime | None = None
         self.first_silver_at: datetime | None = None
@@ -85,9 +72,10 @@ class Member(VipAggregate):
         clone.__dict__.update(self.__dict__)
         clone.__dict__.pop("_ctx", None)
         clone._pending_events = list(self._pending_events)
-        clone.entries = list(self.entries)
-        clone.active_months = set(self.active_months)
+        clone.entries = [list(e) for e in self.entries]
+        clone.active_months = list(self.active_months)
         clone.orders = {k: dict(v) for k, v in self.orders.items()}
+        clone.closed_orders = {k: dict(v) for k, v in self.closed_orders.items()}
         clone.profile = dict(self.profile)
         clone.override = dict(self.override) if self.override else None
         return clone
@@ -105,14 +93,21 @@ class Member(VipAggregate):
         return self.vip_status == "active" and self.effective_tier != "member"
 
     def standing_at(self, at: datetime, policy: Policy) -> Standing:
-        order_entries, order_months = order_inputs(self.orders.values())
-        return standing(self.entries + order_entries, self.active_months | order_months, at, policy)
+        return tiering.member_standing(self.orders, self.closed_orders, self.entries,
+                                       self.active_months, at, policy)
+
+    def _prune(self, keep_from: datetime | None, forget_before: datetime | None) -> None:
+        # Called by the events that add to the window, with the horizon their command fixed.
+        tiering.prune(self.orders, self.closed_orders, self.entries, self.active_months,
+                      keep_from, forget_before)
+        if forget_before is not None:
+            self.forgotten_before = forget_before
 
     # -- profile ----------------------------------------------------------
 
     def fill_registration(self, ctx: Ctx, input_id: str, profile: dict) -> None:
         """CRM registration of a member first seen in an order fills the profile."""
-        _check_profile(profile)
+        check_profile(profile)
         if self.registered:
             raise MemberError(f"member {self.member_id} is already registered")
         self._use(ctx)
@@ -124,7 +119,7 @@ class Member(VipAggregate):
         self.registered = True
 
     def update_profile(self, ctx: Ctx, input_id: str, changes: dict) -> None:
-        _check_profile(changes)
+        check_profile(changes)
         if not changes:
             raise MemberError("a profile update must change at least one of name, phone, email")
         self._use(ctx)
@@ -152,34 +147,39 @@ class Member(VipAggregate):
         An order in another currency than the tier currency is recorded and
         counts only through the policy's conversion for it (none: nothing).
         """
-        _check_amount(amount_fen, currency)
+        check_amount(amount_fen, currency)
         require_aware(occurred_at, "occurred_at")
-        if order_id in self.orders:
+        if order_id in self.orders or order_id in self.closed_orders:
             raise OrderError(f"order {order_id} was already recorded as paid")
+        keep_from, forget_before = tiering.horizon(ctx.at, self.next_review_at, policy)
         self._use(ctx)
         self._order_paid(input_id=input_id, order_id=order_id, amount_fen=amount_fen,
                          currency=currency, occurred_at=occurred_at,
                          month=policy.month_of(occurred_at),
                          counted_fen=policy.tiers.counted_fen(amount_fen, currency),
-                         policy_version=policy.version)
+                         policy_version=policy.version, keep_from=keep_from,
+                         forget_before=forget_before)
         self._upgrade_if_qualified(ctx.at, policy)
 
     @event("OrderPaid")
     def _order_paid(self, input_id: str, order_id: str, amount_fen: int, currency: str,
                     occurred_at: datetime, month: str, counted_fen: int | None = None,
-                    policy_version: str | None = None) -> None:
+                    policy_version: str | None = None, keep_from: datetime | None = None,
+                    forget_before: datetime | None = None) -> None:
         # v1 events carry no counted_fen: only tier-currency orders were recorded then.
         self.orders[order_id] = {"at": occurred_at, "month": month, "currency": currency,
                                  "paid": amount_fen, "reversed": 0,
                                  "counted": amount_fen if counted_fen is None else counted_fen}
+        self._prune(keep_from, forget_before)
 
     def record_order_refunded(self, ctx: Ctx, input_id: str, order_id: str, amount_fen: int,
                               currency: str, occurred_at: datetime, policy: Policy) -> None:
         """A refund reverses its own order's spend and points, at the order's occurred-at.
 
         It never lowers the tier before review, and never the spend of other orders.
+        A refund of an order that left every window is recorded and counts nothing.
         """
-        _check_amount(amount_fen, currency)
+        check_amount(amount_fen, currency)
         require_aware(occurred_at, "occurred_at")
         order = self._order(order_id)
         if currency != order.get("currency", currency):
@@ -196,13 +196,13 @@ class Member(VipAggregate):
     @event("OrderRefunded")
     def _order_refunded(self, input_id: str, order_id: str, amount_fen: int, currency: str,
                         occurred_at: datetime) -> None:
-        self.orders[order_id]["reversed"] += amount_fen
+        (self.orders.get(order_id) or self.closed_orders[order_id])["reversed"] += amount_fen
 
     def record_order_cancelled(self, ctx: Ctx, input_id: str, order_id: str,
                                occurred_at: datetime) -> None:
         """A cancelled order reverses whatever of it is still paid (nothing if unpaid)."""
         require_aware(occurred_at, "occurred_at")
-        order = self.orders.get(order_id)
+        order = self.orders.get(order_id) or self.closed_orders.get(order_id)
         if order and order.get("cancelled"):
             raise OrderError(f"order {order_id} was already cancelled")
         reversed_fen = order["paid"] - order["reversed"] if order else 0
@@ -213,8 +213,8 @@ class Member(VipAggregate):
     @event("OrderCancelled")
     def _order_cancelled(self, input_id: str, order_id: str, reversed_fen: int,
                          occurred_at: datetime) -> None:
-        order = self.orders.setdefault(order_id, {"at": occurred_at, "month": None, "paid": 0,
-                                                  "reversed": 0, "counted": 0})
+        order = self.closed_orders.get(order_id) or self.orders.setdefault(
+            order_id, {"at": occurred_at, "month": None, "paid": 0, "reversed": 0, "counted": 0})
         order["reversed"] += reversed_fen
         order["cancelled"] = True
 
@@ -224,24 +224,31 @@ class Member(VipAggregate):
         if kind not in ACTIVITY_KINDS:
             raise MemberError(f"activity kind {kind!r} is not one of {', '.join(ACTIVITY_KINDS)}")
         require_aware(occurred_at, "occurred_at")
+        keep_from, forget_before = tiering.horizon(ctx.at, self.next_review_at, policy)
         self._use(ctx)
         self._activity_recorded(input_id=input_id, kind=kind, occurred_at=occurred_at,
                                 points=policy.tiers.activity_points.get(kind, 0),
                                 month=policy.month_of(occurred_at),
-                                policy_version=policy.version)
+                                policy_version=policy.version, keep_from=keep_from,
+                                forget_before=forget_before)
         self._upgrade_if_qualified(ctx.at, policy)
 
     @event("ActivityRecorded")
     def _activity_recorded(self, input_id: str, kind: str, occurred_at: datetime, points: int,
-                           month: str, policy_version: str) -> None:
-        self.entries.append((occurred_at, 0, points))
-        self.active_months.add(month)
+                           month: str, policy_version: str, keep_from: datetime | None = None,
+                           forget_before: datetime | None = None) -> None:
+        tiering.add_entry(self.entries, occurred_at, points)
+        tiering.add_month(self.active_months, month)
+        self._prune(keep_from, forget_before)
 
     def _order(self, order_id: str) -> dict:
-        try:
-            return self.orders[order_id]
-        except KeyError:
-            raise OrderError(f"order {order_id} has no recorded payment for this member") from None
+        order = self.orders.get(order_id) or self.closed_orders.get(order_id)
+        if order is None:
+            forgotten = (f", or it was paid before {self.forgotten_before.isoformat()} and is no "
+                         "longer kept (a refund that old changes no tier)"
+                         if self.forgotten_before else "")
+            raise OrderError(f"order {order_id} has no recorded payment for this member{forgotten}")
+        return order
 
     # -- tier ---------------------------------------------------------------
 
@@ -504,20 +511,6 @@ class Member(VipAggregate):
                 f"member {self.member_id} does not meet the VIP standard: net spend "
                 f"{now.spend_fen} fen and {now.points} points in the window, silver needs "
                 f"{silver.min_spend_fen} fen or {silver.min_points} points")
-
-
-def _check_amount(amount_fen: int, currency: str) -> None:
-    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
-        raise OrderError(f"amount must be a positive whole number of fen, got {amount_fen!r}")
-    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha() \
-            or not currency.isupper():
-        raise OrderError(f"currency must be an ISO 4217 code like CNY, got {currency!r}")
-
-
-def _check_profile(profile: dict) -> None:
-    unknown = set(profile) - set(PROFILE_FIELDS)
-    if unknown:
-        raise MemberError(f"unknown profile fields {sorted(unknown)}; allowed: {PROFILE_FIELDS}")
 
 
 __all__ = ["Member", "MemberError", "NotQualifiedError", "WorkflowError", "OrderError"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from bisect import insort
 from datetime import datetime, timedelta
 
 from domain.policy import Policy, tier_rank
@@ -49,17 +50,107 @@ def standing(entries: list, active: set[str], at: datetime, policy: Policy) -> S
     ``entries`` are ``(occurred_at, spend_delta_fen, activity_points)``; points
     are the policy's points per whole CNY of net spend plus activity points.
     """
-    rules = policy.tiers
     spend = extra_points = 0
     for occurred_at, spend_delta, points_delta in entries:
-        if in_window(occurred_at, at, rules.window_days):
+        if in_window(occurred_at, at, policy.tiers.window_days):
             spend += spend_delta
             extra_points += points_delta
+    return _tally(spend, extra_points, active, at, policy)
+
+
+def _tally(spend: int, extra_points: int, active, at: datetime, policy: Policy) -> Standing:
+    """The standing that window sums give: points from spend plus activity points, and the tier."""
+    rules = policy.tiers
     points = max(spend, 0) // 100 * rules.points_per_cny + extra_points
     window = months_back(at, rules.activity_months_window, policy)
-    active_count = len(window & active)
+    active_count = len(window.intersection(active))
     tier = rules.tier_for(spend, points, active_count)
     return Standing(at, spend, points, active_count, tier)
+
+
+def member_standing(orders: dict, closed: dict, entries: list, months: list, at: datetime,
+                    policy: Policy) -> Standing:
+    """The same sums as :func:`standing` over ``order_inputs`` and the activity, in one pass.
+
+    ``orders`` are the kept orders (see :func:`prune`), ``closed`` the orders
+    that left every window still to be asked about: they give no spend, only
+    the active month they may still hold. Cost: the orders and activity of
+    one window, never the member's whole history.
+    """
+    lo = at - timedelta(days=policy.tiers.window_days)
+    spend = extra_points = 0
+    active = set(months)
+    for book, counts in ((orders, True), (closed, False)):
+        for order in book.values():
+            paid, left = order["paid"], order["paid"] - order["reversed"]
+            if left > 0 and order["counted"] > 0:
+                active.add(order["month"])
+                if counts and lo < order["at"] <= at:
+                    spend += order["counted"] * left // paid
+    for occurred_at, _, points in entries:
+        if lo < occurred_at <= at:
+            extra_points += points
+    return _tally(spend, extra_points, active, at, policy)
+
+
+# -- bounded state --------------------------------------------------------------
+#
+# A member keeps what a window still to be computed can hold. The earliest
+# instant any later computation asks about is the earlier of the command's
+# instant (the timeline never goes back) and the pending review's due instant
+# (a review looks back at its anniversary). Orders at or before
+# ``keep_from = earliest - window`` count in no such window: they move to the
+# closed orders, which keep what a refund or cancellation needs (paid,
+# reversed, currency) and the active month the order may still give (a
+# calendar-month window can reach a little further back than the day window).
+# Closed orders are forgotten one window later (``forget_before``): a refund
+# of an order paid more than two windows back is refused, saying so; it could
+# change no tier. Activity entries and active months go at ``keep_from``.
+
+
+def horizon(at: datetime, next_review_at: datetime | None, policy: Policy) -> tuple[datetime, datetime]:
+    """``(keep_from, forget_before)`` for a command at ``at`` (see above)."""
+    window = timedelta(days=policy.tiers.window_days)
+    earliest = min(at, next_review_at) if next_review_at is not None else at
+    return earliest - window, earliest - 2 * window
+
+
+def prune(orders: dict, closed: dict, entries: list, months: list,
+          keep_from: datetime | None, forget_before: datetime | None) -> None:
+    """Drop, in place, what no window from ``keep_from + window`` on can hold (see above).
+
+    Deterministic from its arguments, so replaying the events that carry
+    them gives the same state.
+    """
+    if keep_from is None:
+        return
+    for order_id in [k for k, o in orders.items() if o["at"] <= keep_from]:
+        closed[order_id] = orders.pop(order_id)
+    if forget_before is not None:
+        for order_id in [k for k, o in closed.items() if o["at"] <= forget_before]:
+            del closed[order_id]
+    if entries and entries[0][0] <= keep_from:
+        entries[:] = [e for e in entries if e[0] > keep_from]
+    # A month a window may still reach: the day window's first month, less a month of
+    # margin for the zone the month was named in.
+    oldest = (keep_from - timedelta(days=31)).strftime("%Y-%m")
+    if months and months[0] < oldest:
+        months[:] = [m for m in months if m >= oldest]
+
+
+def add_entry(entries: list, occurred_at: datetime, points: int) -> None:
+    """Insert an activity entry, keeping entries in occurred-at order (so pruning cuts a prefix)."""
+    entry = [occurred_at, 0, points]
+    if not entries or entries[-1][0] <= occurred_at:
+        entries.append(entry)
+    else:
+        insort(entries, entry, key=lambda e: e[0])
+
+
+def add_month(months: list, month: str) -> None:
+    """Add a month to a sorted list of distinct months."""
+    if month not in months:
+        insort(months, month)
 
 
 def order_net_fen(order: dict) -> int:

@@ -81,7 +81,8 @@ def build(settings: Settings | None = None, clock: Callable[[], datetime] = utc_
                     getattr(store, "path", "(memory)"), problem, " in memory" if read_only else "")
         runner.restart()
     engine = Engine(app, runner, clock, timedelta(seconds=settings.future_tolerance_seconds),
-                    read_only=read_only)
+                    read_only=read_only, batch_max_inputs=settings.batch_max_inputs,
+                    batch_max_ms=settings.batch_max_ms, aggregate_map_size=settings.aggregate_cache)
     return System(settings, app, keys, store, engine)
 
 
@@ -108,10 +109,12 @@ def _open_app(policy, cipher: PiiCipher, settings: Settings, read_only: bool) ->
     """The application; a table creation racing another process's (PostgreSQL) is tried again."""
     if read_only and settings.event_store == "sqlite":
         immutable = _needs_immutable(settings.data_dir / "events.db")
-        return VipApp(policy, cipher, env=settings.eventsourcing_env(read_only, immutable=immutable))
+        return VipApp(policy, cipher, env=settings.eventsourcing_env(read_only, immutable=immutable),
+                      snapshot_interval=settings.snapshot_interval)
     for attempt in range(5):
         try:
-            return VipApp(policy, cipher, env=settings.eventsourcing_env(read_only))
+            return VipApp(policy, cipher, env=settings.eventsourcing_env(read_only),
+                          snapshot_interval=settings.snapshot_interval)
         except Exception as exc:  # the driver's own error classes differ per store
             racing = "concurrently updated" in str(exc) or "pg_type_typname" in str(exc)
             if not racing or attempt == 4:

@@ -24,6 +24,12 @@ class Settings:
     # How far after the wall clock a command's --at or an upstream
     # occurred_at may lie before it is refused as a typo or a bad clock.
     future_tolerance_seconds: int = 300
+    # Every N-th member version is snapshotted (0: never), so a cold load reads < N events.
+    snapshot_interval: int = 100
+    # A batch of inputs (file ingest, Kafka consumers, the scheduler) is one event-store
+    # transaction: it ends after this many inputs or this many milliseconds.
+    batch_max_inputs: int = 2000
+    batch_max_ms: int = 1000
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -41,6 +47,9 @@ class Settings:
             topic_replication=int(env.get("VIP_TOPIC_REPLICATION", "1")),
             aggregate_cache=int(env.get("VIP_AGGREGATE_CACHE", "20000")),
             future_tolerance_seconds=int(env.get("VIP_FUTURE_TOLERANCE_SECONDS", "300")),
+            snapshot_interval=int(env.get("VIP_SNAPSHOT_INTERVAL", "100")),
+            batch_max_inputs=int(env.get("VIP_BATCH_MAX_INPUTS", "2000")),
+            batch_max_ms=int(env.get("VIP_BATCH_MAX_MS", "1000")),
         )
         values.update(overrides)
         return cls(**values)

@@ -1,8 +1,10 @@
 """Current tier and tier history, folded from member events."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from domain import vip_workflow as flow
-from projections.common import iso, isoify
+from projections.common import iso, isoify, parse
 from projections.view import View, by_aggregate
 
 # The status each VIP event leads to, from the workflow table (the action the event records).
@@ -55,11 +57,23 @@ def fold_member(row: dict | None, event: dict, key: str) -> dict | None:
         row["override"] = isoify({k: data[k] for k in ("kind", "tier", "reason", "actor", "expires_at")})
     elif kind == "TierOverrideCleared":
         row["override"] = None
+    if kind in ("OrderPaid", "ActivityRecorded") and data.get("keep_from"):
+        _prune(row, iso(data["keep_from"]), iso(data.get("forget_before")))
     if kind in STATUS:
         row["status"] = STATUS[kind]
         if "policy_version" in data:
             row["policy_version"] = data["policy_version"]
     return row
+
+
+def _prune(row: dict, keep_from: str, forget_before: str | None) -> None:
+    # The member's own horizon (domain.tiering.prune): the row keeps one window of activity and
+    # two of orders (an order past the window may still hold an active month or take a refund).
+    row["entries"] = [e for e in row["entries"] if e[0] > keep_from]
+    oldest = (parse(keep_from) - timedelta(days=31)).strftime("%Y-%m")
+    row["months"] = [m for m in row["months"] if m >= oldest]
+    if forget_before:
+        row["orders"] = {k: o for k, o in row.get("orders", {}).items() if o["at"] > forget_before}
 
 
 HISTORY = ("TierUpgraded", "TierReviewed", "TierOverrideSet", "TierOverrideCleared",

@@ -12,14 +12,17 @@ import sqlite3
 import sys
 
 import click
+from eventsourcing.persistence import PersistenceError
 
+from infra.stores.leases import LeaseHeldError
 from infra.stores.readstore import StaleStoreError
 
 
 def explain(exc: BaseException) -> str:
     """One line for a failure nobody refused on purpose: what happened and what to do."""
     text = str(exc)
-    if isinstance(exc, sqlite3.Error):
+    # The event store wraps the driver's errors in the library's own classes.
+    if isinstance(exc, (sqlite3.Error, PersistenceError)):
         if "disk is full" in text or "disk I/O" in text:
             return (f"the disk is full or failing ({text}); nothing of the failed step was saved: "
                     "free space and run the command again")
@@ -32,7 +35,7 @@ def explain(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         where = f" {exc.filename}" if exc.filename else ""
         return f"{exc.strerror or text}:{where}" if exc.strerror else text
-    if isinstance(exc, StaleStoreError):
+    if isinstance(exc, (StaleStoreError, LeaseHeldError)):
         return str(exc)
     return f"{type(exc).__name__}: {text}"
 

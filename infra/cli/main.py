@@ -120,3 +120,7 @@ ops.register(main)
 bus.register(main)
 bus.register_streams(main)
 api_cli.register(main)
+
+
+if __name__ == "__main__":
+    main()

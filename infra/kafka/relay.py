@@ -33,6 +33,7 @@ from infra.kafka.bus import Topics, dead_letter_headers, make_producer
 from infra.logs import setup_logging
 from infra.service_layer.envelope import envelope
 from infra.settings import Settings
+from infra.stores.leases import relay_lease
 from schemas.codec import HEADER_SIZE, MAGIC, CodecError
 from schemas.events import encode_event, headers
 
@@ -186,6 +187,18 @@ def run_relay(settings=None, *, batch: int = 500, idle: float = 0.05, stop: Stop
     topics = Topics.from_settings(settings)
     flag = None if stop else StopFlag().install()
     stop = stop or flag
+    lease = relay_lease(settings)
+    waiting = False
+    while lease is not None and not lease.acquire():
+        # Another relay publishes (PostgreSQL: one at a time); take over when it stops.
+        if echo and not waiting:
+            echo("relay: another process holds the relay lease; waiting to take over")
+        waiting = True
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            if stop():
+                return 0
+            time.sleep(0.1)
     app, keys = open_app(settings)
     producer = make_producer(settings.kafka_bootstrap)
     try:
@@ -202,6 +215,8 @@ def run_relay(settings=None, *, batch: int = 500, idle: float = 0.05, stop: Stop
         producer.close(timeout=10)
         app.close()
         keys.close()
+        if lease is not None:
+            lease.release()
         if flag is not None:
             flag.restore()
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 import heapq
 import logging
 import sqlite3
+from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from eventsourcing.persistence import IntegrityError
 
 from domain.base import Ctx, DomainError, FutureInstantError
 from infra.service_layer.app import VipApp
+from infra.service_layer.batch import UnitOfWork
 from infra.service_layer.runner import Runner
 from infra.stores.readstore import StaleStoreError
 from projections.common import iso, parse
@@ -67,10 +69,16 @@ class Engine:
     """Applies commands and inputs on one timeline, firing due work first."""
 
     def __init__(self, app: VipApp, runner: Runner, clock: Callable[[], datetime],
-                 future_tolerance: timedelta = timedelta(minutes=5), read_only: bool = False) -> None:
+                 future_tolerance: timedelta = timedelta(minutes=5), read_only: bool = False,
+                 batch_max_inputs: int = 2000, batch_max_ms: int = 1000,
+                 aggregate_map_size: int = 20000) -> None:
         self.app, self.runner, self.clock = app, runner, clock
         self.future_tolerance = future_tolerance
         self.read_only = read_only
+        # A batch of inputs ends at this many inputs or after this many milliseconds.
+        self.batch_max_inputs, self.batch_max_ms = max(1, batch_max_inputs), max(1, batch_max_ms)
+        self.aggregate_map_size = aggregate_map_size
+        self._skipped_at_begin: set = set()
         self.runner.catch_up(flush=False)
         self.timers = TimerIndex(runner.store.view("timers"))
         self.runner.touched.clear()
@@ -118,6 +126,7 @@ class Engine:
             except IntegrityError:
                 log.info("conflict with another writer on %s (try %d): retrying on fresh state",
                          what, attempt + 1)
+                self.abort()
                 self.sync(force=True)
         raise ConflictError(f"other processes kept changing the same records; {what} was not saved "
                             f"after {CONFLICT_ATTEMPTS} tries: run it again")
@@ -133,8 +142,13 @@ class Engine:
                    correlation_id=correlation_id)
 
     def advance(self, until: datetime) -> int:
-        """Fire every timer due at or before ``until``, in due order. Returns how many fired."""
+        """Fire every timer due at or before ``until``, in due order. Returns how many fired.
+
+        Each firing is a step of the open batch (one is opened if none is).
+        """
         self._writable()
+        if self.app.uow is None:
+            return self.in_batch(lambda: self.advance(until), "the scheduled work")
         fired = 0
         limit = iso(until)
         while True:
@@ -148,21 +162,117 @@ class Engine:
     def sync(self, force: bool = False) -> None:
         """Fold newly saved events into the views (in memory) and the timer index.
 
-        Skipped when this process saved nothing since the last sync, unless
-        ``force`` (another process may have written: ``tick`` forces).
+        In a batch, the batch's new events are folded from memory (never read
+        back from the log). Outside one, the log is read after the tracked
+        position; skipped when this process saved nothing since the last
+        sync, unless ``force`` (another process may have written).
         """
+        uow = self.app.uow
+        if uow is not None:
+            new = uow.unfolded()
+            if new:
+                self.runner.fold(new)
+                self._refresh_timers()
+            return
         if not (force or self.app.log_changed):
             return
         self.app.log_changed = False
         self.runner.catch_up(flush=False)
+        self._refresh_timers()
+
+    def _refresh_timers(self) -> None:
         keys = {key for view, key in self.runner.touched if view == "timers"}
         self.runner.touched.clear()
         self.timers.refresh(keys)
 
+    # -- batches ----------------------------------------------------------------------
+
+    def begin(self) -> UnitOfWork:
+        """Open a batch. When the log moved past what this process folded (another writer),
+        the views catch up from it and the write-back map is dropped first."""
+        self._writable()
+        if self.app.uow is not None:
+            raise RuntimeError("a batch is already open")
+        end = self.app.recorder.max_notification_id() or 0
+        if end != self.runner.position or self.app.log_changed:
+            self.app.aggregates.clear()
+            self.sync(force=True)
+        self._skipped_at_begin = set(self.timers.skipped)
+        self.app.uow = UnitOfWork(self.app.aggregates, self.aggregate_map_size)
+        return self.app.uow
+
+    @contextmanager
+    def step(self) -> Iterator[None]:
+        """One input or one timer in the open batch: refused, it leaves no trace; applied, its
+        new events are folded into the views before the next step."""
+        uow = self.app.uow
+        if uow is None:
+            raise RuntimeError("no batch is open (Engine.begin)")
+        mark = uow.mark()
+        try:
+            yield
+        except BaseException:
+            uow.rollback(mark)
+            raise
+        self.sync()
+
+    def commit(self) -> None:
+        """Record the open batch in one transaction; a failure records nothing (see :meth:`abort`)."""
+        uow = self.app.uow
+        self.sync()
+        try:
+            recordings = uow.commit(self.app)
+        except BaseException:
+            self.abort()
+            raise
+        self.app.uow = None
+        self.app.log_changed = False
+        if not self.runner.committed(recordings):
+            # Another writer's events came between: fold the log in its own order.
+            self.runner.rewind()
+            self._refresh_timers()
+
+    def abort(self) -> None:
+        """Drop the open batch: nothing of it is recorded, the views forget what they folded."""
+        uow, self.app.uow = self.app.uow, None
+        if uow is None:
+            return
+        self.app.aggregates.clear()
+        self.timers.skipped = self._skipped_at_begin
+        if uow.folded:
+            self.runner.rewind()
+            self._refresh_timers()
+
+    def in_batch(self, work: Callable[[], Any], what: str = "this step") -> Any:
+        """Run ``work`` in a batch of its own (or in the open one), committed, retried on conflicts.
+
+        A refusal (:class:`DomainError`) still commits what came before it in the
+        batch (the timers due before a refused command), then propagates.
+        """
+        if self.app.uow is not None:
+            return work()
+
+        def attempt():
+            self.begin()
+            try:
+                result = work()
+            except DomainError:
+                self.commit()
+                raise
+            except BaseException:
+                self.abort()
+                raise
+            self.commit()
+            return result
+        return self.retrying(attempt, what)
+
     def flush(self) -> None:
         """Commit the views. The read store is derived data: when it cannot be written (a full
         disk), what was saved is still in the log and the store catches up from it later, so
-        this warns instead of failing a step whose events are already saved."""
+        this warns instead of failing a step whose events are already saved.
+        Nothing is written while a batch is open (its events are not recorded yet)."""
+        if self.app.uow is not None:
+            return
         self.sync(force=True)
         try:
             self.runner.flush()
@@ -183,18 +293,16 @@ class Engine:
         self._writable()
         at = at or self.clock()
 
-        def step():
+        def work():
             self.advance(at)
-            return action(self.ctx(at, actor, causation_id, correlation_id))
-        result = self.retrying(step, "the command")
-        self.sync()
-        return result
+            with self.step():
+                return action(self.ctx(at, actor, causation_id, correlation_id))
+        return self.in_batch(work, "the command")
 
     def tick(self) -> int:
-        """Live: fire what the wall clock says is due, and commit the views (the scheduler)."""
+        """Live: fire what the wall clock says is due (one batch), and commit the views (the scheduler)."""
         self._writable()
-        self.sync(force=True)
-        fired = self.advance(self.clock())
+        fired = self.in_batch(lambda: self.advance(self.clock()), "the scheduled work")
         self.flush()
         return fired
 
@@ -207,11 +315,8 @@ class Engine:
         try:
             if kind not in FIRE:
                 raise DomainError(f"no scheduled work is known for timer kind {kind!r}")
-            FIRE[kind](self.app, business_id, item, ctx)
-        except IntegrityError:
-            # Another process saved this aggregate first (it may have fired the
-            # same timer): catch up and look again; the aggregate decides.
-            self.sync(force=True)
+            with self.step():
+                FIRE[kind](self.app, business_id, item, ctx)
         except DomainError as exc:
             # The views and the aggregate disagree on what is due; the aggregate
             # is the authority, so the timer is dropped (and logged), not retried.

@@ -137,6 +137,52 @@ class Runner:
             self.flush()
         return count
 
+    # -- this process's own writes, from memory ------------------------------------------
+
+    def fold(self, events: Iterable) -> None:
+        """Fold domain events this process is about to commit, from memory (no read, no decode).
+
+        Their log positions are not known yet: :meth:`committed` sets the
+        tracked position once they are recorded.
+        """
+        for domain_event in events:
+            event = envelope(domain_event, None)
+            changed = apply(self.store, self.views, event)
+            self.dirty |= changed
+            self.touched |= changed
+            stamp = iso(event["timestamp"])
+            if self.clock is None or stamp > self.clock:
+                self.clock = stamp
+
+    def committed(self, recordings: list) -> bool:
+        """Move the tracked position past what this process just recorded (and folded).
+
+        True when the recordings directly follow the position; False when
+        another process's events sit in between (they were not folded, and
+        ours were folded out of log order): the caller then calls :meth:`rewind`.
+        """
+        if not recordings:
+            return True
+        first, last = recordings[0].notification, recordings[-1].notification
+        if first.id != self.position + 1:
+            return False
+        self.position = last.id
+        self.last_hash = note_hash(last)
+        return True
+
+    def rewind(self) -> None:
+        """Drop the uncommitted rows (events folded but not recorded) and fold from the log again."""
+        reload = getattr(self.store, "reload", None)
+        if reload is None or self.store.read_only:
+            self.store.reset()   # memory only: rebuilt from the log's first event
+            self._log_id = None
+        else:
+            reload()
+        self.position, self.clock, self.dirty = self.store.position, self.store.clock, set()
+        self.last_hash = self.store.last_hash
+        self.touched |= {(view, key) for view, rows in self.store.rows.items() for key in rows}
+        self.catch_up(flush=False)
+
     def flush(self) -> None:
         """Commit changed rows with the position; if another process got there first, redo.
 

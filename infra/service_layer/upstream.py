@@ -3,7 +3,7 @@
 ``vip ingest`` (JSON Lines) and the Kafka consumers both parse with
 :func:`parse` and apply with :func:`apply_input`, so a file and a topic
 have the same effect. An input is applied at most once: its event id is
-remembered by the member it concerns, atomically with the events it caused.
+recorded as an input receipt, atomically with the events it caused.
 """
 from __future__ import annotations
 
@@ -193,33 +193,57 @@ def _short(value: Any) -> str:
 def apply_input(engine: Engine, item: Input, tracking: Tracking | None = None) -> str:
     """Apply one input after the work due before it. Returns applied or duplicate.
 
-    A business refusal raises :class:`DomainError`; the caller decides where
-    the input goes (the rejects file, the dead-letter topic).
+    In the engine's open batch, the input is one step of it (recorded at the
+    batch's commit); with none open, it is a batch of its own. A business
+    refusal raises :class:`DomainError` and leaves no trace of the input; the
+    caller decides where the input goes (the rejects file, the dead-letter topic).
     """
+    return engine.in_batch(lambda: _apply(engine, item, tracking), f"input {item.event_id}")
+
+
+def _apply(engine: Engine, item: Input, tracking: Tracking | None) -> str:
     engine.refuse_future(item.occurred_at, "occurred_at")
     engine.advance(item.occurred_at)
+    with engine.step():
+        return _apply_step(engine, item, tracking)
+
+
+def _apply_step(engine: Engine, item: Input, tracking: Tracking | None) -> str:
     app = engine.app
     ctx = engine.ctx(item.occurred_at, actor=f"upstream:{item.source}",
                      causation_id=item.event_id, correlation_id=item.correlation_id)
     # The member is read before the receipt: a writer that commits in between is then seen
-    # by the receipt, and one that commits after both reads makes our save conflict (retried).
+    # by the receipt, and one that commits after both reads makes our commit conflict (retried).
     member = app.find_member(item.member_id)
     if _seen_before(app.receipt(item.event_id), item):
         app.save_tracked(tracking)
         return "duplicate"
+    try:
+        member = _command(app, ctx, member, item)
+    except DomainError:
+        # A batch looks its receipts up before it reads members: a writer that recorded this
+        # input in between shows in the member, not in that lookup. Ask the store again.
+        if _seen_before(app.recorder.receipt(item.event_id), item):
+            app.save_tracked(tracking)
+            return "duplicate"
+        raise
+    app.save_tracked(tracking, member, receipts=[item.receipt()])
+    return "applied"
+
+
+def _command(app, ctx, member: Member | None, item: Input) -> Member:
+    """The member command an input stands for; returns the member to save."""
     if item.type == "ErasureRequested":
         if member is None:
             raise DomainError(f"member {item.member_id} is unknown; nothing to erase")
         app.cipher.keys.destroy(item.member_id)
         member.record_erasure(ctx, item.event_id)
-    elif item.type in ("CustomerRegistered", "ProfileUpdated"):
-        member = _profile(app, ctx, member, item)
-    else:
-        member = member or Member.register(ctx, item.member_id, None, source=item.source)
-        _record(member, ctx, item, app.policy)
-    app.save_tracked(tracking, member, receipts=[item.receipt()])
-    engine.sync()
-    return "applied"
+        return member
+    if item.type in ("CustomerRegistered", "ProfileUpdated"):
+        return _profile(app, ctx, member, item)
+    member = member or Member.register(ctx, item.member_id, None, source=item.source)
+    _record(member, ctx, item, app.policy)
+    return member
 
 
 def _seen_before(receipt: Receipt | None, item: Input) -> bool:

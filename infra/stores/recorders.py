@@ -51,11 +51,19 @@ class SQLiteReceiptRecorder(SQLiteProcessRecorder):
 
     def receipt(self, input_id: str) -> Receipt | None:
         """The receipt of an input id, or None if it was never applied."""
+        return self.receipts([input_id]).get(input_id)
+
+    def receipts(self, input_ids: Sequence[str]) -> dict[str, Receipt]:
+        """The receipts of those input ids that were applied (one query per 500 ids)."""
+        found: dict[str, Receipt] = {}
+        ids = list(dict.fromkeys(input_ids))
         with self.datastore.transaction(commit=False) as c:
-            c.execute("SELECT input_id, digest, member_id FROM input_receipts WHERE input_id = ?",
-                      (input_id,))
-            row = c.fetchone()
-        return Receipt(*row) if row else None
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                c.execute("SELECT input_id, digest, member_id FROM input_receipts WHERE input_id IN "
+                          f"({','.join('?' * len(chunk))})", chunk)
+                found.update((row[0], Receipt(*row)) for row in c.fetchall())
+        return found
 
 
 class PostgresReceiptRecorder(PostgresProcessRecorder):
@@ -86,11 +94,15 @@ class PostgresReceiptRecorder(PostgresProcessRecorder):
 
     def receipt(self, input_id: str) -> Receipt | None:
         """The receipt of an input id, or None if it was never applied."""
+        return self.receipts([input_id]).get(input_id)
+
+    def receipts(self, input_ids: Sequence[str]) -> dict[str, Receipt]:
+        """The receipts of those input ids that were applied (one query)."""
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(SQL("SELECT input_id, digest, member_id FROM {0} WHERE input_id = %s")
-                         .format(self._receipts), (input_id,), prepare=False)
-            row = curs.fetchone()
-        return Receipt(row["input_id"], row["digest"], row["member_id"]) if row else None
+            curs.execute(SQL("SELECT input_id, digest, member_id FROM {0} WHERE input_id = ANY(%s)")
+                         .format(self._receipts), (list(input_ids),), prepare=False)
+            rows = curs.fetchall()
+        return {r["input_id"]: Receipt(r["input_id"], r["digest"], r["member_id"]) for r in rows}
 
 
 class POPOReceiptRecorder(POPOProcessRecorder):
@@ -116,6 +128,11 @@ class POPOReceiptRecorder(POPOProcessRecorder):
         """The receipt of an input id, or None if it was never applied."""
         with self._database_lock:
             return self._receipts.get(input_id)
+
+    def receipts(self, input_ids: Sequence[str]) -> dict[str, Receipt]:
+        """The receipts of those input ids that were applied."""
+        with self._database_lock:
+            return {i: self._receipts[i] for i in input_ids if i in self._receipts}
 
 
 class ReceiptPOPOFactory(POPOFactory):

@@ -1,0 +1,128 @@
+"""One unit of work over many inputs: a write-back map of aggregates, committed at once.
+
+While a unit of work is open, the application's ``save`` and ``save_tracked``
+record nothing: they collect the aggregates' new events, the input receipts
+and the tracking position here, and :meth:`UnitOfWork.commit` writes all of
+them in ONE event-store transaction (one fsync). Commands get their
+aggregates from :attr:`UnitOfWork.aggregates` (the write-back map), so the
+second input about a member sees the first one's effect without a read.
+
+Each input (and each fired timer) is a *step*: :meth:`mark` before it,
+:meth:`rollback` when it is refused. A refused step's events and receipts are
+dropped, and every aggregate it touched is evicted from the map; the next
+step that needs one loads it from the store and replays the batch's earlier
+events for it, so a refusal leaves exactly the state the step found.
+
+The map outlives a commit (it then holds committed state, and saves a read
+per input); it is dropped whenever another writer may have changed the log
+(see ``Engine.begin``) and when it grows past its bound.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from eventsourcing.application import ProcessingEvent
+from eventsourcing.persistence import Tracking
+
+from infra.stores.recorders import Receipt
+
+
+class UnitOfWork:
+    """What one batch changed and has not committed yet."""
+
+    def __init__(self, aggregates: dict, limit: int = 20000) -> None:
+        self.aggregates = aggregates          # id -> aggregate: the write-back map (shared, bounded)
+        self.limit = limit
+        self.events: list = []                # new domain events, in save order
+        self.receipts: list[Receipt] = []
+        self.seen: dict[str, Receipt] = {}    # input id -> receipt of this batch
+        self.prior: dict[str, Receipt | None] = {}  # input id -> committed receipt (prefetched)
+        self.tracking: Tracking | None = None
+        self.folded = 0                       # events[:folded] are in the views already
+        self.touched: set = set()             # aggregate ids the current step got
+        self.evicted: set = set()             # ids whose map entry a rollback dropped
+        if len(aggregates) > limit:
+            aggregates.clear()
+
+    # -- collecting ---------------------------------------------------------------------
+
+    def collect(self, objs: Iterable[Any], receipts: Iterable[Receipt] = (),
+                tracking: Tracking | None = None) -> None:
+        """What a save would have recorded: the objects' pending events, receipts, a position."""
+        for obj in objs:
+            if obj is None:
+                continue
+            self.events.extend(obj.collect_events())
+            self.aggregates[obj.id] = obj
+            self.touched.add(obj.id)
+        for receipt in receipts:
+            self.receipts.append(receipt)
+            self.seen[receipt.input_id] = receipt
+        if tracking is not None:
+            self.tracking = tracking
+
+    def get(self, aggregate_id: Any, load: Callable[[], Any], missing: type[Exception]) -> Any:
+        """The map's aggregate, or ``load()``-ed (and brought up to this batch) and kept.
+
+        ``load`` gives the committed state or raises ``missing``.
+        """
+        self.touched.add(aggregate_id)
+        aggregate = self.aggregates.get(aggregate_id)
+        if aggregate is not None:
+            return aggregate
+        # What earlier steps of this batch did to an aggregate a refused step evicted
+        replay = [e for e in self.events if e.originator_id == aggregate_id] \
+            if aggregate_id in self.evicted else []
+        try:
+            aggregate = load()
+        except missing:
+            if not replay:
+                raise
+            aggregate = None   # made by this batch: its first event creates it
+        for event in replay:
+            aggregate = event.mutate(aggregate)
+        self.aggregates[aggregate_id] = aggregate
+        return aggregate
+
+    # -- steps ------------------------------------------------------------------------
+
+    def mark(self) -> tuple[int, int, Tracking | None]:
+        """Where a step starts; pass it to :meth:`rollback` if the step is refused."""
+        self.touched = set()
+        return len(self.events), len(self.receipts), self.tracking
+
+    def rollback(self, mark: tuple[int, int, Tracking | None]) -> None:
+        """Forget everything the step since ``mark`` did, in the map too."""
+        events, receipts, tracking = mark
+        stale = self.touched | {event.originator_id for event in self.events[events:]}
+        del self.events[events:]
+        for receipt in self.receipts[receipts:]:
+            self.seen.pop(receipt.input_id, None)
+        del self.receipts[receipts:]
+        self.tracking = tracking
+        for aggregate_id in stale:
+            self.aggregates.pop(aggregate_id, None)
+        self.evicted |= stale
+        self.touched = set()
+
+    def unfolded(self) -> list:
+        """Events not yet folded into the views (and now counted as folded)."""
+        new = self.events[self.folded:]
+        self.folded = len(self.events)
+        return new
+
+    # -- committing -------------------------------------------------------------------
+
+    def commit(self, app) -> list:
+        """Record the batch's events, receipts and position in one transaction; the recordings."""
+        if not (self.events or self.receipts or self.tracking):
+            return []
+        processing = ProcessingEvent(tracking=self.tracking)
+        processing.events = self.events
+        ids = {event.originator_id for event in self.events}
+        processing.aggregates = {i: a for i, a in self.aggregates.items() if i in ids}
+        if self.receipts:
+            processing.saved_kwargs["receipts"] = self.receipts
+        recordings = app.record_batch(processing)
+        self.evicted = set()
+        return recordings

@@ -1,0 +1,183 @@
+"""Bounded aggregate state (issue 9 item 3): a member keeps what a window can still hold,
+and a cold aggregate loads from the library's snapshot plus a bounded number of events."""
+from __future__ import annotations
+
+import copy
+import itertools
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from eventsourcing.domain import Snapshot
+
+from domain.base import Ctx
+from domain.member import Member, OrderError
+from domain.tiering import order_inputs, standing
+from infra.policy_file import load_policy
+from infra.service_layer.app import SNAPSHOT_INTERVAL, _project
+from infra.service_layer.upstream import apply_input, parse
+from tests.scenario import START, upstream_events
+
+SH = ZoneInfo("Asia/Shanghai")
+POLICY = load_policy()
+T0 = datetime(2020, 1, 6, 10, tzinfo=SH)
+_ids = itertools.count(1)
+
+
+def ctx(at: datetime) -> Ctx:
+    return Ctx(at=at, causation_id=f"cmd-{next(_ids)}")
+
+
+def pay(m: Member, at: datetime, fen: int, order_id: str, occurred_at: datetime | None = None) -> None:
+    m.record_order_paid(ctx(at), f"in-{next(_ids)}", order_id, fen, "CNY", occurred_at or at, POLICY)
+
+
+def refund(m: Member, at: datetime, fen: int, order_id: str) -> None:
+    m.record_order_refunded(ctx(at), f"in-{next(_ids)}", order_id, fen, "CNY", at, POLICY)
+
+
+def five_years(m: Member) -> tuple[list, list]:
+    """An order a week and a login every ten days for five years, each annual review run when
+    due (as the scheduler does: a review still pending holds the window back); returns what was given."""
+    orders, logins = [], []
+    for day in range(5 * 364):
+        at = T0 + timedelta(days=day)
+        if m.next_review_at and m.next_review_at <= at:
+            m.review(ctx(m.next_review_at), POLICY)
+        if day % 7 == 0:
+            week = day // 7
+            pay(m, at, 10_000 + week, f"O{week}")
+            orders.append({"at": at, "month": POLICY.month_of(at), "paid": 10_000 + week,
+                           "reversed": 0, "counted": 10_000 + week})
+            if week % 10 == 3:
+                refund(m, at + timedelta(hours=1), 5_000, f"O{week}")
+                orders[-1]["reversed"] = 5_000
+        if day % 10 == 0:
+            m.record_activity(ctx(at + timedelta(hours=2)), f"in-{next(_ids)}", "vip_event",
+                              at + timedelta(hours=2), POLICY)
+            logins.append(at + timedelta(hours=2))
+    return orders, logins
+
+
+def full_history_standing(orders: list, logins: list, at: datetime):
+    """The standing over the whole history, the way the member summed it before pruning."""
+    points = POLICY.tiers.activity_points.get("vip_event", 0)
+    entries, months = order_inputs(orders)
+    activity = [(t, 0, points) for t in logins]
+    return standing(entries + activity, months | {POLICY.month_of(t) for t in logins}, at, POLICY)
+
+
+def test_a_member_with_five_years_of_history_keeps_at_most_two_windows_of_orders():
+    m = Member.register(ctx(T0), "M5", None, "orders")
+    orders, logins = five_years(m)
+    assert len(orders) == 260 and len(logins) == 182
+    week = timedelta(weeks=1)
+    window = timedelta(days=POLICY.tiers.window_days)
+    assert len(m.orders) <= window // week + 1             # one window of live orders
+    assert len(m.closed_orders) <= window // week + 1      # one more of refundable ones
+    assert len(m.entries) <= window // timedelta(days=10) + 1
+    assert len(m.active_months) <= POLICY.tiers.activity_months_window + 2
+    end = T0 + timedelta(weeks=259, hours=2)
+    for at in (end, end + timedelta(days=1), end + timedelta(days=100)):  # no command goes back
+        assert m.standing_at(at, POLICY) == full_history_standing(orders, logins, at)
+
+
+def test_a_refund_of_an_order_that_left_the_window_is_accepted_and_counts_nothing():
+    m = Member.register(ctx(T0), "M1", None, "orders")
+    pay(m, T0, 3_000_000, "old")   # 30,000 CNY: gold, review a year on
+    later = T0 + timedelta(days=400)
+    m.review(ctx(T0 + timedelta(days=366)), POLICY)
+    pay(m, later, 600_000, "new")  # its command moves "old" out of every window to come
+    assert "old" in m.closed_orders and "old" not in m.orders
+    before = m.standing_at(later, POLICY)
+    with pytest.raises(OrderError, match="exceeds the 3000000 fen still paid"):
+        refund(m, later, 3_000_001, "old")
+    refund(m, later, 3_000_000, "old")
+    assert type(m.pending_events[-1]).__name__ == "OrderRefunded"
+    assert m.standing_at(later, POLICY) == before and before.spend_fen == 600_000
+    assert m.closed_orders["old"]["reversed"] == 3_000_000
+
+
+def test_a_refund_of_an_order_paid_more_than_two_windows_back_is_refused_saying_why():
+    m = Member.register(ctx(T0), "M1", None, "orders")
+    pay(m, T0, 100_000, "ancient")
+    pay(m, T0 + timedelta(days=800), 100_000, "recent")
+    assert "ancient" not in m.orders and "ancient" not in m.closed_orders
+    with pytest.raises(OrderError, match="no longer kept"):
+        refund(m, T0 + timedelta(days=801), 100_000, "ancient")
+
+
+def test_a_late_review_still_looks_back_from_its_anniversary():
+    """Orders after the due instant do not prune what the review's window holds."""
+    m = Member.register(ctx(T0), "M1", None, "orders")
+    pay(m, T0, 2_100_000, "a")                           # gold
+    pay(m, T0 + timedelta(days=300), 2_100_000, "b")     # still in the window ending at the review
+    due = m.next_review_at
+    for n in range(30):                                  # the review has not run for 200 days
+        pay(m, due + timedelta(days=200 + n), 100, f"late{n}")
+    assert "b" in m.orders
+    m.review(ctx(due + timedelta(days=230)), POLICY)
+    reviewed = m.pending_events[-1]
+    assert reviewed.standing["spend_fen"] == 2_100_000 and reviewed.to_tier == "gold"
+
+
+def test_pruned_state_is_the_same_when_the_events_are_replayed():
+    m = Member.register(ctx(T0), "M5", None, "orders")
+    five_years(m)
+    rebuilt = None
+    for event in m.collect_events():
+        rebuilt = event.mutate(rebuilt)
+    assert vars(rebuilt) == {k: v for k, v in vars(m).items() if k != "_ctx"}
+    assert vars(copy.deepcopy(m)).keys() == vars(m).keys() - {"_ctx"}
+
+
+# -- snapshots ---------------------------------------------------------------------------
+
+
+def _orders(member_id: str, count: int) -> list:
+    return [parse("orders", {"type": "OrderPaid", "event_id": f"{member_id}-{n}", "member_id": member_id,
+                             "order_id": f"{member_id}-o{n}", "amount_fen": 1_000 + n, "currency": "CNY",
+                             "occurred_at": (START + timedelta(days=n * 3)).isoformat()})
+            for n in range(count)]
+
+
+def test_a_cold_member_loads_from_its_snapshot_and_fewer_events_than_the_interval(make_system, event_store):
+    s = make_system(store=event_store, name="warm", snapshot_interval=SNAPSHOT_INTERVAL)
+    for item in _orders("M1", 3 * SNAPSHOT_INTERVAL + 7):
+        apply_input(s.engine, item)
+    warm = s.app.member("M1")
+    cold = make_system(store=event_store, name="warm", snapshot_interval=SNAPSHOT_INTERVAL).app  # nothing cached
+    read = []
+    select = cold.recorder.select_events
+
+    def counting(*args, **kwargs):
+        rows = select(*args, **kwargs)
+        read.extend(rows)
+        return rows
+
+    cold.recorder.select_events = counting
+    member = cold.member("M1")
+    assert member.version == warm.version > 3 * SNAPSHOT_INTERVAL
+    assert 0 < len(read) < SNAPSHOT_INTERVAL
+    full = _project(None, cold.events.get(member.id))  # every event, no snapshot
+    assert vars(member) == vars(full)
+    assert member.standing_at(START + timedelta(days=500), s.app.policy) == \
+        full.standing_at(START + timedelta(days=500), s.app.policy)
+
+
+def test_snapshots_of_every_aggregate_round_trip_through_the_stored_form(make_system):
+    s = make_system()
+    for item in sorted((parse(e["source"], e) for e in upstream_events(members=6, days=450)),
+                       key=lambda i: i.occurred_at):
+        apply_input(s.engine, item)
+    s.engine.advance(START + timedelta(days=800))
+    ids = {note.originator_id for note in s.app.recorder.select_notifications(None, 100_000)}
+    kinds = set()
+    for aggregate_id in ids:
+        aggregate = s.app.repository.get(aggregate_id, projector_func=_project)
+        snapshot = Snapshot.take(aggregate)
+        stored = s.app.mapper.to_stored_event(snapshot)
+        again = s.app.mapper.to_domain_event(stored).mutate(None)
+        assert vars(again) == vars(aggregate)
+        kinds.add(type(aggregate).__name__)
+    assert {"Member"} <= kinds
