@@ -154,7 +154,7 @@ def scaling_rows(tmp: Path, a, progress: bool, out: dict) -> list[dict]:
     common = min(a.scale_members)
     more = tmp / "scale_orders.jsonl"
     generate_orders(more, a.scale_orders, common, a.seed + 1)
-    for members in a.scale_members:
+    for members in sorted(set(a.scale_members)):
         pop, data = tmp / f"pop_{members}.jsonl", tmp / f"scale_{members}"
         generate_orders(pop, members, members, a.seed, every_member=True)
         say(f"scaling: register {members:,} members, then {a.scale_orders:,} orders (child process)", progress)
