@@ -1,0 +1,65 @@
+"""The benchmarks still run: ``bench.run`` and ``bench.bus`` at a tiny size.
+
+Structure only (every row of issue 9's table present, each with a baseline
+measured in the same run and a ratio); never timings, which belong to the
+benchmarks and to docs/benchmarks.md, not to the suite.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from bench import bus, run
+
+RUN_ROWS = ("ingest", "memory", "replay every read model", "replay 1M events", "queries: tier p99",
+            "queries: breaches", "scaling")
+BUS_ROWS = ("bus: upstream->effect->domain topic", "bus: p99 latency")
+
+
+def rows_of(capsys, main, argv) -> list[dict]:
+    main(argv + ["--json"])
+    return json.loads(capsys.readouterr().out)["rows"]
+
+
+def assert_complete(rows: list[dict], names: tuple[str, ...]) -> None:
+    for name in names:
+        found = [r for r in rows if r["name"].startswith(name)]
+        assert len(found) == 1, f"row {name!r} missing or doubled in {[r['name'] for r in rows]}"
+        r = found[0]
+        assert isinstance(r["figure"], (int, float)) and not math.isnan(r["figure"]), r
+        assert isinstance(r["baseline"], (int, float)) and r["baseline"] > 0, r
+        assert isinstance(r["ratio"], (int, float)), r
+        assert r["target"] and r["baseline_label"], r
+        assert r["verdict"] in ("pass", "FAIL", "n/a"), r
+    assert len(rows) == len(names)
+
+
+def test_bench_run_prints_every_row_with_its_baseline_and_ratio(capsys, tmp_path):
+    rows = rows_of(capsys, run.main, [
+        "--orders", "200", "--members", "40", "--complaints", "20", "--samples", "20",
+        "--scale-members", "50,100", "--scale-orders", "100", "--repeat", "1",
+        "--dir", str(tmp_path), "--no-progress"])
+    assert_complete(rows, RUN_ROWS)
+    ingest = next(r for r in rows if r["name"].startswith("ingest"))
+    assert "200 applied, 0 rejected" in ingest["note"]
+    breaches = next(r for r in rows if r["name"].startswith("queries: breaches"))
+    assert breaches["name"].endswith("20 open")
+
+
+def test_bench_run_refuses_a_bad_size_with_a_clear_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        run.main(["--scale-members", "10k"])
+    assert exc.value.code == 2
+    assert "give whole numbers separated by commas" in capsys.readouterr().err
+
+
+@pytest.mark.kafka
+def test_bench_bus_prints_throughput_and_latency_rows_with_their_baselines(capsys, kafka_broker):
+    rows = rows_of(capsys, bus.main, ["--bootstrap", kafka_broker, "--orders", "200",
+                                      "--rate", "50", "--seconds", "1"])
+    assert_complete(rows, BUS_ROWS)
+    latency = next(r for r in rows if r["name"].startswith("bus: p99"))
+    assert latency["verdict"] == "n/a"  # 50/s is not the target's 2,000/s: not judged
+    assert "50/50 arrived" in latency["note"]
