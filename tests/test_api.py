@@ -204,4 +204,6 @@ def test_health_ready_metrics_and_correlation_id(api):
     text = api.client.get("/metrics").text
     assert 'vip_api_commands_total{aggregate="complaint",command="file",outcome="ok"}' in text
     assert "vip_views_lag_events 0.0" in text
+    assert 'vip_view_lag_events{view="current_tier"} 0.0' in text
+    assert "vip_batches_total" in text and "vip_batch_steps_total" in text
     assert "vip_events_total 4.0" in text   # registered, order paid, tier upgraded, complaint filed

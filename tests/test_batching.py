@@ -133,3 +133,17 @@ def test_a_batch_killed_midway_commits_nothing_and_a_rerun_gives_the_uninterrupt
     again = ingest_file(s.engine, "orders", path, progress=False)
     assert (again.duplicates, again.applied) == (len(receipts) + 1, full.applied - len(receipts))
     assert _notes(s.app) == expected
+
+
+def test_batches_are_counted_with_the_inputs_they_tried_and_the_events_they_recorded(make_system, tmp_path):
+    s = make_system(batch_max_inputs=4)
+    rows = [{"event_id": f"p{n}", "type": "OrderPaid", "member_id": f"M{n % 3}", "order_id": f"o{n}",
+             "occurred_at": (START + timedelta(days=n)).isoformat(), "amount_fen": 100, "currency": "CNY"}
+            for n in range(10)]
+    path = tmp_path / "o.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    before = dict(s.engine.stats)
+    ingest_file(s.engine, "orders", path, progress=False)
+    done = {k: s.engine.stats[k] - before[k] for k in before}
+    assert done["batches"] == 3 and done["steps"] == 10             # 4 + 4 + 2 inputs
+    assert done["events"] == s.app.recorder.max_notification_id()   # every event, each counted once

@@ -69,6 +69,24 @@ class SystemCollector:
                                 value=position)
         yield GaugeMetricFamily("vip_views_lag_events", "Events in the log not yet in the read models",
                                 value=max(head - position, 0))
+        store = system.store
+        # The runner folds every view together; a view of another version (waiting for its
+        # rebuild) stands at its own stored position, so it shows its own lag.
+        stale = {view.name for view in store.stale()} if hasattr(store, "stale") else set()
+        lag = GaugeMetricFamily("vip_view_lag_events", "Events in the log not yet in each read model",
+                                labels=["view"])
+        for view in system.engine.runner.views:
+            folded = store.position_of(view.name) if view.name in stale else position
+            lag.add_metric([view.name], max(head - folded, 0))
+        yield lag
+        stats = system.engine.stats
+        yield CounterMetricFamily("vip_batches", "Batches committed (one transaction each)",
+                                  value=stats["batches"])
+        yield CounterMetricFamily("vip_batch_steps", "Inputs and timers the committed batches tried; "
+                                  "rate(vip_batch_steps_total)/rate(vip_batches_total) is the batch size",
+                                  value=stats["steps"])
+        yield CounterMetricFamily("vip_batch_events", "Events the committed batches recorded",
+                                  value=stats["events"])
         serving = getattr(self.state, "serving", None) or {}
         relay, consumer = serving.get("relay"), serving.get("consumer")
         if relay is not None:

@@ -39,6 +39,7 @@ class UnitOfWork:
         self.prior: dict[str, Receipt | None] = {}  # input id -> committed receipt (prefetched)
         self.tracking: Tracking | None = None
         self.folded = 0                       # events[:folded] are in the views already
+        self.steps = 0                        # inputs and timers tried in this batch
         self.touched: set = set()             # aggregate ids the current step got
         self.evicted: set = set()             # ids whose map entry a rollback dropped
         if len(aggregates) > limit:
@@ -89,6 +90,7 @@ class UnitOfWork:
     def mark(self) -> tuple[int, int, Tracking | None]:
         """Where a step starts; pass it to :meth:`rollback` if the step is refused."""
         self.touched = set()
+        self.steps += 1
         return len(self.events), len(self.receipts), self.tracking
 
     def rollback(self, mark: tuple[int, int, Tracking | None]) -> None:

@@ -80,6 +80,8 @@ class Engine:
         self.read_only = read_only
         # A batch of inputs ends at this many inputs or after this many milliseconds.
         self.batch_max_inputs, self.batch_max_ms = max(1, batch_max_inputs), max(1, batch_max_ms)
+        # Committed batches, the inputs and timers they tried, the events they recorded (metrics).
+        self.stats = {"batches": 0, "steps": 0, "events": 0}
         self.aggregate_map_size = aggregate_map_size
         self._skipped_at_begin: set = set()
         self.runner.catch_up(flush=False)
@@ -238,6 +240,9 @@ class Engine:
             raise
         self.app.uow = None
         self.app.log_changed = False
+        self.stats["batches"] += 1
+        self.stats["steps"] += uow.steps
+        self.stats["events"] += len(recordings)
         if not self.runner.committed(recordings):
             # Another writer's events came between: fold the log in its own order.
             self.runner.rewind()
