@@ -181,3 +181,26 @@ def test_snapshots_of_every_aggregate_round_trip_through_the_stored_form(make_sy
         assert vars(again) == vars(aggregate)
         kinds.add(type(aggregate).__name__)
     assert {"Member"} <= kinds
+
+
+def test_the_timer_index_stays_proportional_to_live_timers_after_many_refreshes(make_system, tmp_path):
+    """Every event touching a timer row pushes its timers again; the stale entries must not pile
+    up with history (issue 9: memory flat in event count), and due work still fires in order."""
+    from bench.workloads import generate_orders
+    from infra.service_layer.ingest import ingest_file
+
+    s = make_system()
+    source = tmp_path / "orders.jsonl"
+    generate_orders(source, 3000, 20, seed=3)
+    report = ingest_file(s.engine, "orders", source, progress=False)
+    assert report.applied == 3000 and not report.rejected
+    index = s.engine.timers
+    live = sum(len(row.get("timers", {})) for row in index.rows.values())
+    assert live > 0, "the members reached a tier, so each has a review timer"
+    assert len(index.heap) <= 2 * live + 64, f"{len(index.heap)} heap entries for {live} live timers"
+    # The compacted index still holds every live timer and fires them, earliest first.
+    fired = s.engine.advance(datetime(2027, 6, 1, tzinfo=SH))
+    assert fired >= live and not index.skipped
+    assert len(index.heap) <= 2 * sum(len(r.get("timers", {})) for r in index.rows.values()) + 64
+    history = s.store.view("tier_history")
+    assert any(c["event"] == "TierReviewed" for row in history.values() for c in row["changes"])

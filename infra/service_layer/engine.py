@@ -39,22 +39,48 @@ class LateCommandError(DomainError):
 
 
 class TimerIndex:
-    """Earliest-first index over the timers view; stale entries are skipped on peek."""
+    """Earliest-first index over the timers view; stale entries are skipped on peek.
+
+    Every refresh pushes a key's timers again, so stale entries pile up in
+    the heap with every event that touches a timer row; when they outnumber
+    the live timers, the heap is rebuilt from the live ones (kept per key),
+    so it stays proportional to the live timers, not to the history.
+    """
 
     def __init__(self, rows: dict) -> None:
         self.rows = rows
         self.heap: list = []
         self.skipped: set = set()
+        self.live: dict = {}  # key -> {name: due} as of the key's last refresh
+        self.live_count = 0
         for key, row in rows.items():  # one scan of a keyed store, not a read per key
-            for name, due in row.get("timers", {}).items():
+            timers = row.get("timers", {})
+            if timers:
+                self.live[key] = dict(timers)
+                self.live_count += len(timers)
+            for name, due in timers.items():
                 self.heap.append((due, key, name))
         heapq.heapify(self.heap)
 
     def refresh(self, keys) -> None:
         for key in keys:
             row = self.rows.get(key)
-            for name, due in (row or {}).get("timers", {}).items():
+            timers = (row or {}).get("timers", {})
+            self.live_count -= len(self.live.pop(key, ()))
+            if timers:
+                self.live[key] = dict(timers)
+                self.live_count += len(timers)
+            for name, due in timers.items():
                 heapq.heappush(self.heap, (due, key, name))
+        self._compact()
+
+    def _compact(self) -> None:
+        # Amortised: a rebuild costs the live count and happens only once the heap doubled.
+        if len(self.heap) <= 2 * self.live_count + 64:
+            return
+        self.heap = [(due, key, name) for key, timers in self.live.items()
+                     for name, due in timers.items() if (due, key, name) not in self.skipped]
+        heapq.heapify(self.heap)
 
     def peek(self, until: str) -> tuple | None:
         while self.heap:
