@@ -12,7 +12,7 @@ import logging
 from datetime import datetime
 from typing import Callable, Iterable
 
-from infra.service_layer.envelope import envelope
+from infra.service_layer.envelope import lean_envelope
 from infra.stores.readstore import StaleStoreError
 from projections.common import iso
 from projections.view import View
@@ -104,7 +104,7 @@ class Runner:
             if not page:
                 return
             for note in page:
-                event = envelope(mapper.to_domain_event(note), note.id)
+                event = lean_envelope(mapper.to_domain_event(note), note.id)
                 if until is not None and event["timestamp"] > until:
                     return
                 self._pending_hash = note_hash(note)
@@ -146,7 +146,7 @@ class Runner:
         tracked position once they are recorded.
         """
         for domain_event in events:
-            event = envelope(domain_event, None)
+            event = lean_envelope(domain_event, None)
             changed = apply(self.store, self.views, event)
             self.dirty |= changed
             self.touched |= changed
