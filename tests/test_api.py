@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from infra.api.idempotency import fingerprint
 from infra.api.models import File
-from tests.api_support import T0, TERMS, api  # noqa: F401  (fixture)
+from tests.api_support import seed_member, T0, TERMS, api  # noqa: F401  (fixture)
 
 
 COMPLAINT = {"complaint_id": "C1", "member_id": "M1", "channel": "phone", "category": "delivery",
@@ -27,6 +27,33 @@ def test_tier_answer_says_why_and_equals_the_cli_query(api):
     before = api.client.get("/api/members/M1/tier", headers=api.auth("agent"),
                             params={"as_of": (T0 - timedelta(days=1)).isoformat()})
     assert before.status_code == 404 and before.headers["content-type"] == "application/problem+json"
+
+
+def test_a_member_below_the_vip_standard_gets_the_silver_rule_as_why_not_a_500(api):
+    seed_member(api.system, "M2", spend_fen=10_000)
+    r = api.client.get("/api/members/M2/tier", headers=api.auth("agent"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["tier"] == "member" and body["why"]["rule"]["tier"] == "silver"
+    assert "not yet VIP" in body["why"]["summary"]
+
+
+def test_the_tier_answer_gives_the_same_review_as_the_tiers_list(api):
+    one = api.client.get("/api/members/M1/tier", headers=api.auth("agent")).json()
+    listed = {t["member_id"]: t for t in
+              api.client.get("/api/tiers", headers=api.auth("agent")).json()["items"]}["M1"]
+    assert one["next_review_at"] is not None
+    assert (one["next_review_at"], one["review_due"]) == (listed["next_review_at"], listed["review_due"])
+
+
+def test_a_command_dated_before_the_log_is_refused_like_the_cli_does(api):
+    assert file_complaint(api).status_code == 201
+    late = api.client.post("/api/complaints/C1/ack", headers=api.auth("agent"),
+                           json={"at": (T0 - timedelta(days=30)).isoformat()})
+    assert late.status_code == 409 and late.headers["content-type"] == "application/problem+json"
+    assert "before the log's latest instant" in late.json()["detail"]
+    history = api.client.get("/api/history/complaint/C1", headers=api.auth("auditor")).json()
+    assert [e["type"] for e in history["items"]] == ["ComplaintFiled"]   # nothing recorded
 
 
 def test_filed_complaint_records_the_token_subject_as_actor_not_a_request_field(api):

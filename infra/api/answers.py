@@ -27,10 +27,12 @@ def tier_with_why(system, member_id: str, as_of: datetime | None) -> dict:
                             + (f" as of {as_of.isoformat()}" if as_of else "")
                             + "; check the id (GET /tiers lists members)")
     at = now_or(system, as_of)
-    answer = queries.tier_row(row, at, system.app.policy)
+    answer = queries.tier_row(row, at, system.app.policy, queries.member_timers(store, member_id))
     changes = queries.tier_history(store, member_id)
     last = next((c for c in reversed(changes) if c["to"] == answer["tier"]), None)
-    rule = system.app.policy.tiers.rule(answer["tier"])
+    # Below the VIP standard there is no rule of its own: the why is the silver rule not yet met.
+    tiers = system.app.policy.tiers
+    rule = tiers.rule(answer["tier"] if answer["tier"] != "member" else "silver")
     answer["why"] = {
         "rule": {"tier": rule.tier, "min_spend_fen": rule.min_spend_fen, "min_points": rule.min_points,
                  "min_active_months": rule.min_active_months},
@@ -43,7 +45,8 @@ def tier_with_why(system, member_id: str, as_of: datetime | None) -> dict:
 
 
 def _why_sentence(answer: dict, rule, last: dict | None) -> str:
-    text = (f"{answer['tier']}: net spend {answer['window_spend_fen'] / 100:,.2f} CNY and "
+    below = " (not yet VIP)" if answer["tier"] == "member" else ""
+    text = (f"{answer['tier']}{below}: net spend {answer['window_spend_fen'] / 100:,.2f} CNY and "
             f"{answer['window_points']} points in the window, {answer['active_months']} active months "
             f"(the {rule.tier} rule asks {rule.min_spend_fen / 100:,.0f} CNY or {rule.min_points} points"
             + (f" and {rule.min_active_months} active months" if rule.min_active_months else "") + ")")

@@ -77,7 +77,7 @@ def execute(state, who: Principal, kind: str, name: str, business_id: str, body:
                                        "someone changed it; reload it and decide again",
                                   "urn:vip:stale-version", headers={"ETag": etag(current)})
             if at is not None:
-                system.engine.refuse_future(at, "at")
+                system.engine.check_command_at(at, "at")
             action = ACTIONS[kind][name]
             result = system.engine.run(at, lambda ctx: action(system.app, ctx, business_id, fields),
                                        actor=who.subject, causation_id=cause,

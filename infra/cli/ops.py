@@ -35,8 +35,7 @@ def run(ctx, at, actor, as_json, action, describe) -> None:
     engine = system.engine
     instant = when(at)
     if instant is not None:
-        engine.refuse_future(instant, "--at")
-        engine.refuse_past(instant, "--at")
+        engine.check_command_at(instant, "--at")
     system.app.notices.clear()
     result = engine.run(instant, action, actor=actor)
     engine.flush()

@@ -144,6 +144,11 @@ class Engine:
                 f"(VIP_FUTURE_TOLERANCE_SECONDS sets the tolerance)")
         return at
 
+    def check_command_at(self, at: datetime, what: str = "the instant") -> datetime:
+        """The rule for an operator's instant (CLI ``--at``, the API's ``at``): when the thing
+        happened, so neither before the log's latest instant nor far after the wall clock."""
+        return self.refuse_past(self.refuse_future(at, what), what)
+
     def refuse_past(self, at: datetime, what: str = "the instant") -> datetime:
         """Refuse a command dated before the log's latest instant (commands only: inputs arriving
         late follow the late-arrival rule of :meth:`stamp`)."""
