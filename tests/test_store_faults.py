@@ -124,6 +124,16 @@ def test_a_missing_key_store_is_a_hard_error_never_a_new_key(vip):
     assert json.loads(vip("tier", "M1", "--json").output)["member_id"] == "M1"  # nothing personal
 
 
+def test_an_ingest_that_meets_a_missing_key_store_stops_in_one_line_with_a_failing_exit(vip):
+    vip("ingest", "crm", _lines(vip.tmp / "c.jsonl", CRM), "--no-progress")
+    (vip.data / "keys.db").unlink()
+    update = [{"event_id": "u1", "type": "ProfileUpdated", "member_id": "M1",
+               "occurred_at": "2025-02-02T09:00:00+08:00", "name": "韩梅梅"}]
+    done = vip("ingest", "crm", _lines(vip.tmp / "u.jsonl", update), "--no-progress", ok=False)
+    assert done.exit_code == 1 and "key store" in done.output and "Traceback" not in done.output
+    assert not (vip.tmp / "u.jsonl.rejects").exists()   # not a bad line: re-run it once keys.db is back
+
+
 def test_an_unreadable_key_store_is_a_hard_error(vip):
     vip("ingest", "crm", _lines(vip.tmp / "c.jsonl", CRM), "--no-progress")
     (vip.data / "keys.db").write_bytes(b"garbage" * 1000)

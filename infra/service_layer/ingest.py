@@ -29,6 +29,7 @@ from domain.base import DomainError
 from infra.progress import bar as _bar
 from infra.service_layer.engine import Engine
 from infra.service_layer.upstream import InputError, apply_input, mask_text, parse
+from infra.stores.pii import KeyStoreError
 
 log = logging.getLogger("vip.ingest")
 
@@ -215,8 +216,8 @@ def _batch(engine: Engine, items: list, start: int, size: int, name: str) -> lis
                 outcomes.append((apply_input(engine, item), ""))
             except DomainError as exc:
                 outcomes.append(("rejected", str(exc)))
-            except PersistenceError:
-                raise   # the event store is unwell: stop; a re-run applies the rest once
+            except (PersistenceError, KeyStoreError):
+                raise   # a store is unwell (event log, key store): stop; a re-run applies the rest once
             except Exception as exc:  # a bug this line triggers: reject it, keep going
                 log.exception("%s line %d failed", name, number)
                 outcomes.append(("rejected", f"error: {type(exc).__name__}: {exc}"))
