@@ -233,6 +233,14 @@ def test_the_ingest_report_is_printed_when_the_rejects_file_cannot_be_written(vi
     assert report["rejects_file"] is None
 
 
+def test_every_rejected_line_is_printed_when_no_rejects_file_holds_them(vip):
+    rows = _orders("o", ["M1"]) + [{"event_id": f"bad{n}", "type": "OrderPaid"} for n in range(14)]
+    out = vip("ingest", "orders", _lines(vip.tmp / "o.jsonl", rows), "--no-progress",
+              "--rejects", str(vip.tmp / "no" / "such" / "dir" / "r.jsonl"))
+    listed = [line for line in out.stdout.splitlines() if line.strip().startswith("line ")]
+    assert len(listed) == 14 and "more" not in out.stdout
+
+
 def test_no_traceback_reaches_the_user_unless_debug(vip, tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "events.db").write_bytes(b"not a database at all" * 50)

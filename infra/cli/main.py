@@ -74,8 +74,13 @@ def ingest_all_cmd(ctx, orders, crm, rejects, as_json, no_progress):
 def _print_ingest(d: dict) -> None:
     click.echo(f"{d['lines']} lines: {d['applied']} applied, {d['duplicates']} duplicates, "
                f"{d['rejected']} rejected" + (f" (see {d['rejects_file']})" if d["rejects_file"] else ""))
-    for r in d["rejects"][:10]:
+    # Without a rejects file the report is the only record: every rejected line is listed.
+    shown = d["rejects"] if not d["rejects_file"] else d["rejects"][:10]
+    for r in shown:
         click.echo(f"  line {r['line']}: {r['reason']}")
+    if len(shown) < d["rejected"]:
+        click.echo(f"  ... and {d['rejected'] - len(shown)} more"
+                   + (f" in {d['rejects_file']}" if d["rejects_file"] else " (--json lists them)"))
 
 
 @main.command("tick")

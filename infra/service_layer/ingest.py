@@ -44,10 +44,13 @@ class IngestReport:
     rejects_file: str | None = None
 
     def as_dict(self) -> dict:
+        """The report; every rejected line when no rejects file holds them, else the first 50."""
+        rejected = sorted(self.rejected, key=lambda r: r[0])
+        listed = rejected if self.rejects_file is None else rejected[:50]
         return {"source": self.source, "lines": self.lines, "applied": self.applied,
                 "duplicates": self.duplicates, "rejected": len(self.rejected),
                 "rejects_file": self.rejects_file,
-                "rejects": [{"line": n, "reason": r} for n, r, _ in self.rejected[:50]]}
+                "rejects": [{"line": n, "reason": r} for n, r, _ in listed]}
 
 
 def read_lines(source: str, path: Path, report: IngestReport) -> list:
