@@ -10,6 +10,7 @@ these messages.
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain.base import InstantError, parse_instant
 from domain.currencies import is_currency
@@ -71,9 +72,32 @@ def terms_problems(kind: Any, terms: Any) -> list[str]:
         for key in ("annual_fee_fen", "amount_fen"):
             if key in fee and (not _whole(fee[key]) or fee[key] < 0):
                 problems.append(f"fee_schedule[{n}].{key} must be a whole number of fen, got {_show(fee[key])}")
-    if "zone" in terms and not (isinstance(terms["zone"], str) and terms["zone"]):
+    if "zone" in terms and not _is_zone(terms["zone"]):
         problems.append(f"zone must be an IANA time zone name like Asia/Shanghai, got {_show(terms['zone'])}")
+    _kept_as_agreed(terms, problems)
     return problems
+
+
+def _is_zone(name: Any) -> bool:
+    if not isinstance(name, str) or not name:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _kept_as_agreed(terms: dict, problems: list[str]) -> None:
+    """Terms the contract keeps as agreed (nothing computes with them) still have a shape."""
+    years = terms.get("confidentiality_years", 0)
+    if not _whole(years) or years < 0:
+        problems.append(f"confidentiality_years must be a whole number, 0 or more, got {_show(years)}")
+    channels = terms.get("notice_channels", [])
+    if not isinstance(channels, list) or not all(isinstance(c, str) and c for c in channels):
+        problems.append(f"notice_channels must be a list of channel names (text), got {_show(channels)}")
+    if not isinstance(terms.get("sla_targets", {}), dict):
+        problems.append(f"sla_targets must be a JSON object, got {_show(terms['sla_targets'])}")
 
 
 def settlement_problem(settlement: Any, party_ids: list[str]) -> str | None:
