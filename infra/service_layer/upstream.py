@@ -41,8 +41,11 @@ PERSONAL_FIELDS = ("name", "phone", "email", "detail", "description", "reason", 
                    "address")
 MASK = "[masked]"
 _EMAIL = re.compile(r"[^\s\"'@,;:{}]+@[^\s\"'@,;:{}]+")
-_DIGITS = re.compile(r"\+?\d[\d \-]{5,}\d")
+# Phone-like digit runs, but not ISO dates (a masked date would hide what to fix).
+_DIGITS = re.compile(r"(?<![\w-])(?!\d{4}-\d\d-\d\d)\+?\d[\d \-]{5,}\d")
 _QUOTED = re.compile(r'("(?:%s)"\s*:\s*)"(?:[^"\\]|\\.)*"' % "|".join(PERSONAL_FIELDS))
+# ``name: Zhang San`` or ``phone=139...`` in a line that is not JSON.
+_UNQUOTED = re.compile(r"\b((?:%s)\s*[:=]\s*)[^,;{}\"\n]+" % "|".join(PERSONAL_FIELDS), re.IGNORECASE)
 
 
 def mask_record(record: Any) -> Any:
@@ -64,7 +67,11 @@ def mask_text(raw: str) -> str:
         record = None
     if isinstance(record, dict):
         return json.dumps(mask_record(record), ensure_ascii=False)
+    if "\x00" in raw or "\ufffd" in raw:
+        # Not text we can read (UTF-16, binary): nothing of it is copied.
+        return f"[{len(raw)} characters not copied: not UTF-8 text]"
     text = _QUOTED.sub(lambda m: m.group(1) + f'"{MASK}"', raw)
+    text = _UNQUOTED.sub(lambda m: m.group(1) + MASK, text)
     return _DIGITS.sub(MASK, _EMAIL.sub(MASK, text))
 
 
