@@ -225,3 +225,10 @@ def test_a_member_agreement_cannot_take_effect_before_approval(vip):
     vip("contract", "sign", "VA-1", "--party", "platform", at, "2025-03-03T14:00:00+08:00")
     out = json.loads(vip("history", "member", "M1", "--json").output)
     assert "VipAgreementSigned" in [e["type"] for e in out]
+
+
+def test_tier_history_of_an_unknown_member_is_an_error_not_an_empty_table(vip):
+    vip("ingest", "orders", _write(vip.tmp / "o.jsonl", ORDERS), "--no-progress")
+    missing = vip("tier-history", "NOPE", ok=False)
+    assert missing.exit_code == 1 and "no member 'NOPE'" in missing.output
+    assert json.loads(vip("tier-history", "M1", "--json").output)[0]["to"] == "silver"

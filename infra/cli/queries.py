@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from domain.base import NotFoundError
 from infra.bootstrap import VIEWS
 from infra.cli.common import (
     domain_errors,
@@ -106,7 +107,10 @@ def overdue_cmd(ctx, as_of, as_json):
 def tier_history_cmd(ctx, member_id, as_json):
     """Every tier change of a member, with the policy version and reason."""
     system = system_of(ctx, read_only=True)
-    rows = queries.tier_history(store_as_of(system, None), member_id)
+    store = store_as_of(system, None)
+    if store.get("current_tier", member_id) is None:
+        raise NotFoundError(f"no member {member_id!r}; check the id (`vip tiers` lists the members)")
+    rows = queries.tier_history(store, member_id)
     emit(rows, as_json, lambda rs: print_table(rs, ["at", "event", "from", "to", "reason", "actor",
                                                    "policy_version", "standing"]))
 

@@ -129,7 +129,7 @@ class VipApp(MemberServices, ContractServices, ComplaintServices, Application):
         except AggregateNotFoundError:
             kind = cls.__name__.lower()
             raise NotFoundError(f"no {kind} {business_id!r}; check the id "
-                                f"(`vip history {kind} ID` lists what exists)") from None
+                                f"(`vip tiers`, `vip breaches` or `vip ledger` list what exists)") from None
 
     def _load(self, aggregate_id):
         return self.repository.get(aggregate_id, projector_func=_project)
