@@ -1,6 +1,8 @@
 """Who may do what: every guarded route, every role (the table is the app's own route list)."""
 from __future__ import annotations
 
+import json
+
 import logging
 import re
 import tempfile
@@ -109,5 +111,8 @@ def test_cli_api_key_create_prints_the_token_once_and_stores_only_its_hash(tmp_p
     assert token.encode() not in stored
     listed = CliRunner().invoke(main, ["api-key", "list"], env=env)
     assert "finance  carol" in listed.stdout
+    as_json = json.loads(CliRunner().invoke(main, ["api-key", "list", "--json"], env=env).stdout)
+    assert [(k["role"], k["subject"]) for k in as_json] == [("finance", "carol")]
+    assert token not in json.dumps(as_json)
     bad = CliRunner().invoke(main, ["api-key", "create", "--role", "root", "--subject", "x"], env=env)
     assert bad.exit_code == 2 and "root" in bad.output

@@ -1,6 +1,7 @@
 """``vip api`` (serve the API and console) and ``vip api-key`` (make, list, revoke keys)."""
 from __future__ import annotations
 
+import json
 import logging
 import threading
 
@@ -44,11 +45,15 @@ def create_key(role: str, subject: str) -> None:
 
 
 @api_key.command("list")
-def list_keys() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_keys(as_json: bool) -> None:
     """Every key: id, role, subject, created, revoked (never the token)."""
     keys = _keys()
     rows = keys.list()
     keys.close()
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
     for row in rows:
         click.echo("  ".join(str(row[c] or "-") for c in ("key_id", "role", "subject", "created_at",
                                                           "revoked_at")))
