@@ -226,7 +226,7 @@ def query_latencies(data: Path, members: list[str], samples: int, breaches_runs:
             with timed() as t:
                 row = store.get("current_tier", member_id)
                 if row is not None:
-                    queries.tier_row(row, now_or(system, None), policy, queries.member_timers(store, member_id))
+                    queries.member_answer(store, member_id, row, now_or(system, None), policy)
             tier_s.append(t.wall)
             found += row is not None
         breach_s, listed = [], 0

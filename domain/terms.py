@@ -96,8 +96,10 @@ def _kept_as_agreed(terms: dict, problems: list[str]) -> None:
     channels = terms.get("notice_channels", [])
     if not isinstance(channels, list) or not all(isinstance(c, str) and c for c in channels):
         problems.append(f"notice_channels must be a list of channel names (text), got {_show(channels)}")
-    if not isinstance(terms.get("sla_targets", {}), dict):
-        problems.append(f"sla_targets must be a JSON object, got {_show(terms['sla_targets'])}")
+    targets = terms.get("sla_targets", {})
+    if not (isinstance(targets, dict) or (isinstance(targets, str) and targets)):
+        problems.append("sla_targets must name an SLA policy (text, e.g. a tier) or be a JSON object "
+                        f"of targets, got {_show(targets)}")
 
 
 def settlement_problem(settlement: Any, party_ids: list[str]) -> str | None:

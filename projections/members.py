@@ -9,7 +9,7 @@ from projections.view import View, by_aggregate
 
 # Version 2: orders, activity entries and months are pruned at the member's own horizon
 # (``keep_from``/``forget_before`` on OrderPaid/ActivityRecorded v2): the row stays bounded.
-VERSION = 2
+VERSION = 3  # 3: the row names the member's agreement (its expiry lapses the standing)
 
 # The status each VIP event leads to, from the workflow table (the action the event records).
 STATUS = {event: flow.after(action) for event, action in {
@@ -61,6 +61,8 @@ def fold_member(row: dict | None, event: dict, key: str) -> dict | None:
         row["override"] = isoify({k: data[k] for k in ("kind", "tier", "reason", "actor", "expires_at")})
     elif kind == "TierOverrideCleared":
         row["override"] = None
+    elif kind == "VipAgreementSigned":
+        row["agreement_id"] = data["agreement_id"]
     if kind in ("OrderPaid", "ActivityRecorded") and data.get("keep_from"):
         _prune(row, iso(data["keep_from"]), iso(data.get("forget_before")))
     if kind in STATUS:

@@ -16,12 +16,16 @@ from projections.common import iso, parse
 from projections.ledger import OWN
 
 
-def tier_row(row: dict, at: datetime, policy: Policy, timers: dict | None = None) -> dict:
+def tier_row(row: dict, at: datetime, policy: Policy, timers: dict | None = None,
+             agreement: dict | None = None) -> dict:
     """The current-tier answer for one member at ``at``.
 
     ``timers`` (the member's row of the timers view) gives the next annual
     review: ``review_due`` says it is due at ``at`` and not yet recorded
     (only the scheduler, ``vip tick`` / ``vip serve``, records it).
+    ``agreement`` (the member agreement's row of the contracts view) gives its
+    expiry: an active standing whose agreement ended by ``at`` answers
+    ``lapsed`` with ``lapse_due``, before the scheduler records it.
     """
     # Only instants that can be in the window are parsed (the text of UTC instants sorts as
     # they do; a day of margin): ``standing`` still decides what the window holds.
@@ -36,8 +40,11 @@ def tier_row(row: dict, at: datetime, policy: Policy, timers: dict | None = None
     if override and not live_override({**override, "expires_at": parse(override["expires_at"])}, at):
         override = None
     effective = effective_tier(row["tier"], override)
+    ends = (agreement or {}).get("valid_until")
+    lapse_due = row["status"] == "active" and bool(ends) and ends <= iso(at)
     return {"member_id": row["member_id"], "tier": row["tier"], "effective_tier": effective,
-            "since": row["since"], "vip_status": row["status"],
+            "since": row["since"], "vip_status": "lapsed" if lapse_due else row["status"],
+            "lapse_due": lapse_due,
             "window_spend_fen": now.spend_fen, "window_points": now.points,
             "active_months": now.active_months, "policy_version": row["policy_version"],
             "override": override, "registered": row["registered"], "erased": row["erased"],
@@ -49,9 +56,20 @@ def member_timers(store, member_id: str) -> dict | None:
     return store.get("timers", f"member:{member_id}")
 
 
+def member_agreement(store, row: dict) -> dict | None:
+    """The contracts-view row of the member's VIP agreement, if one was signed."""
+    agreement_id = row.get("agreement_id")
+    return store.get("contracts", agreement_id) if agreement_id else None
+
+
+def member_answer(store, member_id: str, row: dict, at: datetime, policy: Policy) -> dict:
+    """:func:`tier_row` with what the store knows of the member's review and agreement."""
+    return tier_row(row, at, policy, member_timers(store, member_id), member_agreement(store, row))
+
+
 def tiers(store, at: datetime, policy: Policy) -> list[dict]:
     rows = store.view("current_tier")
-    return [tier_row(rows[k], at, policy, member_timers(store, k)) for k in sorted(rows)]
+    return [member_answer(store, k, rows[k], at, policy) for k in sorted(rows)]
 
 
 def tier_distribution(rows: list[dict]) -> dict:

@@ -108,6 +108,22 @@ def test_agreement_expiry_fired_by_the_scheduler_lapses_the_member(make_system, 
     assert lapsed[0]["at"] == end.astimezone(timezone.utc).isoformat()  # at the end, not when seen
 
 
+def test_a_query_after_the_agreement_ended_answers_lapsed_before_the_scheduler_records_it(make_system):
+    s = make_system(clock=LATE_CLOCK)
+    t = datetime(2025, 2, 1, 10, tzinfo=Z)
+    _active_gold_member_with_agreement(s, t)
+    end = s.app.contract("AG-1").valid_until
+    s.engine.flush()
+    before, after = (queries.tiers(s.store, end + delta, s.app.policy)[0] for delta in
+                     (timedelta(seconds=-1), timedelta(days=1)))
+    assert (before["vip_status"], before["lapse_due"]) == ("active", False)
+    assert (after["vip_status"], after["lapse_due"]) == ("lapsed", True)   # computed, nothing recorded
+    assert s.app.member("M1").vip_status == "active"
+    s.engine.advance(end + timedelta(days=1))                             # the scheduler records it
+    recorded = queries.tiers(s.store, end + timedelta(days=1), s.app.policy)[0]
+    assert (recorded["vip_status"], recorded["lapse_due"]) == ("lapsed", False)
+
+
 def test_renewal_makes_a_lapsed_standing_active_and_charges_the_fee_of_the_tier_held(make_system):
     s = make_system(clock=LATE_CLOCK)
     t = datetime(2025, 2, 1, 10, tzinfo=Z)

@@ -94,7 +94,7 @@ def test_terms_with_a_text_number_are_refused_by_the_cli_without_a_traceback(vip
 def test_a_zone_that_does_not_exist_and_mis_shaped_agreed_terms_are_named_at_draft():
     problems = terms_problems("cooperation", {
         "parties": [{"id": "platform"}, {"id": "P1"}], "revenue_share": {"platform": 5000, "P1": 5000},
-        "zone": "Mars/Base", "confidentiality_years": "x", "notice_channels": "email", "sla_targets": "a"})
+        "zone": "Mars/Base", "confidentiality_years": "x", "notice_channels": "email", "sla_targets": 5})
     text = "; ".join(problems)
     for field in ("zone", "confidentiality_years", "notice_channels", "sla_targets"):
         assert field in text, (field, text)
@@ -102,3 +102,6 @@ def test_a_zone_that_does_not_exist_and_mis_shaped_agreed_terms_are_named_at_dra
         "parties": [{"id": "platform"}, {"id": "P1"}], "revenue_share": {"platform": 5000, "P1": 5000},
         "zone": "Europe/Berlin", "confidentiality_years": 3, "notice_channels": ["email"],
         "sla_targets": {"response_h": 24}}) == []
+    assert not [p for p in terms_problems("cooperation", {
+        "parties": [{"id": "platform"}, {"id": "P1"}], "revenue_share": {"platform": 5000, "P1": 5000},
+        "sla_targets": "gold"}) if "sla_targets" in p]

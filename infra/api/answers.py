@@ -27,7 +27,7 @@ def tier_with_why(system, member_id: str, as_of: datetime | None) -> dict:
                             + (f" as of {as_of.isoformat()}" if as_of else "")
                             + "; check the id (GET /tiers lists members)")
     at = now_or(system, as_of)
-    answer = queries.tier_row(row, at, system.app.policy, queries.member_timers(store, member_id))
+    answer = queries.member_answer(store, member_id, row, at, system.app.policy)
     changes = queries.tier_history(store, member_id)
     last = next((c for c in reversed(changes) if c["to"] == answer["tier"]), None)
     # Below the VIP standard there is no rule of its own: the why is the silver rule not yet met.

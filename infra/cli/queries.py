@@ -36,7 +36,7 @@ def tier_cmd(ctx, member_id, as_of, as_json):
     row = store.get("current_tier", member_id)
     if row is None:
         raise click.ClickException(f"no member {member_id!r} in the read model")
-    answer = queries.tier_row(row, now_or(system, at), system.app.policy, queries.member_timers(store, member_id))
+    answer = queries.member_answer(store, member_id, row, now_or(system, at), system.app.policy)
     emit(answer, as_json, lambda r: print_table([r], list(r)))
 
 
