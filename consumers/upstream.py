@@ -160,6 +160,10 @@ class UpstreamConsumer:
         for tp in revoked:
             self.next_offsets.pop(tp, None)
             self._committed.pop(tp, None)
+        if revoked and self.engine.app.uow is None:
+            # Members of the revoked partitions are now written by their new owner: drop the
+            # write-back map rather than keep copies that would only conflict (and be retried).
+            self.engine.app.aggregates.clear()
 
     def close(self) -> None:
         """Commit, flush the views and leave the group (after the message in hand)."""
