@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -60,3 +61,12 @@ def log_of(app) -> list[tuple]:
         out.append((env["type"], env["key"], env["timestamp"], repr(sorted(data.items())),
                     env["meta"].get("causation_id")))
     return out
+
+
+def stored_event_count(data) -> int:
+    """Events in a data dir's SQLite event store, read without writing (no -shm file made)."""
+    db = sqlite3.connect(f"file:{data / 'events.db'}?immutable=1", uri=True)
+    try:
+        return db.execute("SELECT count(*) FROM stored_events").fetchone()[0]
+    finally:
+        db.close()

@@ -5,7 +5,6 @@ import hashlib
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -15,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from infra.cli.main import main
+from tests.scenario import stored_event_count
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = [["tier", "M1"], ["tiers"], ["breaches"], ["ledger"], ["kpis"], ["overdue"],
@@ -79,13 +79,6 @@ def _snapshot(data: Path) -> dict:
             if p.is_file() and not p.name.endswith("-shm")}
 
 
-def _event_count(data: Path) -> int:
-    db = sqlite3.connect(f"file:{data / 'events.db'}?immutable=1", uri=True)  # makes no -shm
-    try:
-        return db.execute("SELECT count(*) FROM stored_events").fetchone()[0]
-    finally:
-        db.close()
-
 
 def _chmod_tree(path: Path, dirs: int, files: int) -> None:
     for p in [path, *path.rglob("*")]:
@@ -105,7 +98,7 @@ def test_every_query_works_on_a_read_only_data_dir_and_writes_nothing(tmp_path):
     data = tmp_path / "data"
     vip = _cli({"VIP_DATA_DIR": str(data), "VIP_EVENT_STORE": "sqlite"})
     _fill(vip, tmp_path)
-    events = _event_count(data)
+    events = stored_event_count(data)
     before = _snapshot(data)
     _chmod_tree(data, 0o555, 0o444)
     try:
@@ -121,7 +114,7 @@ def test_every_query_works_on_a_read_only_data_dir_and_writes_nothing(tmp_path):
             answers[args[0] if args[0] != "history" else f"history {args[1]}"] = json.loads(done.stdout)
     finally:
         _chmod_tree(data, 0o755, 0o644)
-    assert _snapshot(data) == before and _event_count(data) == events
+    assert _snapshot(data) == before and stored_event_count(data) == events
     # "Now" is computed from the stored deadlines: review due, breached, overdue.
     assert answers["tier"]["review_due"] is True and answers["tier"]["tier"] == "gold"
     assert {(b["complaint_id"], b["clock"], b["state"]) for b in answers["breaches"]} == {
@@ -136,13 +129,13 @@ def test_a_live_query_answers_what_tick_then_records(tmp_path):
     data = tmp_path / "data"
     vip = _cli({"VIP_DATA_DIR": str(data), "VIP_EVENT_STORE": "sqlite"})
     _fill(vip, tmp_path)
-    events = _event_count(data)
+    events = stored_event_count(data)
     before = {q: json.loads(vip(q, "--json").output) for q in ("breaches", "overdue")}
     tier = json.loads(vip("tier", "M1", "--json").output)
-    assert _event_count(data) == events, "queries recorded events"
+    assert stored_event_count(data) == events, "queries recorded events"
     assert tier["review_due"] is True
     fired = json.loads(vip("tick", "--json").output)["fired"]
-    assert fired >= 4 and _event_count(data) > events
+    assert fired >= 4 and stored_event_count(data) > events
     after = {q: json.loads(vip(q, "--json").output) for q in ("breaches", "overdue")}
     assert [(b["complaint_id"], b["clock"], b["state"], b["deadline"]) for b in before["breaches"]] == \
         [(b["complaint_id"], b["clock"], b["state"], b["deadline"]) for b in after["breaches"]]
@@ -162,14 +155,14 @@ def test_a_command_dated_before_the_log_is_refused_naming_the_logs_latest_instan
     crm = [{"event_id": "r1", "type": "CustomerRegistered", "member_id": "M1",
             "occurred_at": "2026-03-01T10:00:00+08:00", "name": "李雷"}]
     vip("ingest", "crm", _lines(tmp_path / "c.jsonl", crm), "--no-progress")
-    events = _event_count(data)
+    events = stored_event_count(data)
     late = _file(vip, "C1", "2025-04-01T09:00:00+08:00", ok=False)
     assert late.exit_code == 1
     assert "2025-04-01T09:00:00+08:00" in late.output and "2026-03-01T10:00:00+08:00" in late.output
     assert "latest instant" in late.output and "Traceback" not in late.output
-    assert _event_count(data) == events
+    assert stored_event_count(data) == events
     _file(vip, "C1", "2026-03-01T10:00:00+08:00")  # the same instant is fine
-    assert _event_count(data) == events + 1
+    assert stored_event_count(data) == events + 1
 
 
 def test_a_command_dated_far_after_the_wall_clock_is_refused(tmp_path):
@@ -179,11 +172,11 @@ def test_a_command_dated_far_after_the_wall_clock_is_refused(tmp_path):
     crm = [{"event_id": "r1", "type": "CustomerRegistered", "member_id": "M1",
             "occurred_at": "2025-03-01T10:00:00+08:00", "name": "李雷"}]
     vip("ingest", "crm", _lines(tmp_path / "c.jsonl", crm), "--no-progress")
-    events = _event_count(data)
+    events = stored_event_count(data)
     future = _file(vip, "C1", "2052-03-02T00:00:00+08:00", ok=False)
     assert future.exit_code == 1 and "2052-03-02T00:00:00+08:00" in future.output
     assert "60 s" in future.output and "VIP_FUTURE_TOLERANCE_SECONDS" in future.output
-    assert _event_count(data) == events
+    assert stored_event_count(data) == events
     soon = _iso(datetime.now(timezone.utc) + timedelta(seconds=30))
     _file(vip, "C1", soon)  # within the tolerance
-    assert _event_count(data) > events
+    assert stored_event_count(data) > events

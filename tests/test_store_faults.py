@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from infra.cli.main import main
+from tests.scenario import stored_event_count
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -181,13 +182,6 @@ def _vip_process(data: Path, *args, limit: int | None = None, capless: bool = Fa
                           preexec_fn=cap if limit else None)
 
 
-def _count(data: Path) -> int:
-    db = sqlite3.connect(f"file:{data / 'events.db'}?immutable=1", uri=True)  # makes no -shm
-    try:
-        return db.execute("SELECT count(*) FROM stored_events").fetchone()[0]
-    finally:
-        db.close()
-
 
 def test_a_full_disk_is_one_clear_line_and_a_non_zero_exit(vip):
     vip("ingest", "orders", _lines(vip.tmp / "a.jsonl", _orders("a", ["M1"])), "--no-progress")
@@ -200,14 +194,14 @@ def test_a_full_disk_is_one_clear_line_and_a_non_zero_exit(vip):
     assert "Traceback" not in done.stderr and "disk is full" in done.stderr
     assert len([line for line in done.stderr.splitlines() if line.startswith("Error:")]) == 1
     # What was saved is whole: every stored order is in the read models after a rebuild.
-    saved = _count(vip.data)
+    saved = stored_event_count(vip.data)
     assert json.loads(vip("replay", "--json", "--no-progress").output)["events_replayed"] == saved
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv to drop write access")
 def test_a_read_only_data_dir_refuses_a_change_in_one_line(vip):
     vip("ingest", "crm", _lines(vip.tmp / "c.jsonl", CRM), "--no-progress")
-    before = _count(vip.data)
+    before = stored_event_count(vip.data)
     for p in [vip.data, *vip.data.iterdir()]:
         p.chmod(0o555 if p.is_dir() else 0o444)
     try:
@@ -221,7 +215,7 @@ def test_a_read_only_data_dir_refuses_a_change_in_one_line(vip):
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("Error:") and len(done.stderr.strip().splitlines()) == 1
     assert query.returncode == 0 and json.loads(query.stdout)[0]["member_id"] == "M1"
-    assert _count(vip.data) == before
+    assert stored_event_count(vip.data) == before
 
 
 def test_the_ingest_report_is_printed_when_the_rejects_file_cannot_be_written(vip):

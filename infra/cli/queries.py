@@ -35,7 +35,7 @@ def tier_cmd(ctx, member_id, as_of, as_json):
     store = store_as_of(system, at)
     row = store.get("current_tier", member_id)
     if row is None:
-        raise click.ClickException(f"no member {member_id!r} in the read model")
+        raise NotFoundError(f"no member {member_id!r}; check the id (`vip tiers` lists the members)")
     answer = queries.member_answer(store, member_id, row, now_or(system, at), system.app.policy)
     emit(answer, as_json, lambda r: print_table([r], list(r)))
 
