@@ -82,6 +82,41 @@ def create_all(settings: Settings, topics: Topics | None = None, timeout: float 
                          replication=settings.topic_replication, timeout=timeout)
 
 
+def end_offsets(bootstrap: str, names: Iterable[str], timeout: float = 30.0) -> dict:
+    """``{(topic, partition): high watermark}`` of every partition of ``names``.
+
+    Read from a fetch's answer, not ListOffsets (which Tansu 0.6 answers wrongly).
+    """
+    names = list(names)
+    consumer = make_consumer(bootstrap, None, env={}, enable_auto_commit=False, fetch_max_wait_ms=50,
+                             max_partition_fetch_bytes=1024, client_id="vip-ends")
+    try:
+        partitions = _partitions(consumer, names, time.monotonic() + timeout, bootstrap)
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        deadline = time.monotonic() + timeout
+        while any(consumer.highwater(tp) is None for tp in partitions):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no fetch answered for {list(names)} within {timeout}s")
+            consumer.poll(timeout_ms=100, max_records=1)
+        return {(tp.topic, tp.partition): consumer.highwater(tp) for tp in partitions}
+    finally:
+        consumer.close(autocommit=False)
+
+
+def _partitions(consumer, names: Iterable[str], deadline: float, bootstrap: str) -> list:
+    partitions = []
+    for name in names:
+        found = consumer.partitions_for_topic(name)
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.1)
+            found = consumer.partitions_for_topic(name)
+        if not found:
+            raise TimeoutError(f"topic {name!r} not found on {bootstrap}")
+        partitions += [TopicPartition(name, p) for p in sorted(found)]
+    return partitions
+
+
 def read_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0, idle: float = 0.0) -> list:
     """Every message on ``names`` from the beginning to the current end, without a group.
 
@@ -93,16 +128,8 @@ def read_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0, idl
     consumer = make_consumer(bootstrap, None, env={}, enable_auto_commit=False, fetch_max_wait_ms=100,
                              max_poll_records=5000, client_id="vip-reader")
     try:
-        partitions = []
         deadline = time.monotonic() + timeout
-        for name in names:
-            found = consumer.partitions_for_topic(name)
-            while not found and time.monotonic() < deadline:
-                time.sleep(0.1)
-                found = consumer.partitions_for_topic(name)
-            if not found:
-                raise TimeoutError(f"topic {name!r} not found on {bootstrap}")
-            partitions += [TopicPartition(name, p) for p in sorted(found)]
+        partitions = _partitions(consumer, names, deadline, bootstrap)
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         records: list = []

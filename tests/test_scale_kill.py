@@ -1,0 +1,202 @@
+"""Three `vip serve` and two stream workers on PostgreSQL and the broker, SIGKILLed at random.
+
+The scenario: a demo year (members, VIP reviews, contracts with invoices,
+credits and breaches, complaints with SLA breaches) written to the
+PostgreSQL event store, then upstream CRM and order messages (registrations,
+activity including reviews, payments, refunds, cancellations) that the serve
+processes consume while processes are killed and restarted. The serves'
+schedulers fire the year's due timers (annual reviews, agreement expiries,
+overdue invoices) at the same time, racing each other. At the end the read
+models, folded three ways (the serve processes' shared read store, the
+stream workers' shared store, and a replay of the log), equal the embedded
+runner's over the same input, to the fen; no timer fired twice.
+
+CRM messages are published and consumed before the orders: a member's CRM
+and order events travel on two topics, so only that order makes the
+per-member sequence (and so the answer) independent of the interleaving.
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from consumers.streams import open_stream_store
+from consumers.upstream import DeadLetter, decode_message
+from domain.base import DomainError
+from infra.bootstrap import VIEWS, build, open_app
+from infra.dev.cluster import Cluster
+from infra.dev.demo import run_demo
+from infra.dev.simulator import Simulator, publish
+from infra.kafka.admin import create_all, end_offsets
+from infra.kafka.bus import Topics, make_producer, tracking_name
+from infra.kafka.relay import Relay
+from infra.service_layer.replay import replay
+from infra.service_layer.upstream import apply_input
+from infra.settings import Settings
+from infra.stores.keyed import KeyedStore
+from tests.scenario import log_of
+
+pytestmark = pytest.mark.kafka
+
+KILLS = 20
+SERVES, WORKERS = 3, 2
+
+
+CST = timezone(timedelta(hours=8))
+
+
+def _rows(store) -> dict:
+    """Every view's rows of a read store: {view: {key: row}}."""
+    if isinstance(store, KeyedStore):
+        return {view.name: dict(store.scan(view.name)) for view in VIEWS}
+    return {view.name: dict(store.view(view.name)) for view in VIEWS}
+
+
+def _consumed(app, ends: dict) -> bool:
+    """Whether the event store has recorded every upstream message up to ``ends`` as applied."""
+    return all((app.recorder.max_tracking_id(tracking_name(topic, part)) or 0) >= end
+               for (topic, part), end in ends.items() if end)
+
+
+def _folded(settings, ends: dict) -> bool:
+    """Whether the stream workers' store holds every domain partition up to ``ends``."""
+    store = open_stream_store(settings, read_only=True)
+    try:
+        offsets = store.offsets
+    finally:
+        store.close()
+    return all(offsets.get(tp, 0) >= end for tp, end in ends.items() if end)
+
+
+def _wait(what: str, done, cluster: Cluster, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        crashed = {n: c for n, c in cluster.crashed().items() if n in cluster.members}
+        assert not crashed, f"{crashed}: " + "\n".join(cluster.tail(n) for n in crashed)
+        assert time.monotonic() < deadline, f"{what} not reached in {seconds}s"
+        time.sleep(0.5)
+
+
+class Killer:
+    """SIGKILLs a random process every few seconds and starts it again shortly after."""
+
+    def __init__(self, cluster: Cluster, seed: int) -> None:
+        self.cluster, self.rng = cluster, random.Random(seed)
+        self.kills = 0
+        self.next = time.monotonic() + 3.0
+
+    def step(self) -> None:
+        if time.monotonic() < self.next:
+            return
+        name = self.rng.choice(sorted(self.cluster.members))
+        self.cluster.kill(name)
+        time.sleep(self.rng.uniform(0.0, 1.5))
+        self.cluster.start(name)
+        self.kills += 1
+        self.next = time.monotonic() + self.rng.uniform(2.0, 5.0)
+
+    def run_until(self, done, seconds: float, what: str) -> None:
+        deadline = time.monotonic() + seconds
+        while not done():
+            assert time.monotonic() < deadline, f"{what} not reached in {seconds}s ({self.kills} kills)"
+            self.step()
+            time.sleep(0.2)
+
+
+def test_three_serves_and_two_workers_killed_twenty_times_equal_the_embedded_runner(pg_url, kafka_broker,
+                                                                                    tmp_path):
+    prefix = f"k{uuid.uuid4().hex[:8]}"
+    env = {"VIP_EVENT_STORE": pg_url, "VIP_STREAMS_STORE": pg_url, "VIP_DATA_DIR": str(tmp_path / "data"),
+           "VIP_KAFKA_BOOTSTRAP": kafka_broker, "VIP_TOPIC_PREFIX": prefix, "VIP_BATCH_MAX_MS": "200"}
+    settings = Settings.from_env(env)
+    topics = Topics(prefix)
+    create_all(settings, topics)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    sim = Simulator(seed=11, members=120, start=now.astimezone(CST) - timedelta(days=12), member_prefix="S")
+    crm, orders = list(sim.stream("crm", 500)), list(sim.stream("orders", 1200))
+
+    system = build(settings)                       # the demo year, written before any process runs
+    run_demo(system, members=60, seed=5, progress=False)
+    system.close()
+
+    cluster = Cluster({**os.environ, **env}, tmp_path / "logs")
+    for n in range(1, SERVES + 1):
+        cluster.add(f"serve{n}", "serve", "--tick-seconds", "1")
+    for n in range(1, WORKERS + 1):
+        cluster.add(f"worker{n}", "streams", "run")
+    killer = Killer(cluster, seed=3)
+    app, _keys = open_app(settings, read_only=True)
+    producer = make_producer(kafka_broker)
+    try:
+        for source, messages in (("crm", crm), ("orders", orders)):
+            topic = topics.source_topic(source)
+            publish(producer, topic, messages)
+            producer.flush()
+            ends = end_offsets(kafka_broker, [topic])
+            killer.run_until(lambda: _consumed(app, ends), 300, f"{source} consumed")
+        killer.run_until(lambda: killer.kills >= KILLS, 300, "the kills")
+        _wait("upstream consumed after the last kill", lambda: _consumed(app, ends), cluster, 120)
+        for n in range(1, SERVES + 1):  # the final tick is at an instant both runs share
+            cluster.members[f"serve{n}"].process.terminate()
+            cluster.members[f"serve{n}"].process.wait(timeout=60)
+            del cluster.members[f"serve{n}"]
+        at = datetime.now(timezone.utc)
+        final = build(settings, clock=lambda: at)
+        final.engine.tick()
+        final.close()
+        cluster.add("relay", "relay")
+        relay = Relay(app, None, topics)
+        _wait("relay caught up", lambda: relay.recorded_position() >= app.recorder.max_notification_id(),
+              cluster, 120)
+        domain_ends = end_offsets(kafka_broker, topics.domain_topics)
+        _wait("workers caught up", lambda: _folded(settings, domain_ends), cluster, 180)
+    finally:
+        producer.close()
+        codes = cluster.stop()
+    assert killer.kills >= KILLS
+    assert all(code == 0 for code in codes.values()), codes
+
+    # The reference: the embedded runner (SQLite) over the same input, ticked at the same instant.
+    reference = build(Settings.from_env({}, data_dir=tmp_path / "ref"), clock=lambda: at)
+    run_demo(reference, members=60, seed=5, progress=False)
+    for source, messages in (("crm", crm), ("orders", orders)):
+        for message in messages:
+            try:
+                apply_input(reference.engine, decode_message(source, message.encode()))
+            except (DeadLetter, DomainError):
+                continue  # the serve processes dead-letter it
+    reference.engine.tick()
+    expected = _rows(replay(reference.app, VIEWS))
+    expected_log = Counter(log_of(reference.app))
+    reference.close()
+
+    # Nothing lost, nothing doubled: the same events (type, key, instant, data, cause), timers included.
+    events = Counter(log_of(app))
+    fired = Counter(e[4] for e in events.elements() if (e[4] or "").startswith("timer:"))
+    assert fired and max(fired.values()) == 1, [c for c, n in fired.items() if n > 1]
+    assert events == expected_log, (events - expected_log, expected_log - events)
+
+    logged = _rows(replay(app, VIEWS))
+    _assert_same(expected, logged, "a replay of the PostgreSQL log")
+    streams = open_stream_store(settings, read_only=True)
+    try:
+        _assert_same(expected, _rows(streams), "the stream workers' store")
+    finally:
+        streams.close()
+    app.close()
+
+
+def _assert_same(expected: dict, actual: dict, what: str) -> None:
+    for view in expected:
+        missing = sorted(set(expected[view]) - set(actual[view]))[:5]
+        extra = sorted(set(actual[view]) - set(expected[view]))[:5]
+        assert not missing and not extra, f"{what}, view {view}: missing {missing}, extra {extra}"
+        wrong = [k for k in expected[view] if expected[view][k] != actual[view][k]]
+        assert not wrong, (f"{what}, view {view}: {len(wrong)} rows differ, e.g. {wrong[0]}: "
+                           f"{expected[view][wrong[0]]} != {actual[view][wrong[0]]}")
