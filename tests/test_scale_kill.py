@@ -143,14 +143,17 @@ def test_three_serves_and_two_workers_killed_twenty_times_equal_the_embedded_run
         killer.run_until(lambda: killer.kills >= KILLS, 300, "the kills")
         _wait("upstream consumed after the last kill", lambda: _consumed(app, ends), cluster, 120)
         for n in range(1, SERVES + 1):  # the final tick is at an instant both runs share
+            cluster.wait_for(f"serve{n}", "serve: ", 60)  # started: SIGTERM now drains, not interrupts
             cluster.members[f"serve{n}"].process.terminate()
-            cluster.members[f"serve{n}"].process.wait(timeout=60)
+            code = cluster.members[f"serve{n}"].process.wait(timeout=60)
+            assert code == 0, cluster.tail(f"serve{n}")
             del cluster.members[f"serve{n}"]
         at = datetime.now(timezone.utc)
         final = build(settings, clock=lambda: at)
         final.engine.tick()
         final.close()
         cluster.add("relay", "relay")
+        cluster.wait_for("relay", "relay: ", 60)
         relay = Relay(app, None, topics)
         _wait("relay caught up", lambda: relay.recorded_position() >= app.recorder.max_notification_id(),
               cluster, 120)
@@ -178,8 +181,8 @@ def test_three_serves_and_two_workers_killed_twenty_times_equal_the_embedded_run
 
     # Nothing lost, nothing doubled: the same events (type, key, instant, data, cause), timers included.
     events = Counter(log_of(app))
-    fired = Counter(e[4] for e in events.elements() if (e[4] or "").startswith("timer:"))
-    assert fired and max(fired.values()) == 1, [c for c, n in fired.items() if n > 1]
+    fired = {e: n for e, n in events.items() if (e[4] or "").startswith("timer:")}
+    assert fired and max(fired.values()) == 1, [e for e, n in fired.items() if n > 1]
     assert events == expected_log, (events - expected_log, expected_log - events)
 
     logged = _rows(replay(app, VIEWS))

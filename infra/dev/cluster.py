@@ -106,6 +106,17 @@ class Cluster:
                 codes[name] = member.process.wait()
         return codes
 
+    def wait_for(self, name: str, text: str, seconds: float) -> None:
+        """Wait until the slot's current log shows ``text`` (e.g. a process's start line)."""
+        deadline = time.monotonic() + seconds
+        path = self.members[name].logs[-1]
+        while text not in (path.read_text(errors="replace") if path.exists() else ""):
+            if not self.alive(name):
+                raise RuntimeError(f"{name} ended: {self.tail(name)}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} did not say {text!r} in {seconds}s: {self.tail(name)}")
+            time.sleep(0.1)
+
     def tail(self, name: str, lines: int = 30) -> str:
         """The last lines of the slot's latest log (what to show when it failed)."""
         path = self.members[name].logs[-1]
