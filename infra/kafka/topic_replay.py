@@ -49,12 +49,13 @@ class TopicReplay:
     duplicates: int = 0
     undecodable: int = 0
     after: int = 0  # decoded events later than ``until``, not folded
+    gaps: int = 0  # events folded after a missing version (e.g. one the relay dead-lettered)
     offsets: dict[str, dict[int, int]] = field(default_factory=dict)  # topic -> partition -> next offset
 
     def counts(self) -> dict:
         """The counts and offsets as plain JSON-able data."""
         return {"folded": self.folded, "duplicates": self.duplicates, "undecodable": self.undecodable,
-                "after_as_of": self.after,
+                "after_as_of": self.after, "gaps": self.gaps,
                 "next_offsets": {t: {str(p): o for p, o in sorted(ps.items())}
                                  for t, ps in sorted(self.offsets.items())}}
 
@@ -160,9 +161,14 @@ def _fold_one(record, views, until, versions: dict, result: TopicReplay) -> date
         result.after += 1
         return None
     aggregate = (event["aggregate"], event["aggregate_id"])
-    if event["version"] <= versions.get(aggregate, 0):
+    folded = versions.get(aggregate, 0)
+    if event["version"] <= folded:
         result.duplicates += 1
         return None
+    if event["version"] != folded + 1:
+        result.gaps += 1
+        log.warning("%s %s jumps from version %d to %d at %s[%d]@%d", *aggregate, folded, event["version"],
+                    record.topic, record.partition, record.offset)
     apply(result.store, views, event)
     versions[aggregate] = event["version"]
     result.folded += 1
