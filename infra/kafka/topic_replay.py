@@ -67,7 +67,8 @@ def replay_topics(bootstrap: str, topics: Iterable[str], views, until: datetime 
     ``timeout`` bounds the wait for the broker, for each topic's metadata and
     for any stretch without a fetch reaching the broker's answer; past it a
     :class:`TopicReplayError` says what was missing. Returns the store with
-    the counts (folded, duplicates, undecodable) and the next offset per partition.
+    the counts (folded, duplicates, undecodable, after ``until``, version gaps) and the next
+    offset per partition.
     """
     topics = list(topics)
     store = MemoryStore()
