@@ -5,6 +5,8 @@ from a replay of the log up to T, so it equals ``vip replay --as-of T``.
 """
 from __future__ import annotations
 
+import logging
+
 import click
 
 from domain.base import NotFoundError
@@ -22,7 +24,12 @@ from infra.cli.common import (
     system_of,
     when,
 )
+from infra.kafka.bus import Topics
+from infra.kafka.topic_replay import TopicReplayError, replay_topics
+from infra.policy_file import load_policy
+from infra.service_layer.app import utc_now
 from infra.service_layer.replay import history, rebuild, rebuild_views, replay
+from infra.settings import Settings
 from projections import queries
 
 
@@ -126,17 +133,37 @@ def history_cmd(ctx, kind, business_id, as_json):
 
 
 @click.command("replay")
+@click.option("--source", type=click.Choice(["log", "kafka"]), default="log", show_default=True,
+              help="Fold the event store's log, or the domain topics (VIP_KAFKA_BOOTSTRAP, VIP_TOPIC_PREFIX).")
 @click.option("--as-of", "as_of", help="Rebuild as of this past instant (in memory) and summarise.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--no-progress", is_flag=True)
 @click.pass_context
 @domain_errors
-def replay_cmd(ctx, as_of, as_json, no_progress):
+def replay_cmd(ctx, source, as_of, as_json, no_progress):
     """Rebuild every read model from the log, to now or to a past instant.
 
     A read store that cannot be opened (it is derived data) is rebuilt, after saying so.
+    With ``--source kafka`` the read models are folded in memory from the domain
+    topics instead (nothing is written) and the summary adds what was folded,
+    skipped as duplicates or undecodable, and the next offset of each partition.
     """
     at = when(as_of)
+    if source == "kafka":
+        settings = Settings.from_env()
+        if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+            # kafka-python logs each failed connection; the one line below says what is wrong (-v shows them)
+            logging.getLogger("kafka").setLevel(logging.CRITICAL)
+        try:
+            replayed = replay_topics(settings.kafka_bootstrap, Topics.from_settings(settings).domain_topics,
+                                     VIEWS, until=at, progress=not no_progress)
+        except TopicReplayError as exc:
+            raise click.ClickException(str(exc)) from None
+        summary = summarise(replayed.store, at or utc_now(), load_policy(settings.policy_file))
+        summary["events_replayed"] = replayed.folded
+        summary["kafka"] = replayed.counts()
+        emit(summary, as_json, _print_kafka_summary)
+        return
     system = system_of(ctx, read_only=at is not None)
     if at is None:
         count = rebuild(system, progress=not no_progress)
@@ -147,6 +174,14 @@ def replay_cmd(ctx, as_of, as_json, no_progress):
     summary = summarise(store, at_, system.app.policy)
     summary["events_replayed"] = count
     emit(summary, as_json, print_summary)
+
+
+def _print_kafka_summary(summary: dict) -> None:
+    print_summary(summary)
+    counts = summary["kafka"]
+    click.echo(f"From the topics: {counts['folded']} folded, {counts['duplicates']} duplicates skipped, "
+               f"{counts['undecodable']} undecodable skipped, {counts['after_as_of']} after --as-of")
+
 
 @click.command("rebuild")
 @click.argument("names", metavar="VIEW...", nargs=-1, required=True,
