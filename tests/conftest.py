@@ -1,6 +1,6 @@
 """Shared pytest fixtures.
 
-* ``pg_cluster`` (session): throwaway PostgreSQL 15 cluster (tests/fixtures_pg.py).
+* ``pg_cluster`` (session): throwaway PostgreSQL 15 cluster (infra/dev/postgres.py).
 * ``pg_url`` (function): a fresh, empty database on that cluster per test.
 * ``kafka_broker`` (session): bootstrap string of a memory-only Tansu broker
   (infra/dev/broker.py).
@@ -15,10 +15,7 @@ import os
 
 import pytest
 
-try:
-    from tests.fixtures_pg import PostgresBinariesMissing, start_pg_cluster
-except ImportError:  # tests/ not importable as a package: rootdir-relative import
-    from fixtures_pg import PostgresBinariesMissing, start_pg_cluster
+from infra.dev.postgres import PostgresBinariesMissing, start_pg_cluster
 
 
 def _in_ci() -> bool:

@@ -1,4 +1,4 @@
-"""Throwaway PostgreSQL 15 cluster for tests (no Docker, no system service).
+"""Throwaway PostgreSQL 15 cluster for tests and benchmarks (no Docker, no system service).
 
 ``start_pg_cluster()`` runs ``initdb`` into a fresh temp dir (trust auth,
 fsync off), starts the server with ``pg_ctl`` on a free 127.0.0.1 port with a
@@ -285,7 +285,7 @@ def running_pg_cluster(dbname: str = "vip", **kwargs) -> Iterator[PgCluster]:
         cl.stop()
 
 
-if __name__ == "__main__":  # manual smoke test: python tests/fixtures_pg.py
+if __name__ == "__main__":  # manual smoke test: python -m infra.dev.postgres
     t0 = time.monotonic()
     with running_pg_cluster() as c:
         print(f"up in {time.monotonic() - t0:.2f}s: {c.url}")
