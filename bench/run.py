@@ -18,6 +18,7 @@ import json
 import shutil
 import sys
 import tempfile
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from bench.common import finite, machine, machine_line, print_rows, rate, row
@@ -37,6 +38,7 @@ from bench.workloads import (
 
 FLAT = 1.2          # "flat within 20%": the most a cost may grow with size and still pass
 MILLION = 1_000_000
+SOON = timedelta(minutes=20)   # breaches: the diamond first-response clocks (15 min) breached, the rest not yet
 
 
 def say(text: str, progress: bool) -> None:
@@ -138,24 +140,29 @@ def query_rows(tmp: Path, data: Path, a, progress: bool, out: dict) -> list[dict
     members = sorted(tiers)
     say(f"file {a.complaints:,} open complaints through the engine", progress)
     filed = file_complaints(data, a.complaints, members, progress)
-    q = query_latencies(data, members, a.samples, a.repeat)
+    soon = datetime.fromisoformat(filed["filed_at"]) + SOON
+    q = query_latencies(data, members, a.samples, a.repeat, soon_after=soon)
     complaints = view_rows(data, "complaints")
     base_tier = key_lookup_baseline(tiers, a.samples, tmp)
     base_scan = scan_rows_baseline(complaints, tmp)
     out["queries"] = {**q, "filed": filed, "baseline_tier_p99_ms": base_tier,
                       "baseline_scan_ms": base_scan}
     per_member = out["input"]["lines"] / max(len(members), 1)
-    scaled = q["breaches_ms"] * 100_000 / max(a.complaints, 1)
-    judged_at = "measured" if a.complaints >= 100_000 else f"linear from {a.complaints:,}: ~{scaled:.0f} ms at 100k"
-    return [row("queries: tier p99", round(q["tier_p99_ms"], 3), "ms", round(base_tier, 3),
+    rows = [row("queries: tier p99", round(q["tier_p99_ms"], 3), "ms", round(base_tier, 3),
                 "sqlite3 primary-key SELECT + json.loads of the same current_tier rows", "ms",
                 base_tier / q["tier_p99_ms"], "< 2 ms", q["tier_p99_ms"] < 2,
                 note=f"{a.samples} members, {per_member:.0f} orders/member; opening the read-only "
-                     f"system (the CLI's build) took {q['open_s']:.2f} s (target: well under 1 s)"),
-            row(f"queries: breaches, {a.complaints:,} open", round(q["breaches_ms"], 1), "ms",
-                round(base_scan, 1), "sqlite3 SELECT + json.loads of every complaints row", "ms",
-                base_scan / q["breaches_ms"], "< 100 ms at 100k open", scaled < 100,
-                note=f"{q['breaches_listed']:,} listed; {judged_at}")]
+                     f"system (the CLI's build) took {q['open_s']:.2f} s (target: well under 1 s)")]
+    for label, when in (("soon", f"{SOON.seconds // 60} min after filing"), ("all", "every clock breached")):
+        ms, listed = q[f"breaches_{label}_ms"], q[f"breaches_{label}_listed"]
+        scaled = ms * 100_000 / max(a.complaints, 1)
+        judged = "measured" if a.complaints >= 100_000 else \
+            f"linear from {a.complaints:,}: ~{scaled:.0f} ms at 100k"
+        rows.append(row(f"queries: breaches, {a.complaints:,} open, {when}", round(ms, 1), "ms",
+                        round(base_scan, 1), "sqlite3 SELECT + json.loads of every complaints row",
+                        "ms", base_scan / ms, "< 100 ms at 100k open", scaled < 100,
+                        note=f"{listed:,} clocks listed; {judged}"))
+    return rows
 
 
 def scaling_rows(tmp: Path, a, progress: bool, out: dict) -> list[dict]:
