@@ -51,3 +51,25 @@ def test_a_member_first_seen_in_a_batch_is_known_absent_without_a_read(make_syst
     report = _ingest_all(system, path)
     assert report.applied == 40 and loads == []
     assert system.app.member("NEW3").orders.keys() == {f"o{n}" for n in range(3, 40, 10)}
+
+
+def test_a_batch_reads_the_view_rows_of_its_cold_members_in_bulk_and_folds_the_same_rows(
+        make_system, tmp_path):
+    rows = [{"event_id": f"e{n}", "type": "OrderPaid", "member_id": f"C{n % 30}", "order_id": f"o{n}",
+             "occurred_at": f"2025-03-{1 + n // 60:02d}T10:{n % 60:02d}:00+08:00",
+             "amount_fen": 300_000, "currency": "CNY"} for n in range(240)]
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    write_jsonl(first, rows[:120], shuffle_seed=None)
+    write_jsonl(second, rows[120:], shuffle_seed=None)
+    expected = make_system(name="expected", batch_max_inputs=50)
+    for path in (first, second):
+        _ingest_all(expected, path)
+    _ingest_all(make_system(name="cold", batch_max_inputs=50), first)
+    cold = make_system(name="cold", batch_max_inputs=50)   # a new process: nothing cached
+    fetched, fetch = [], cold.store.fetch
+    cold.store.fetch = lambda view, key: fetched.append((view, key)) or fetch(view, key)
+    _ingest_all(cold, second)
+    assert [f for f in fetched if f[0] in ("current_tier", "tier_history", "timers")] == []
+    cold.engine.flush()
+    for view in ("current_tier", "tier_history", "timers"):
+        assert dict(cold.store.view(view).items()) == dict(expected.store.view(view).items())

@@ -214,7 +214,9 @@ def _batch(engine: Engine, items: list, start: int, size: int, name: str) -> lis
     engine.begin()
     try:
         engine.app.prefetch_receipts([item.event_id for item, _, _ in items[start:start + size]])
-        engine.app.prefetch_members([item.member_id for item, _, _ in items[start:start + size]])
+        members = [item.member_id for item, _, _ in items[start:start + size]]
+        engine.app.prefetch_members(members)
+        engine.prefetch_rows("member", members)
         for item, number, _ in items[start:start + size]:
             try:
                 outcomes.append((apply_input(engine, item), ""))
