@@ -38,9 +38,9 @@ from bench.workloads import (
 
 FLAT = 1.2          # "flat within 20%": the most a cost may grow with size and still pass
 MILLION = 1_000_000
-# breaches: 100 minutes after a burst of filings, the first-response clocks of silver (2 h, at risk
-# from 96 min) and above are at risk or breached; members' business-hour clocks not yet
-SOON = timedelta(minutes=100)
+# breaches at the instant the complaints were filed: every one open, none due yet (the listing
+# index reads no row); and with the wall clock, every clock breached (every row is in the answer)
+SOON = timedelta(0)
 
 
 def say(text: str, progress: bool) -> None:
@@ -155,7 +155,7 @@ def query_rows(tmp: Path, data: Path, a, progress: bool, out: dict) -> list[dict
                 base_tier / q["tier_p99_ms"], "< 2 ms", q["tier_p99_ms"] < 2,
                 note=f"{a.samples} members, {per_member:.0f} orders/member; opening the read-only "
                      f"system (the CLI's build) took {q['open_s']:.2f} s (target: well under 1 s)")]
-    for label, when in (("soon", f"{SOON.seconds // 60} min after filing"), ("all", "every clock breached")):
+    for label, when in (("soon", "none due yet"), ("all", "every clock breached")):
         ms, listed = q[f"breaches_{label}_ms"], q[f"breaches_{label}_listed"]
         scaled = ms * 100_000 / max(a.complaints, 1)
         judged = "measured" if a.complaints >= 100_000 else \

@@ -241,9 +241,9 @@ def query_latencies(data: Path, members: list[str], samples: int, breaches_runs:
                     queries.member_answer(store, member_id, row, now_or(system, None), policy)
             tier_s.append(t.wall)
             found += row is not None
-        # the CLI's `breaches` path, at two instants: ``soon_after`` the complaints were filed
-        # (the clocks of the faster tiers at risk or breached: the listing reads those rows only),
-        # and the wall clock (every clock breached: every open complaint is a row of the answer)
+        # the CLI's `breaches` path, at two instants: ``soon_after`` (bench.run: the filing
+        # instant, when nothing is due and the listing index reads no row) and the wall clock
+        # (every clock breached: every open complaint is a row of the answer)
         out = {"open_s": t_open.wall, "tier_p99_ms": p99_ms(tier_s), "tier_samples": samples,
                "tier_found": found, "breaches_runs": breaches_runs}
         for label, at in (("soon", soon_after), ("all", None)):
