@@ -21,15 +21,14 @@ from domain.member_inputs import (
 from domain.policy import TIERS, Policy, tier_rank
 from domain import tiering
 from domain.tiering import Standing, effective_tier, next_anniversary
+from domain import window
 from domain.window import WindowIndex
 
 class Member(VipAggregate):
     """A customer of the program, known from CRM or first seen in an order."""
 
     KEY = "member_id"
-    # The orders' running window sums (domain.window): a slot, not __dict__, so that snapshots
-    # and pickles carry the orders only and the index is rebuilt from them when missing.
-    __slots__ = ("_index",)
+    __slots__ = ("_index",)  # domain.window's running sums: derived, so never in a snapshot
 
     @staticmethod
     def create_id(member_id: str, **_: object) -> UUID:
@@ -213,12 +212,7 @@ class Member(VipAggregate):
     @event("OrderRefunded")
     def _order_refunded(self, input_id: str, order_id: str, amount_fen: int, currency: str,
                         occurred_at: datetime) -> None:
-        kept = order_id in self.orders
-        order = self.orders[order_id] if kept else self.closed_orders[order_id]
-        index = self._window()
-        before = index.before_change(order)
-        order["reversed"] += amount_fen
-        index.changed(order, kept, before)
+        window.reverse(self._window(), self.orders, self.closed_orders, order_id, amount_fen)
 
     def record_order_cancelled(self, ctx: Ctx, input_id: str, order_id: str,
                                occurred_at: datetime) -> None:
@@ -235,18 +229,8 @@ class Member(VipAggregate):
     @event("OrderCancelled")
     def _order_cancelled(self, input_id: str, order_id: str, reversed_fen: int,
                          occurred_at: datetime) -> None:
-        index = self._window()
-        order = self.closed_orders.get(order_id)
-        kept = order is None
-        if kept and order_id not in self.orders:  # cancelled before it was paid: kept as such
-            self.orders[order_id] = {"at": occurred_at, "month": None, "paid": 0, "reversed": 0,
-                                     "counted": 0}
-            index.added(order_id, self.orders[order_id])
-        order = order or self.orders[order_id]
-        before = index.before_change(order)
-        order["reversed"] += reversed_fen
-        order["cancelled"] = True
-        index.changed(order, kept, before)
+        window.reverse(self._window(), self.orders, self.closed_orders, order_id, reversed_fen,
+                       cancel_at=occurred_at)
 
     def record_activity(self, ctx: Ctx, input_id: str, kind: str, occurred_at: datetime,
                         policy: Policy) -> None:

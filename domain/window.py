@@ -125,3 +125,22 @@ def _insert(entries: list, entry: tuple) -> None:
         entries.append(entry)
     else:
         insort(entries, entry)
+
+
+def reverse(index: WindowIndex, orders: dict, closed: dict, order_id: str, amount_fen: int,
+            cancel_at: datetime | None = None) -> None:
+    """Reverse ``amount_fen`` of an order, kept or closed, keeping ``index`` in step.
+
+    ``cancel_at`` marks a cancellation; an order cancelled before it was paid is kept as an
+    order of nothing at that instant.
+    """
+    kept = order_id not in closed
+    if kept and cancel_at is not None and order_id not in orders:
+        orders[order_id] = {"at": cancel_at, "month": None, "paid": 0, "reversed": 0, "counted": 0}
+        index.added(order_id, orders[order_id])
+    order = orders[order_id] if kept else closed[order_id]
+    before = index.before_change(order)
+    order["reversed"] += amount_fen
+    if cancel_at is not None:
+        order["cancelled"] = True
+    index.changed(order, kept, before)

@@ -229,21 +229,6 @@ class Engine:
         self.runner.touched.clear()
         self.timers.refresh(keys)
 
-    def prefetch_rows(self, aggregate: str, keys: list[str]) -> None:
-        """Read, in bulk, the view rows the events of these aggregates will fold into (the keys
-        each view gives an event of theirs), so the batch's folds do not read them one by one."""
-        for view in self.runner.views:
-            rows = self.runner.store.view(view.name)
-            if not hasattr(rows, "prefetch"):
-                continue
-            try:
-                wanted = [k for key in keys for k in view.keys(
-                    {"aggregate": aggregate, "key": key, "type": "", "data": {}, "meta": {}})]
-            except (KeyError, TypeError):  # a view whose keys need an event's data: read on use
-                continue
-            if wanted:
-                rows.prefetch(wanted)
-
     # -- batches ----------------------------------------------------------------------
 
     def begin(self) -> UnitOfWork:
