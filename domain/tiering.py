@@ -160,9 +160,10 @@ def prune(orders: dict, closed: dict, entries: list, months: list,
         entries[:] = [e for e in entries if e[0] > keep_from]
     # A month a window may still reach: the day window's first month, less a month of
     # margin for the zone the month was named in.
-    oldest = (keep_from - timedelta(days=31)).strftime("%Y-%m")
-    if months and months[0] < oldest:
-        months[:] = [m for m in months if m >= oldest]
+    if months:
+        oldest = (keep_from - timedelta(days=31)).strftime("%Y-%m")
+        if months[0] < oldest:
+            months[:] = [m for m in months if m >= oldest]
 
 
 def add_entry(entries: list, occurred_at: datetime, points: int) -> None:
