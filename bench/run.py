@@ -18,9 +18,11 @@ import json
 import shutil
 import sys
 import tempfile
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from bench.common import finite, machine, machine_line, print_rows, rate, row
+from bench.floor import BATCH as FLOOR_BATCH, library_floor
 from bench.workloads import (
     BATCH,
     baseline_insert,
@@ -36,6 +38,9 @@ from bench.workloads import (
 
 FLAT = 1.2          # "flat within 20%": the most a cost may grow with size and still pass
 MILLION = 1_000_000
+# breaches at the instant the complaints were filed: every one open, none due yet (the listing
+# index reads no row); and with the wall clock, every clock breached (every row is in the answer)
+SOON = timedelta(0)
 
 
 def say(text: str, progress: bool) -> None:
@@ -56,8 +61,13 @@ def ingest_rows(tmp: Path, a, progress: bool, out: dict) -> tuple[list[dict], Pa
     # run is at the mercy of whatever else the shared machine does at that moment
     base = min((baseline_insert(tmp / f"baseline_insert_{n}.db", lines, main["pragmas"])
                 for n in range(a.repeat)), key=lambda t: t.wall)
+    say(f"library floor: construct, map and insert {len(lines):,} OrderPaid-shaped events", progress)
+    floor = library_floor(tmp / "floor", lines)
+    shutil.rmtree(tmp / "floor", ignore_errors=True)
     del lines
     ours, theirs = rate(step["lines"], step["wall_s"]), rate(gen["lines"], base.wall)
+    low_floor = rate(floor["orders"], floor["wall_s"])
+    out["floor"] = {**floor, "orders_per_s": round(low_floor)}
     out["ingest"] = {**step, "orders_per_s": round(ours), "pragmas": main["pragmas"],
                      "baseline_rows_per_s": round(theirs), "baseline_s": base.wall}
     rows = [row("ingest orders->events->views", round(ours), "orders/s", round(theirs),
@@ -65,7 +75,17 @@ def ingest_rows(tmp: Path, a, progress: bool, out: dict) -> tuple[list[dict], Pa
                 f"journal {main['pragmas']['journal_mode']}, synchronous={main['pragmas']['synchronous']}",
                 "rows/s", ours / theirs, ">= 0.04 (>= 30,000/s quiet)", ours / theirs >= 0.04,
                 note=f"{step['applied']:,} applied, {step['rejected']} rejected, "
-                     f"{step['events_stored']:,} events; target also >= 30,000 orders/s on a quiet machine")]
+                     f"{step['events_stored']:,} events; target also >= 30,000 orders/s on a quiet machine; "
+                     f"{ours / low_floor:.2f} of the library floor"),
+            row("library floor: event->stored->insert", round(low_floor), "orders/s", round(theirs),
+                "the same sqlite3 INSERT as the ingest row", "rows/s", low_floor / theirs,
+                ">= 0.04 (ceiling of the ingest ratio)", low_floor / theirs >= 0.04,
+                note=f"{floor['events']:,} events (OrderPaid-shaped, plus one creation per member) "
+                     f"constructed by an @event method, mapped by app.mapper, inserted by the SQLite "
+                     f"recorder {FLOOR_BATCH} per transaction; no rules, receipts, views or snapshots. "
+                     + ", ".join(f"{k} {floor[k + '_s'] / floor['wall_s']:.0%}"
+                                 for k in ("construct", "map", "insert"))
+                     + f" of {floor['wall_s']:.2f} s wall ({floor['cpu_s']:.2f} s CPU)")]
 
     # memory: the main ingest's peak RSS against a run a tenth of its size (flat = ratio ~1);
     # --memory-orders adds larger runs, and the largest is the figure.
@@ -122,24 +142,29 @@ def query_rows(tmp: Path, data: Path, a, progress: bool, out: dict) -> list[dict
     members = sorted(tiers)
     say(f"file {a.complaints:,} open complaints through the engine", progress)
     filed = file_complaints(data, a.complaints, members, progress)
-    q = query_latencies(data, members, a.samples, a.repeat)
+    soon = datetime.fromisoformat(filed["filed_at"]) + SOON
+    q = query_latencies(data, members, a.samples, a.repeat, soon_after=soon)
     complaints = view_rows(data, "complaints")
     base_tier = key_lookup_baseline(tiers, a.samples, tmp)
     base_scan = scan_rows_baseline(complaints, tmp)
     out["queries"] = {**q, "filed": filed, "baseline_tier_p99_ms": base_tier,
                       "baseline_scan_ms": base_scan}
     per_member = out["input"]["lines"] / max(len(members), 1)
-    scaled = q["breaches_ms"] * 100_000 / max(a.complaints, 1)
-    judged_at = "measured" if a.complaints >= 100_000 else f"linear from {a.complaints:,}: ~{scaled:.0f} ms at 100k"
-    return [row("queries: tier p99", round(q["tier_p99_ms"], 3), "ms", round(base_tier, 3),
+    rows = [row("queries: tier p99", round(q["tier_p99_ms"], 3), "ms", round(base_tier, 3),
                 "sqlite3 primary-key SELECT + json.loads of the same current_tier rows", "ms",
                 base_tier / q["tier_p99_ms"], "< 2 ms", q["tier_p99_ms"] < 2,
                 note=f"{a.samples} members, {per_member:.0f} orders/member; opening the read-only "
-                     f"system (the CLI's build) took {q['open_s']:.2f} s (target: well under 1 s)"),
-            row(f"queries: breaches, {a.complaints:,} open", round(q["breaches_ms"], 1), "ms",
-                round(base_scan, 1), "sqlite3 SELECT + json.loads of every complaints row", "ms",
-                base_scan / q["breaches_ms"], "< 100 ms at 100k open", scaled < 100,
-                note=f"{q['breaches_listed']:,} listed; {judged_at}")]
+                     f"system (the CLI's build) took {q['open_s']:.2f} s (target: well under 1 s)")]
+    for label, when in (("soon", "none due yet"), ("all", "every clock breached")):
+        ms, listed = q[f"breaches_{label}_ms"], q[f"breaches_{label}_listed"]
+        scaled = ms * 100_000 / max(a.complaints, 1)
+        judged = "measured" if a.complaints >= 100_000 else \
+            f"linear from {a.complaints:,}: ~{scaled:.0f} ms at 100k"
+        rows.append(row(f"queries: breaches, {a.complaints:,} open, {when}", round(ms, 1), "ms",
+                        round(base_scan, 1), "sqlite3 SELECT + json.loads of every complaints row",
+                        "ms", base_scan / ms, "< 100 ms at 100k open", scaled < 100,
+                        note=f"{listed:,} clocks listed; {judged}"))
+    return rows
 
 
 def scaling_rows(tmp: Path, a, progress: bool, out: dict) -> list[dict]:

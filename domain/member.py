@@ -21,11 +21,14 @@ from domain.member_inputs import (
 from domain.policy import TIERS, Policy, tier_rank
 from domain import tiering
 from domain.tiering import Standing, effective_tier, next_anniversary
+from domain import window
+from domain.window import WindowIndex
 
 class Member(VipAggregate):
     """A customer of the program, known from CRM or first seen in an order."""
 
     KEY = "member_id"
+    __slots__ = ("_index",)  # domain.window's running sums: derived, so never in a snapshot
 
     @staticmethod
     def create_id(member_id: str, **_: object) -> UUID:
@@ -78,7 +81,18 @@ class Member(VipAggregate):
         clone.closed_orders = {k: dict(v) for k, v in self.closed_orders.items()}
         clone.profile = dict(self.profile)
         clone.override = dict(self.override) if self.override else None
+        index = getattr(self, "_index", None)
+        if index is not None:
+            clone._index = index.copy()
         return clone
+
+    def _window(self) -> WindowIndex:
+        """The orders' running sums, built from the orders the first time they are needed."""
+        try:
+            return self._index
+        except AttributeError:
+            self._index = WindowIndex(self.orders, self.closed_orders)
+            return self._index
 
     # -- what the member stands at ------------------------------------
 
@@ -93,13 +107,13 @@ class Member(VipAggregate):
         return self.vip_status == "active" and self.effective_tier != "member"
 
     def standing_at(self, at: datetime, policy: Policy) -> Standing:
-        return tiering.member_standing(self.orders, self.closed_orders, self.entries,
-                                       self.active_months, at, policy)
+        return tiering.indexed_standing(self._window(), self.orders, self.entries,
+                                        self.active_months, at, policy)
 
     def _prune(self, keep_from: datetime | None, forget_before: datetime | None) -> None:
         # Called by the events that add to the window, with the horizon their command fixed.
         tiering.prune(self.orders, self.closed_orders, self.entries, self.active_months,
-                      keep_from, forget_before)
+                      keep_from, forget_before, self._window())
         if forget_before is not None:
             self.forgotten_before = forget_before
 
@@ -166,10 +180,12 @@ class Member(VipAggregate):
                     occurred_at: datetime, month: str, counted_fen: int | None = None,
                     policy_version: str | None = None, keep_from: datetime | None = None,
                     forget_before: datetime | None = None) -> None:
+        index = self._window()  # built (if missing) before this order joins the orders
         # v1 events carry no counted_fen: only tier-currency orders were recorded then.
-        self.orders[order_id] = {"at": occurred_at, "month": month, "currency": currency,
-                                 "paid": amount_fen, "reversed": 0,
-                                 "counted": amount_fen if counted_fen is None else counted_fen}
+        order = self.orders[order_id] = {"at": occurred_at, "month": month, "currency": currency,
+                                         "paid": amount_fen, "reversed": 0,
+                                         "counted": amount_fen if counted_fen is None else counted_fen}
+        index.added(order_id, order)
         self._prune(keep_from, forget_before)
 
     def record_order_refunded(self, ctx: Ctx, input_id: str, order_id: str, amount_fen: int,
@@ -196,7 +212,7 @@ class Member(VipAggregate):
     @event("OrderRefunded")
     def _order_refunded(self, input_id: str, order_id: str, amount_fen: int, currency: str,
                         occurred_at: datetime) -> None:
-        (self.orders.get(order_id) or self.closed_orders[order_id])["reversed"] += amount_fen
+        window.reverse(self._window(), self.orders, self.closed_orders, order_id, amount_fen)
 
     def record_order_cancelled(self, ctx: Ctx, input_id: str, order_id: str,
                                occurred_at: datetime) -> None:
@@ -213,10 +229,8 @@ class Member(VipAggregate):
     @event("OrderCancelled")
     def _order_cancelled(self, input_id: str, order_id: str, reversed_fen: int,
                          occurred_at: datetime) -> None:
-        order = self.closed_orders.get(order_id) or self.orders.setdefault(
-            order_id, {"at": occurred_at, "month": None, "paid": 0, "reversed": 0, "counted": 0})
-        order["reversed"] += reversed_fen
-        order["cancelled"] = True
+        window.reverse(self._window(), self.orders, self.closed_orders, order_id, reversed_fen,
+                       cancel_at=occurred_at)
 
     def record_activity(self, ctx: Ctx, input_id: str, kind: str, occurred_at: datetime,
                         policy: Policy) -> None:

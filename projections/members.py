@@ -75,11 +75,19 @@ def fold_member(row: dict | None, event: dict, key: str) -> dict | None:
 def _prune(row: dict, keep_from: str, forget_before: str | None) -> None:
     # The member's own horizon (domain.tiering.prune): the row keeps one window of activity and
     # two of orders (an order past the window may still hold an active month or take a refund).
-    row["entries"] = [e for e in row["entries"] if e[0] > keep_from]
-    oldest = (parse(keep_from) - timedelta(days=31)).strftime("%Y-%m")
-    row["months"] = [m for m in row["months"] if m >= oldest]
-    if forget_before:
-        row["orders"] = {k: o for k, o in row.get("orders", {}).items() if o["at"] > forget_before}
+    # Each list is filtered only when its first (oldest-arrived) item has aged out, so an event
+    # that drops nothing costs nothing; an item that arrived late and aged out before the first
+    # waits for the next filter: no answer reads it (queries take only the window's own items).
+    entries = row["entries"]
+    if entries and entries[0][0] <= keep_from:
+        row["entries"] = [e for e in entries if e[0] > keep_from]
+    if row["months"]:
+        oldest = (parse(keep_from) - timedelta(days=31)).strftime("%Y-%m")
+        if row["months"][0] < oldest:
+            row["months"] = [m for m in row["months"] if m >= oldest]
+    orders = row.get("orders")
+    if forget_before and orders and next(iter(orders.values()))["at"] <= forget_before:
+        row["orders"] = {k: o for k, o in orders.items() if o["at"] > forget_before}
 
 
 HISTORY = ("TierUpgraded", "TierReviewed", "TierOverrideSet", "TierOverrideCleared",

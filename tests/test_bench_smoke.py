@@ -6,15 +6,21 @@ benchmarks and to docs/benchmarks.md, not to the suite.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import math
+import sqlite3
 
 import pytest
 
 from bench import bus, run
+from bench.floor import library_floor
+from bench.workloads import generate_orders
+from domain.member import Member
 
-RUN_ROWS = ("ingest", "memory", "replay every read model", "replay 1M events", "queries: tier p99",
-            "queries: breaches", "scaling")
+RUN_ROWS = ("ingest", "library floor", "memory", "replay every read model", "replay 1M events", "queries: tier p99",
+            "queries: breaches, 20 open, none due yet",
+            "queries: breaches, 20 open, every clock breached", "scaling")
 BUS_ROWS = ("bus: upstream->effect->domain topic", "bus: p99 latency")
 
 
@@ -44,8 +50,11 @@ def test_bench_run_prints_every_row_with_its_baseline_and_ratio(capsys, tmp_path
     assert_complete(rows, RUN_ROWS)
     ingest = next(r for r in rows if r["name"].startswith("ingest"))
     assert "200 applied, 0 rejected" in ingest["note"]
-    breaches = next(r for r in rows if r["name"].startswith("queries: breaches"))
-    assert breaches["name"].endswith("20 open")
+    soon, every = (next(r for r in rows if r["name"].startswith("queries: breaches") and r["name"].endswith(w))
+                   for w in ("none due yet", "breached"))
+    # a year after filing every one of the 20 complaints has both clocks breached; at filing, none
+    assert "40 clocks listed" in every["note"], every
+    assert soon["note"].startswith("0 clocks listed"), soon
 
 
 def test_bench_run_refuses_a_bad_size_with_a_clear_error(capsys):
@@ -63,3 +72,24 @@ def test_bench_bus_prints_throughput_and_latency_rows_with_their_baselines(capsy
     latency = next(r for r in rows if r["name"].startswith("bus: p99"))
     assert latency["verdict"] == "n/a"  # 50/s is not the target's 2,000/s: not judged
     assert "50/50 arrived" in latency["note"]
+
+
+def test_the_library_floor_stores_orderpaid_shaped_events_one_per_order_plus_one_per_member(tmp_path):
+    source = tmp_path / "orders.jsonl"
+    gen = generate_orders(source, 300, 20, 7)
+    lines = source.read_text(encoding="utf-8").splitlines()
+    floor = library_floor(tmp_path / "floor", lines)
+    assert floor["orders"] == 300
+    assert floor["events"] == 300 + gen["active_members"]
+    assert floor["construct_s"] + floor["map_s"] + floor["insert_s"] <= floor["wall_s"]
+    db = sqlite3.connect(tmp_path / "floor" / "events.db")
+    stored = db.execute("SELECT topic, state FROM stored_events").fetchall()
+    db.close()
+    assert len(stored) == floor["events"]
+    paid = [json.loads(state) for topic, state in stored if topic.endswith("OrderPaid")]
+    assert len(paid) == 300
+    # the same fields as the Member's own OrderPaid, so the floor measures the same event shape
+    member_fields = set(inspect.signature(Member._order_paid.event_decorator.decorated_func).parameters)
+    assert set(paid[0]) - {"timestamp", "meta", "originator_id", "originator_version"} \
+        == member_fields - {"self"}
+    assert isinstance(paid[0]["amount_fen"], int) and paid[0]["meta"]["key"].startswith("M")

@@ -25,6 +25,7 @@ from infra.service_layer.batch import UnitOfWork
 from infra.service_layer.complaints import ComplaintServices
 from infra.service_layer.contracts import ContractServices
 from infra.service_layer.members import MemberServices
+from infra.service_layer.prefetch import load_many
 from infra.stores.pii import ErasedError, KeyStoreError, PiiCipher
 from infra.stores.recorders import Receipt
 
@@ -117,6 +118,16 @@ class VipApp(MemberServices, ContractServices, ComplaintServices, Application):
         if self.uow is not None:
             found = self.recorder.receipts(input_ids)
             self.uow.prior.update({i: found.get(i) for i in input_ids})
+
+    def prefetch_members(self, member_ids: list[str]) -> None:
+        """Load a batch's members that are not in the write-back map in two queries, not two each
+        (see ``infra.service_layer.prefetch``); a store without the bulk read loads them one by one."""
+        uow = self.uow
+        if uow is None:
+            return
+        wanted = [i for i in map(Member.create_id, dict.fromkeys(member_ids)) if i not in uow.aggregates]
+        if wanted:
+            uow.loaded.update(load_many(self, wanted, _project))
 
     # -- lookups ------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ class UnitOfWork:
         self.receipts: list[Receipt] = []
         self.seen: dict[str, Receipt] = {}    # input id -> receipt of this batch
         self.prior: dict[str, Receipt | None] = {}  # input id -> committed receipt (prefetched)
+        self.loaded: dict = {}                # id -> committed aggregate or None, prefetched (see prefetch)
         self.tracking: Tracking | None = None
         self.folded = 0                       # events[:folded] are in the views already
         self.steps = 0                        # inputs and timers tried in this batch
@@ -75,7 +76,12 @@ class UnitOfWork:
         replay = [e for e in self.events if e.originator_id == aggregate_id] \
             if aggregate_id in self.evicted else []
         try:
-            aggregate = load()
+            if aggregate_id in self.loaded:  # used once: a refused step may change it, then evict it
+                aggregate = self.loaded.pop(aggregate_id)
+                if aggregate is None:
+                    raise missing(aggregate_id)
+            else:
+                aggregate = load()
         except missing:
             if not replay:
                 raise

@@ -1,0 +1,146 @@
+"""Running window sums over a member's kept orders, so an order costs the same at any history.
+
+:func:`domain.tiering.member_standing` and :func:`domain.tiering.prune` walk
+every kept order of the member on every order: a member with 200 orders in
+the window paid ten times what one with 20 did. :class:`WindowIndex` keeps,
+beside the orders (never instead of them: a refund still needs its own
+order), what those walks computed:
+
+- the kept and the closed orders in occurred-at order, so pruning cuts a
+  prefix and the standing at the newest instant only looks at the few
+  orders at either end that lie outside its window;
+- the net the kept orders count (the sum of each order's own net, so
+  exactly the integers the walk adds);
+- how many live orders (not refunded in full, counting something) each
+  month has, kept and closed alike: the months orders make active.
+
+The index is derived data, not state: it is rebuilt from the orders when
+missing (a snapshot restores the orders only), and the events and snapshots
+are what they were without it.
+"""
+from __future__ import annotations
+
+from bisect import insort
+from collections import Counter
+from datetime import datetime
+
+
+def order_counts(order: dict) -> int:
+    """What an order adds to the window's net spend: its counted share of what is still paid."""
+    paid, left = order["paid"], order["paid"] - order["reversed"]
+    return order["counted"] * left // paid if left > 0 and order["counted"] > 0 else 0
+
+
+def order_live(order: dict) -> bool:
+    """An order makes its month active while something of it is still paid and it counts."""
+    return order["paid"] > order["reversed"] and order["counted"] > 0
+
+
+class WindowIndex:
+    """The kept and closed orders by occurred-at, the kept orders' net and the live months."""
+
+    __slots__ = ("kept", "closed", "net", "months")
+
+    def __init__(self, orders: dict, closed: dict) -> None:
+        self.kept = sorted((o["at"], k) for k, o in orders.items())
+        self.closed = sorted((o["at"], k) for k, o in closed.items())
+        self.net = sum(order_counts(o) for o in orders.values())
+        self.months = Counter(o["month"] for book in (orders, closed) for o in book.values()
+                              if order_live(o))
+
+    def copy(self) -> "WindowIndex":
+        clone = object.__new__(WindowIndex)
+        clone.kept, clone.closed = list(self.kept), list(self.closed)
+        clone.net, clone.months = self.net, Counter(self.months)
+        return clone
+
+    def added(self, order_id: str, order: dict) -> None:
+        """A new kept order."""
+        _insert(self.kept, (order["at"], order_id))
+        self.net += order_counts(order)
+        if order_live(order):
+            self.months[order["month"]] += 1
+
+    def before_change(self, order: dict) -> tuple[int, bool]:
+        return order_counts(order), order_live(order)
+
+    def changed(self, order: dict, kept: bool, before: tuple[int, bool]) -> None:
+        """``order`` (kept or closed) was refunded or cancelled; ``before`` from :meth:`before_change`."""
+        counts, live = before
+        if kept:
+            self.net += order_counts(order) - counts
+        now = order_live(order)
+        if live and not now:
+            self._drop_month(order["month"])
+        elif now and not live:
+            self.months[order["month"]] += 1
+
+    def prune(self, orders: dict, closed: dict, keep_from: datetime,
+              forget_before: datetime | None) -> None:
+        """:func:`domain.tiering.prune` for the orders: close those at or before ``keep_from``,
+        forget closed ones at or before ``forget_before``; the cost is what moves."""
+        kept, n = self.kept, 0
+        while n < len(kept) and kept[n][0] <= keep_from:
+            n += 1
+        for entry in kept[:n]:
+            order = closed[entry[1]] = orders.pop(entry[1])
+            self.net -= order_counts(order)
+            _insert(self.closed, entry)
+        del kept[:n]
+        if forget_before is None:
+            return
+        gone, n = self.closed, 0
+        while n < len(gone) and gone[n][0] <= forget_before:
+            n += 1
+        for _, order_id in gone[:n]:
+            order = closed.pop(order_id)
+            if order_live(order):
+                self._drop_month(order["month"])
+        del gone[:n]
+
+    def net_between(self, orders: dict, lo: datetime, at: datetime) -> int:
+        """The net of the kept orders with ``lo < occurred_at <= at``: the total less the few
+        orders at either end outside it."""
+        kept, net = self.kept, self.net
+        i, j = 0, len(kept) - 1
+        while i <= j and kept[i][0] <= lo:
+            net -= order_counts(orders[kept[i][1]])
+            i += 1
+        while j >= i and kept[j][0] > at:
+            net -= order_counts(orders[kept[j][1]])
+            j -= 1
+        return net
+
+    def _drop_month(self, month: str) -> None:
+        left = self.months[month] - 1
+        if left > 0:
+            self.months[month] = left
+        else:
+            del self.months[month]
+
+
+def _insert(entries: list, entry: tuple) -> None:
+    # Orders mostly arrive in occurred-at order: appending is the common case.
+    if not entries or entries[-1] <= entry:
+        entries.append(entry)
+    else:
+        insort(entries, entry)
+
+
+def reverse(index: WindowIndex, orders: dict, closed: dict, order_id: str, amount_fen: int,
+            cancel_at: datetime | None = None) -> None:
+    """Reverse ``amount_fen`` of an order, kept or closed, keeping ``index`` in step.
+
+    ``cancel_at`` marks a cancellation; an order cancelled before it was paid is kept as an
+    order of nothing at that instant.
+    """
+    kept = order_id not in closed
+    if kept and cancel_at is not None and order_id not in orders:
+        orders[order_id] = {"at": cancel_at, "month": None, "paid": 0, "reversed": 0, "counted": 0}
+        index.added(order_id, orders[order_id])
+    order = orders[order_id] if kept else closed[order_id]
+    before = index.before_change(order)
+    order["reversed"] += amount_fen
+    if cancel_at is not None:
+        order["cancelled"] = True
+    index.changed(order, kept, before)
