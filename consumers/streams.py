@@ -34,17 +34,34 @@ RESEEK_SECONDS = 2.0  # a seek not answered by a message at its offset by then i
 
 
 class Seeker:
-    """Where the consumer must be: the stored offsets, not Faust's (see the module docstring)."""
+    """Where the consumer must be: the stored offsets, not Faust's (see the module docstring).
+
+    Faust seeks every assigned partition to the group's committed offset in
+    ``Consumer.perform_seek`` (after a rebalance, before it resumes the
+    flow); :meth:`install` wraps that method so that our seek follows it at
+    once, before any message of the new assignment is fetched.
+    """
 
     def __init__(self, app, folder: Folder, topics: list[str]) -> None:
         self.app, self.folder, self.topics = app, folder, set(topics)
-        self.pending: set = set()  # assigned partitions not sought yet
         self.sought: dict = {}     # (topic, partition) -> (offset, when)
 
-    def assigned(self, assigned) -> None:
+    def install(self) -> None:
+        consumer = self.app.consumer
+        if getattr(consumer, "vip_seeker", None) is self:
+            return
+        faust_seek = consumer.perform_seek
+
+        async def perform_seek() -> None:
+            await faust_seek()
+            await self.seek_assigned()
+
+        consumer.perform_seek = perform_seek
+        consumer.vip_seeker = self
+
+    def assigned(self) -> None:
         self.folder.assigned()
         self.sought.clear()
-        self.pending = {(tp.topic, tp.partition) for tp in assigned if tp.topic in self.topics}
 
     async def seek(self, tp: tuple, offset: int) -> None:
         from faust.types import TP
@@ -57,12 +74,13 @@ class Seeker:
         self.sought[tp] = (offset, asyncio.get_running_loop().time())
 
     async def seek_assigned(self) -> None:
-        """Once Faust resumed the flow (after its own seek to committed offsets), seek ours."""
-        if not self.pending or not self.app.consumer.flow_active:
-            return
-        pending, self.pending = self.pending, set()
-        for tp in sorted(pending):
+        """Seek every assigned partition to its stored offset, with cached rows forgotten."""
+        self.assigned()
+        assignment = sorted((tp.topic, tp.partition) for tp in self.app.consumer.assignment()
+                            if tp.topic in self.topics)
+        for tp in assignment:
             await self.seek(tp, self.folder.next_offset(tp))
+        log.info("assigned %s", ", ".join(f"{t}[{p}]@{self.folder.next_offset((t, p))}" for t, p in assignment))
 
     async def seek_back(self, seeks: dict) -> None:
         """Seek partitions the consumer ran ahead on (once per few seconds each)."""
@@ -98,16 +116,16 @@ def make_app(settings: Settings, topics: list[str], folder: Folder, producer, ap
 
     @app.on_partitions_assigned.connect
     async def on_assigned(sender, assigned, **kwargs):
-        seeker.assigned(assigned)
+        seeker.install()
+        seeker.assigned()
 
-    @app.timer(0.2)
-    async def seek_assigned():
-        await seeker.seek_assigned()
+    @app.task
+    async def install_seeker():
+        seeker.install()
 
     @app.agent(source)
     async def fold(stream):
         async for events in stream.take_events(size, within=within):
-            await seeker.seek_assigned()
             batch = folder.fold_batch([event.message for event in events])
             try:
                 await send_dead_letters(producer, batch)

@@ -13,8 +13,10 @@ import pytest
 
 from infra.bootstrap import VIEWS
 from infra.dev.demo import run_demo
+from kafka import TopicPartition
+
 from infra.kafka.admin import create_all, read_topics
-from infra.kafka.bus import DLQ_REASON, Topics, header_map, make_producer
+from infra.kafka.bus import DLQ_REASON, Topics, header_map, make_consumer, make_producer
 from infra.kafka.relay import Relay
 from infra.settings import Settings
 from infra.stores.streamstore import open_stream_store
@@ -127,7 +129,13 @@ def test_one_worker_builds_the_read_models_and_rebuilds_a_deleted_store_from_the
     assert answer["members"] == 40 and answer["parked"] == 0
     assert sum(answer["offsets"].values()) == total and answer["rows"]["ledger"] == len(system.store.rows["ledger"])
 
-    # The group's Kafka offsets are at the end; the store is gone: the worker seeks to the beginning.
+    # The group's Kafka offsets are ahead; the store is gone: the worker seeks to the beginning.
+    consumer = make_consumer(kafka_broker, f"{topics.prefix}.views")
+    try:
+        committed = [consumer.committed(TopicPartition(t, p)) for t in topics.domain_topics for p in range(3)]
+    finally:
+        consumer.close()
+    assert sum(c or 0 for c in committed) > total // 2
     for path in (tmp_path / "streams").glob("streams.db*"):
         path.unlink()
     worker = _start(env)
