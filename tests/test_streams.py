@@ -1,15 +1,19 @@
 """The stream processors' folds give the embedded runner's answers, effectively once (no broker)."""
 from __future__ import annotations
 
+import dataclasses
 import random
 import zlib
+from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import pytest
 
 from consumers.stream_fold import PARKED, VERSIONS, Folder
 from infra.bootstrap import VIEWS
+from infra.cli.common import summarise
 from infra.dev.demo import run_demo
+from infra.policy_file import load_policy
 from infra.service_layer.envelope import envelope
 from infra.settings import Settings
 from infra.stores.leases import LeaseHeldError
@@ -83,7 +87,25 @@ def test_folding_the_topics_equals_the_embedded_read_store_despite_redeliveries(
     reopened = _store(tmp_path, read_only=True)
     assert _views(reopened) == _embedded(s)
     assert sum(reopened.offsets().values()) == len(messages)
+    # The query functions answer from the read-only stream store as from the embedded one.
+    at, policy = datetime(2031, 1, 1, tzinfo=timezone.utc), load_policy()
+    assert summarise(reopened, at, policy) == summarise(s.store, at, policy)
     reopened.close()
+
+
+def test_a_store_of_other_view_versions_is_emptied_and_folded_again(make_system, tmp_path):
+    s = make_system()
+    run_demo(s, members=10, seed=8, progress=False)
+    messages = _messages(s.app)
+    store = _store(tmp_path)
+    _fold_all(Folder(store, VIEWS), messages)
+    store.close()
+    newer = [dataclasses.replace(v, version=v.version + 1) if v.name == "ledger" else v for v in VIEWS]
+    store = open_stream_store(Settings(data_dir=tmp_path), views=newer)
+    assert store.offsets() == {} and store.row_counts() == {}
+    _fold_all(Folder(store, newer), messages)
+    assert _views(store) == _embedded(s)
+    store.close()
 
 
 def test_every_row_is_owned_by_the_partition_of_one_aggregate(make_system):
