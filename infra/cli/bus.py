@@ -28,7 +28,7 @@ from infra.policy_file import load_policy
 from infra.service_layer.app import utc_now
 from infra.settings import Settings
 from infra.stores.leases import LeaseHeldError
-from infra.stores.streamstore import open_stream_store
+from infra.stores.streamstore import StreamStoreError, open_stream_store
 
 
 def _settings():
@@ -182,7 +182,7 @@ def register_streams(main: click.Group) -> None:
         """
         try:
             run_streams(_settings(), loglevel=loglevel)
-        except LeaseHeldError as exc:
+        except (LeaseHeldError, StreamStoreError) as exc:
             raise click.ClickException(str(exc)) from None
 
     @streams.command("summary")
@@ -194,8 +194,8 @@ def register_streams(main: click.Group) -> None:
         settings = Settings.from_env()
         try:
             store = open_stream_store(settings, read_only=True)
-        except Exception as exc:
-            raise click.ClickException(f"cannot open the stream store: {exc}") from None
+        except StreamStoreError as exc:
+            raise click.ClickException(str(exc)) from None
         try:
             offsets = store.offsets() if hasattr(store, "offsets") else {}
             if not offsets:

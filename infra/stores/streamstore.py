@@ -47,6 +47,10 @@ def _schema(big: str) -> tuple:
     )
 
 
+class StreamStoreError(RuntimeError):
+    """The stream store cannot be opened; the message says which and why."""
+
+
 class LostPartitionError(RuntimeError):
     """Another worker advanced a partition this worker was folding: the batch was rolled back."""
 
@@ -98,9 +102,6 @@ class StreamStore(KeyedStore):
     def _lock_versions(self) -> None:
         """Serialise the version check between workers starting together (PostgreSQL)."""
 
-    def stale(self) -> list:
-        return []
-
     # -- offsets ------------------------------------------------------------------------
     def offset(self, topic: str, partition: int) -> int | None:
         """The next offset to fold in a partition, as committed (None: never folded)."""
@@ -150,9 +151,6 @@ class StreamStore(KeyedStore):
         for rows in self.rows.values():
             if isinstance(rows, KeyedRows):
                 rows.forget()
-
-    def reload(self) -> None:
-        self.forget()
 
     def reset(self) -> None:
         with self.transaction():
@@ -272,14 +270,18 @@ def open_stream_store(settings: Settings, read_only: bool = False, views=()) -> 
     as empty. ``views`` (writers) give each view's listing index and version.
     """
     url = settings.streams_store
-    if url and url.startswith(_PG):
-        return PostgresStreamStore(url, views, read_only)
-    path = Path(url) if url else streams_path(settings)
-    if read_only and not path.exists():
-        return MemoryStore()
-    if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteStreamStore(path, views, read_only)
+    try:
+        if url and url.startswith(_PG):
+            return PostgresStreamStore(url, views, read_only)
+        path = Path(url) if url else streams_path(settings)
+        if read_only and not path.exists():
+            return MemoryStore()
+        if not read_only:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteStreamStore(path, views, read_only)
+    except (psycopg.Error, sqlite3.Error, OSError) as exc:
+        where = "VIP_STREAMS_STORE" if url else f"{streams_path(settings)}"
+        raise StreamStoreError(f"cannot open the stream store ({where}): {exc}") from exc
 
 
 def worker_lease(settings: Settings) -> FileLease | None:
