@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 from consumers.stream_fold import Batch, Folder
 from infra.bootstrap import VIEWS
@@ -134,7 +135,12 @@ def make_app(settings: Settings, topics: list[str], folder: Folder, producer, ap
                 log.warning("batch of %d not committed (%s: %s): folding it again",
                             len(events), type(exc).__name__, exc)
                 if batch.generation == folder.generation:
-                    folder.rollback(batch)
+                    try:
+                        folder.rollback(batch)
+                    except Exception as lost:  # the store is unreachable: stop, a restart resumes from it
+                        log.error("stream store unreachable (%s: %s): stopping this worker",
+                                  type(lost).__name__, lost)
+                        os._exit(3)
             if batch.outcomes["parked"]:
                 log.warning("%d events wait for a version gap to fill", batch.outcomes["parked"])
             await seeker.seek_back(batch.seeks)

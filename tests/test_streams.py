@@ -1,15 +1,18 @@
 """The stream processors' folds give the embedded runner's answers, effectively once (no broker)."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
+import time
 import zlib
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import pytest
 
-from consumers.stream_fold import PARKED, VERSIONS, Folder
+from consumers.stream_fold import PARKED, VERSIONS, Batch, Folder
+from consumers.streams import send_dead_letters
 from infra.bootstrap import VIEWS
 from infra.cli.common import summarise
 from infra.dev.demo import run_demo
@@ -225,3 +228,36 @@ def test_a_second_worker_on_a_sqlite_store_is_refused_with_a_pointer_to_postgres
     finally:
         lease.release()
     assert worker_lease(Settings(data_dir=tmp_path, streams_store="postgresql://u@h/db")) is None
+
+
+def test_dead_letters_are_sent_off_the_event_loop_and_acknowledged_before_it_returns():
+    """A slow broker acknowledgement must not stall Faust's loop (heartbeats, rebalances)."""
+    acked = []
+
+    class SlowAck:
+        def get(self, timeout):
+            time.sleep(0.3)
+            acked.append(timeout)
+
+    class Producer:
+        def send(self, topic, key, value, headers):
+            assert topic == "vip.member.events.v1.dlq" and dict(headers)["dlq_reason"] == b"bad"
+            return SlowAck()
+
+    message = SimpleNamespace(topic="vip.member.events.v1", partition=2, offset=7, key=b"k", value=b"v", headers=[])
+    batch = Batch(0, dead=[(message, "bad")])
+
+    async def run() -> int:
+        ticks = 0
+
+        async def tick():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+        ticker = asyncio.create_task(tick())
+        await send_dead_letters(Producer(), batch)
+        ticker.cancel()
+        return ticks
+
+    assert asyncio.run(run()) >= 10 and len(acked) == 1
