@@ -93,12 +93,12 @@ class Seeker:
             await self.seek(tp, offset)
 
 
-async def send_dead_letters(producer, batch: Batch) -> None:
+async def send_dead_letters(producer, batch: Batch, group: str | None = None) -> None:
     """Send the batch's dead letters and wait for the broker's acknowledgement, off the event loop."""
     loop = asyncio.get_running_loop()
     for message, reason in batch.dead:
         headers = dead_letter_headers(reason, message.headers, topic=message.topic,
-                                      partition=message.partition, offset=message.offset)
+                                      partition=message.partition, offset=message.offset, group=group)
         future = producer.send(Topics.dlq(message.topic), key=message.key, value=message.value, headers=headers)
         await loop.run_in_executor(None, future.get, DLQ_TIMEOUT)
 
@@ -129,7 +129,7 @@ def make_app(settings: Settings, topics: list[str], folder: Folder, producer, ap
         async for events in stream.take_events(size, within=within):
             batch = folder.fold_batch([event.message for event in events])
             try:
-                await send_dead_letters(producer, batch)
+                await send_dead_letters(producer, batch, app_id)
                 folder.commit(batch)
             except Exception as exc:  # a lost partition, a dead-letter or database failure: fold again
                 log.warning("batch of %d not committed (%s: %s): folding it again",
