@@ -1,136 +1,173 @@
-"""Faust stream processors: the read models, built from the domain topics.
+"""Faust stream processors: the read models, built from the domain topics by N workers.
 
-The agents call the same folds as the embedded runner (``infra.service_layer.runner.apply``
-over ``infra.bootstrap.VIEWS``), so both give the same answer. Effectively
-once without Kafka transactions or changelog recovery (Tansu cannot do
-either): each message's rows, its (topic, partition, offset) and the
-aggregate's applied version commit in one SQLite transaction before the
-message is acknowledged; a redelivered offset or an already-applied version
-(a duplicate the relay published after a crash) changes nothing.
+The workers of one consumer group share the domain topics' partitions. Each
+batch is folded by :class:`consumers.stream_fold.Folder` (the embedded
+runner's own folds) and committed with each partition's next offset in one
+transaction of the stream store (``infra.stores.streamstore``: SQLite for
+one worker, PostgreSQL for any number). Every row belongs to one partition
+(rows are keyed by an aggregate or an event id; see ADR 0007), so two
+workers never write the same row.
+
+Faust's own committed offsets do not count: a partition is folded from the
+offset stored with its rows. On assignment the worker forgets its cached
+rows and, once Faust has sought to the Kafka-committed offsets, seeks every
+assigned partition to the stored one (the beginning when none); a message
+beyond the stored offset is never folded (the consumer is sought back), one
+below it is a redelivery. So a lost or fresh store rebuilds from the topics
+and a lost Kafka commit changes nothing. No Kafka transactions, no changelogs.
 """
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
-import sqlite3
-from pathlib import Path
+import os
 
+from consumers.stream_fold import Batch, Folder
 from infra.bootstrap import VIEWS
 from infra.kafka.bus import Topics, dead_letter_headers, make_producer
-from infra.service_layer.runner import apply
 from infra.settings import Settings
-from infra.stores.readstore import MemoryStore
-from schemas.events import decode_event
+from infra.stores.streamstore import open_stream_store, worker_lease
 
 log = logging.getLogger("vip.streams")
-VERSIONS = "_versions"
+
+DLQ_TIMEOUT = 30.0
+RESEEK_SECONDS = 2.0  # a seek not answered by a message at its offset by then is made again
 
 
-class StreamViewStore(MemoryStore):
-    """Read-model rows with per-partition offsets and per-aggregate versions, in SQLite."""
+class Seeker:
+    """Where the consumer must be: the stored offsets, not Faust's (see the module docstring).
 
-    def __init__(self, path: str | Path) -> None:
-        super().__init__()
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.executescript(
-            "CREATE TABLE IF NOT EXISTS rows (view TEXT, key TEXT, data TEXT NOT NULL,"
-            " PRIMARY KEY (view, key));"
-            "CREATE TABLE IF NOT EXISTS offsets (topic TEXT, partition INTEGER, offset INTEGER NOT NULL,"
-            " PRIMARY KEY (topic, partition));")
-        self.offsets: dict[tuple, int] = {}
-        for view, key, data in self.db.execute("SELECT view, key, data FROM rows"):
-            self.view(view)[key] = json.loads(data)
-        for topic, partition, offset in self.db.execute("SELECT topic, partition, offset FROM offsets"):
-            self.offsets[(topic, partition)] = offset
+    Faust seeks every assigned partition to the group's committed offset in
+    ``Consumer.perform_seek`` (after a rebalance, before it resumes the
+    flow); :meth:`install` wraps that method so that our seek follows it at
+    once, before any message of the new assignment is fetched.
+    """
 
-    def commit_message(self, changed: set, topic: str, partition: int, offset: int) -> None:
-        with self.db:
-            self.db.execute("BEGIN")
-            for view, key in changed:
-                row = self.get(view, key)
-                if row is None:
-                    self.db.execute("DELETE FROM rows WHERE view = ? AND key = ?", (view, key))
-                else:
-                    self.db.execute("INSERT OR REPLACE INTO rows VALUES (?, ?, ?)",
-                                    (view, key, json.dumps(row, separators=(",", ":"))))
-            self.db.execute("INSERT OR REPLACE INTO offsets VALUES (?, ?, ?)", (topic, partition, offset))
-        self.offsets[(topic, partition)] = offset
+    def __init__(self, app, folder: Folder, topics: list[str]) -> None:
+        self.app, self.folder, self.topics = app, folder, set(topics)
+        self.sought: dict = {}     # (topic, partition) -> (offset, when)
 
-    def close(self) -> None:
-        self.db.close()
+    def install(self) -> None:
+        consumer = self.app.consumer
+        if getattr(consumer, "vip_seeker", None) is self:
+            return
+        faust_seek = consumer.perform_seek
 
+        async def perform_seek() -> None:
+            await faust_seek()
+            await self.seek_assigned()
 
-def process(store: StreamViewStore, views, value: bytes, topic: str, partition: int, offset: int) -> str:
-    """Fold one domain-event message; returns applied, duplicate or redelivered."""
-    if offset <= store.offsets.get((topic, partition), -1):
-        return "redelivered"
-    event = decode_event(value)
-    aggregate = f"{event['aggregate']}:{event['key']}"
-    applied = (store.get(VERSIONS, aggregate) or {}).get("v", 0)
-    changed: set = set()
-    outcome = "duplicate"
-    if event["version"] > applied:
-        if event["version"] != applied + 1:
-            log.warning("%s jumps from version %d to %d", aggregate, applied, event["version"])
-        changed = apply(store, views, event)
-        store.view(VERSIONS)[aggregate] = {"v": event["version"]}
-        changed.add((VERSIONS, aggregate))
-        outcome = "applied"
-    store.commit_message(changed, topic, partition, offset)
-    return outcome
+        consumer.perform_seek = perform_seek
+        consumer.vip_seeker = self
 
+    def assigned(self) -> None:
+        self.folder.assigned()
+        self.sought.clear()
 
-def dead_letter(producer, message, reason: str) -> None:
-    """A message the folds cannot take goes to ``<topic>.dlq`` with why and where it was."""
-    headers = dead_letter_headers(reason, message.headers, topic=message.topic,
-                                  partition=message.partition, offset=message.offset)
-    producer.send(Topics.dlq(message.topic), key=message.key, value=message.value, headers=headers).get(timeout=30)
+    async def seek(self, tp: tuple, offset: int) -> None:
+        from faust.types import TP
+
+        try:
+            await self.app.consumer.seek(TP(*tp), offset)
+        except Exception as exc:  # not assigned any more: its new owner folds it
+            log.info("cannot seek %s[%d] to %d: %s", tp[0], tp[1], offset, exc)
+            return
+        self.sought[tp] = (offset, asyncio.get_running_loop().time())
+
+    async def seek_assigned(self) -> None:
+        """Seek every assigned partition to its stored offset, with cached rows forgotten."""
+        self.assigned()
+        assignment = sorted((tp.topic, tp.partition) for tp in self.app.consumer.assignment()
+                            if tp.topic in self.topics)
+        for tp in assignment:
+            await self.seek(tp, self.folder.next_offset(tp))
+        log.info("assigned %s", ", ".join(f"{t}[{p}]@{self.folder.next_offset((t, p))}" for t, p in assignment))
+
+    async def seek_back(self, seeks: dict) -> None:
+        """Seek partitions the consumer ran ahead on (once per few seconds each)."""
+        now = asyncio.get_running_loop().time()
+        for tp, offset in seeks.items():
+            last = self.sought.get(tp)
+            if last and last[0] == offset and now - last[1] < RESEEK_SECONDS:
+                continue
+            await self.seek(tp, offset)
 
 
-def make_app(bootstrap: str, topics: list[str], store: StreamViewStore, views, producer,
-             app_id: str = "vip-views"):
-    """The Faust app: one agent over the domain topics, folding into ``store``."""
+async def send_dead_letters(producer, batch: Batch, group: str | None = None) -> None:
+    """Send the batch's dead letters and wait for the broker's acknowledgement, off the event loop."""
+    loop = asyncio.get_running_loop()
+    for message, reason in batch.dead:
+        headers = dead_letter_headers(reason, message.headers, topic=message.topic,
+                                      partition=message.partition, offset=message.offset, group=group)
+        future = producer.send(Topics.dlq(message.topic), key=message.key, value=message.value, headers=headers)
+        await loop.run_in_executor(None, future.get, DLQ_TIMEOUT)
+
+
+def make_app(settings: Settings, topics: list[str], folder: Folder, producer, app_id: str):
+    """The Faust app: one agent over the domain topics, folding batches into the folder's store."""
     import faust
 
-    app = faust.App(app_id, broker=f"kafka://{bootstrap}", store="memory://", web_enabled=False,
+    app = faust.App(app_id, broker=f"kafka://{settings.kafka_bootstrap}", store="memory://", web_enabled=False,
                     topic_allow_declare=False, topic_disable_leader=True,
                     consumer_auto_offset_reset="earliest", broker_session_timeout=6.0,
                     broker_heartbeat_interval=1.0)
     source = app.topic(*topics, key_serializer="raw", value_serializer="raw")
+    seeker = Seeker(app, folder, topics)
+    size, within = max(1, settings.batch_max_inputs), max(0.01, settings.batch_max_ms / 1000)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender, assigned, **kwargs):
+        seeker.install()
+        seeker.assigned()
+
+    @app.task
+    async def install_seeker():
+        seeker.install()
 
     @app.agent(source)
     async def fold(stream):
-        async for event in stream.events():
-            message = event.message
+        async for events in stream.take_events(size, within=within):
+            batch = folder.fold_batch([event.message for event in events])
             try:
-                process(store, views, message.value, message.topic, message.partition, message.offset)
-            except Exception as exc:  # a poison message must not stop the views
-                log.exception("cannot fold %s[%d]@%d", message.topic, message.partition, message.offset)
-                dead_letter(producer, message, f"{type(exc).__name__}: {exc}")
-                store.commit_message(set(), message.topic, message.partition, message.offset)
+                await send_dead_letters(producer, batch, app_id)
+                folder.commit(batch)
+            except Exception as exc:  # a lost partition, a dead-letter or database failure: fold again
+                log.warning("batch of %d not committed (%s: %s): folding it again",
+                            len(events), type(exc).__name__, exc)
+                if batch.generation == folder.generation:
+                    try:
+                        folder.rollback(batch)
+                    except Exception as lost:  # the store is unreachable: stop, a restart resumes from it
+                        log.error("stream store unreachable (%s: %s): stopping this worker",
+                                  type(lost).__name__, lost)
+                        os._exit(3)
+            if batch.outcomes["parked"]:
+                log.warning("%d events wait for a version gap to fill", batch.outcomes["parked"])
+            await seeker.seek_back(batch.seeks)
 
     return app
 
 
-def run_streams(settings=None, loglevel: str = "warning") -> None:
-    """Run the Faust worker until it is stopped (SIGTERM/SIGINT); views go to streams.db."""
+def run_streams(settings: Settings | None = None, loglevel: str = "warning") -> None:
+    """Run one worker until it is stopped (SIGTERM/SIGINT).
+
+    Raises ``LeaseHeldError`` when another worker holds the SQLite store.
+    """
     import faust
 
-
     settings = settings or Settings.from_env()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    topics = Topics.from_settings(settings)
-    store = StreamViewStore(streams_path(settings))
-    producer = make_producer(settings.kafka_bootstrap)
-    app = make_app(settings.kafka_bootstrap, topics.domain_topics, store, VIEWS, producer,
-                   app_id=f"{settings.topic_prefix}.views")
+    lease = worker_lease(settings)
     try:
-        faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+        store = open_stream_store(settings, views=VIEWS)
+        producer = make_producer(settings.kafka_bootstrap)
+        folder = Folder(store, VIEWS)
+        app = make_app(settings, Topics.from_settings(settings).domain_topics, folder, producer,
+                       app_id=f"{settings.topic_prefix}.views")
+        try:
+            faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+        finally:
+            producer.close()
+            store.close()
     finally:
-        producer.close()
-        store.close()
-
-
-def streams_path(settings) -> Path:
-    return settings.data_dir / "streams.db"
+        if lease:
+            lease.release()

@@ -16,6 +16,8 @@ class Settings:
     policy_file: str | None = None
     key_store: str | None = None         # default: <data_dir>/keys.db
     read_store: str | None = None        # default: <data_dir>/read.db
+    # The stream processors' store: <data_dir>/streams.db (one worker) or a postgresql:// URL (N workers).
+    streams_store: str | None = None
     kafka_bootstrap: str = "127.0.0.1:9092"
     topic_prefix: str = "vip"
     topic_partitions: int = 3
@@ -41,6 +43,7 @@ class Settings:
             policy_file=env.get("VIP_POLICY_FILE") or None,
             key_store=env.get("VIP_KEY_STORE") or None,
             read_store=env.get("VIP_READ_STORE") or None,
+            streams_store=env.get("VIP_STREAMS_STORE") or None,
             kafka_bootstrap=env.get("VIP_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
             topic_prefix=env.get("VIP_TOPIC_PREFIX", "vip"),
             topic_partitions=int(env.get("VIP_TOPIC_PARTITIONS", "3")),

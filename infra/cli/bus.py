@@ -14,7 +14,8 @@ from dataclasses import replace
 import click
 
 from consumers.service import serve
-from consumers.streams import StreamViewStore, run_streams, streams_path
+from consumers.stream_fold import PARKED
+from consumers.streams import run_streams
 from consumers.upstream import run_consumer
 from domain.base import InstantError, parse_instant
 from infra.cli.common import emit, print_summary, summarise, when
@@ -26,6 +27,8 @@ from infra.kafka.relay import StopFlag, run_relay
 from infra.policy_file import load_policy
 from infra.service_layer.app import utc_now
 from infra.settings import Settings
+from infra.stores.leases import LeaseHeldError
+from infra.stores.streamstore import StreamStoreError, open_stream_store
 
 
 def _settings():
@@ -172,22 +175,42 @@ def register_streams(main: click.Group) -> None:
     @streams.command("run")
     @click.option("--loglevel", default="warning", show_default=True)
     def run_cmd(loglevel):
-        """Fold the domain topics into $VIP_DATA_DIR/streams.db until SIGTERM."""
-        run_streams(loglevel=loglevel)
+        """Fold the domain topics into the stream store until SIGTERM.
+
+        The store is $VIP_DATA_DIR/streams.db (one worker) or VIP_STREAMS_STORE=postgresql://...
+        (run as many workers as the topics have partitions; they share them).
+        """
+        try:
+            run_streams(_settings(), loglevel=loglevel)
+        except (LeaseHeldError, StreamStoreError) as exc:
+            raise click.ClickException(str(exc)) from None
 
     @streams.command("summary")
     @click.option("--as-of", "as_of", help="Time-relative answers at this instant (default now).")
     @click.option("--json", "as_json", is_flag=True)
     def summary_cmd(as_of, as_json):
-        """The read models' summary from the stream processors' store (same shape as `vip demo`)."""
+        """The read models' summary from the stream store (same shape as `vip demo`), with rows per
+        view, the next offset of each partition and the events parked behind a version gap."""
         settings = Settings.from_env()
-        path = streams_path(settings)
-        if not path.exists():
-            raise click.ClickException(f"no {path}: run `vip streams run` first")
-        store = StreamViewStore(path)
         try:
+            store = open_stream_store(settings, read_only=True)
+        except StreamStoreError as exc:
+            raise click.ClickException(str(exc)) from None
+        try:
+            offsets = store.offsets() if hasattr(store, "offsets") else {}
+            if not offsets:
+                raise click.ClickException("the stream store holds nothing yet: run `vip streams run` first")
             summary = summarise(store, when(as_of) or utc_now(), load_policy(settings.policy_file))
-            summary["offsets"] = {f"{t}[{p}]": o for (t, p), o in sorted(store.offsets.items())}
+            summary["rows"] = store.row_counts()
+            summary["offsets"] = {f"{t}[{p}]": o for (t, p), o in sorted(offsets.items())}
+            summary["parked"] = sum(len(row["events"]) for row in store.view(PARKED).values())
         finally:
             store.close()
-        emit(summary, as_json, print_summary)
+        emit(summary, as_json, _print_streams_summary)
+
+
+def _print_streams_summary(summary: dict) -> None:
+    print_summary(summary)
+    click.echo("Rows: " + ", ".join(f"{view} {n}" for view, n in summary["rows"].items()))
+    click.echo("Next offsets: " + ", ".join(f"{tp} {o}" for tp, o in summary["offsets"].items()))
+    click.echo(f"Parked behind a version gap: {summary['parked']}")
