@@ -34,7 +34,6 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from bench.common import machine
-from consumers.streams import open_stream_store
 from infra.bootstrap import open_app
 from infra.dev.broker import Broker
 from infra.dev.cluster import Cluster, cpu_seconds
@@ -43,6 +42,8 @@ from infra.dev.simulator import Simulator, publish
 from infra.kafka.admin import create_all, end_offsets
 from infra.kafka.bus import Topics, make_producer, tracking_name
 from infra.settings import Settings
+from infra.stores.keyed import KeyedStore
+from infra.stores.streamstore import open_stream_store
 
 
 def postgres_cpu(data_dir: Path) -> float:
@@ -167,7 +168,8 @@ def _applied(app, ends: dict) -> bool:
 def _folded(settings, ends: dict) -> bool:
     store = open_stream_store(settings, read_only=True)
     try:
-        return all(store.offsets.get(tp, 0) >= end for tp, end in ends.items() if end)
+        offsets = store.offsets() if isinstance(store, KeyedStore) else {}
+        return all(offsets.get(tp, 0) >= end for tp, end in ends.items() if end)
     finally:
         store.close()
 
