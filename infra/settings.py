@@ -18,6 +18,9 @@ class Settings:
     read_store: str | None = None        # default: <data_dir>/read.db
     # The stream processors' store: <data_dir>/streams.db (one worker) or a postgresql:// URL (N workers).
     streams_store: str | None = None
+    # Where queries read the read models: "embedded" (the read store the log folds into)
+    # or "streams" (the stream processors' store, folded from the domain topics).
+    query_views: str = "embedded"
     kafka_bootstrap: str = "127.0.0.1:9092"
     topic_prefix: str = "vip"
     topic_partitions: int = 3
@@ -44,6 +47,7 @@ class Settings:
             key_store=env.get("VIP_KEY_STORE") or None,
             read_store=env.get("VIP_READ_STORE") or None,
             streams_store=env.get("VIP_STREAMS_STORE") or None,
+            query_views=env.get("VIP_QUERY_VIEWS") or "embedded",
             kafka_bootstrap=env.get("VIP_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
             topic_prefix=env.get("VIP_TOPIC_PREFIX", "vip"),
             topic_partitions=int(env.get("VIP_TOPIC_PARTITIONS", "3")),
