@@ -36,14 +36,12 @@ from tempfile import TemporaryDirectory
 from bench.common import machine
 from infra.bootstrap import open_app
 from infra.dev.broker import Broker
-from infra.dev.cluster import Cluster, cpu_seconds
+from infra.dev.cluster import Cluster, applied, cpu_seconds, folded
 from infra.dev.postgres import start_pg_cluster
 from infra.dev.simulator import Simulator, publish
 from infra.kafka.admin import create_all, end_offsets
-from infra.kafka.bus import Topics, make_producer, tracking_name
+from infra.kafka.bus import Topics, make_producer
 from infra.settings import Settings
-from infra.stores.keyed import KeyedStore
-from infra.stores.streamstore import open_stream_store
 
 
 def postgres_cpu(data_dir: Path) -> float:
@@ -70,17 +68,6 @@ def postgres_cpu(data_dir: Path) -> float:
             # own + waited-for children (backends that ended) of each process
             total += sum(int(f) for f in fields[11:15]) / ticks
     return total
-
-
-def _wait(done, seconds: float, what: str, cluster: Cluster) -> None:
-    deadline = time.monotonic() + seconds
-    while not done():
-        ended = cluster.crashed()
-        if ended:
-            raise RuntimeError(f"{what}: {ended} ended: " + "\n".join(cluster.tail(n) for n in ended))
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached in {seconds}s")
-        time.sleep(0.2)
 
 
 def _cpu_row(cluster: Cluster, broker: Broker, pg_data: Path, before: dict) -> dict:
@@ -114,14 +101,14 @@ def run_serves(n: int, orders: int, members: int, broker: Broker, pg, work: Path
         publish(producer, topics.crm, registrations)
         producer.flush()
         ends = end_offsets(broker.bootstrap, [topics.crm])
-        _wait(lambda: _applied(app, ends), 300, "registrations applied", cluster)
+        cluster.wait_until(lambda: applied(app, ends), 300, "registrations applied")
         before = {"broker": cpu_seconds(broker.pid), "postgres": postgres_cpu(pg.data_dir)}
         cpu0 = {name: cluster.cpu(name) for name in cluster.members}
         started = time.monotonic()
         publish(producer, topics.orders, sales)
         producer.flush()
         ends = end_offsets(broker.bootstrap, [topics.orders])
-        _wait(lambda: _applied(app, ends), 600, "orders applied", cluster)
+        cluster.wait_until(lambda: applied(app, ends), 600, "orders applied")
         elapsed = time.monotonic() - started
         cpu = _cpu_row(cluster, broker, pg.data_dir, before)
         cpu.update({name: round(cpu[name] - cpu0[name], 2) for name in cpu0})
@@ -149,7 +136,7 @@ def run_workers(w: int, env: dict, broker: Broker, pg, work: Path) -> dict:
     try:
         for k in range(1, w + 1):
             cluster.add(f"worker{k}", "streams", "run")
-        _wait(lambda: _folded(settings, ends), 600, "domain topics folded", cluster)
+        cluster.wait_until(lambda: folded(settings, ends), 600, "domain topics folded")
         elapsed = time.monotonic() - started
         cpu = _cpu_row(cluster, broker, pg.data_dir, before)
     finally:
@@ -158,20 +145,6 @@ def run_workers(w: int, env: dict, broker: Broker, pg, work: Path) -> dict:
             "per_second": round(total / elapsed), "cpu_seconds": cpu,
             "machine_share": round(sum(cpu.values()) / elapsed / (os.cpu_count() or 1), 2),
             "note": "includes process start and the group's first join"}
-
-
-def _applied(app, ends: dict) -> bool:
-    return all((app.recorder.max_tracking_id(tracking_name(t, p)) or 0) >= end
-               for (t, p), end in ends.items() if end)
-
-
-def _folded(settings, ends: dict) -> bool:
-    store = open_stream_store(settings, read_only=True)
-    try:
-        offsets = store.offsets() if isinstance(store, KeyedStore) else {}
-        return all(offsets.get(tp, 0) >= end for tp, end in ends.items() if end)
-    finally:
-        store.close()
 
 
 def main(argv=None) -> None:

@@ -30,18 +30,18 @@ import pytest
 from consumers.upstream import DeadLetter, decode_message
 from domain.base import SEALED_PREFIX, DomainError
 from infra.bootstrap import VIEWS, build, open_app
-from infra.dev.cluster import Cluster
+from infra.dev.cluster import Cluster, applied, folded
 from infra.dev.demo import run_demo
 from infra.dev.simulator import Simulator, publish
 from infra.kafka.admin import create_all, end_offsets
-from infra.kafka.bus import Topics, make_producer, tracking_name
+from infra.kafka.bus import Topics, make_producer
 from infra.kafka.relay import Relay
 from infra.service_layer.replay import replay
 from infra.service_layer.upstream import apply_input
 from infra.settings import Settings
-from infra.stores.streamstore import open_stream_store
 from infra.stores.keyed import KeyedStore
 from infra.stores.pgstore import PostgresReadStore
+from infra.stores.streamstore import open_stream_store
 from tests.scenario import log_of
 
 pytestmark = pytest.mark.kafka
@@ -76,31 +76,6 @@ def _log(app) -> Counter:
     """The log as a multiset of (type, key, instant, data, cause); sealed text (random nonces) masked."""
     return Counter((kind, key, at, SEALED.sub("'<sealed>'", data), cause)
                    for kind, key, at, data, cause in log_of(app))
-
-
-def _consumed(app, ends: dict) -> bool:
-    """Whether the event store has recorded every upstream message up to ``ends`` as applied."""
-    return all((app.recorder.max_tracking_id(tracking_name(topic, part)) or 0) >= end
-               for (topic, part), end in ends.items() if end)
-
-
-def _folded(settings, ends: dict) -> bool:
-    """Whether the stream workers' store holds every domain partition up to ``ends``."""
-    store = open_stream_store(settings, read_only=True)
-    try:
-        offsets = store.offsets() if isinstance(store, KeyedStore) else {}
-    finally:
-        store.close()
-    return all(offsets.get(tp, 0) >= end for tp, end in ends.items() if end)
-
-
-def _wait(what: str, done, cluster: Cluster, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not done():
-        crashed = {n: c for n, c in cluster.crashed().items() if n in cluster.members}
-        assert not crashed, f"{crashed}: " + "\n".join(cluster.tail(n) for n in crashed)
-        assert time.monotonic() < deadline, f"{what} not reached in {seconds}s"
-        time.sleep(0.5)
 
 
 class Killer:
@@ -184,11 +159,11 @@ def test_three_serves_and_two_workers_killed_twenty_times_equal_the_embedded_run
             producer.flush()
             killer.run_until(lambda: killer.kills >= first + 3, 60, f"kills during wave {n}")
             ends = end_offsets(kafka_broker, [topic])
-            killer.run_until(lambda: _consumed(app, ends), 300, f"wave {n} ({source}) consumed")
+            killer.run_until(lambda: applied(app, ends), 300, f"wave {n} ({source}) consumed")
             print(f"wave {n} ({len(messages)} {source}) consumed at {time.monotonic() - started:.0f}s, "
                   f"{killer.kills} kills")
         killer.run_until(lambda: killer.kills >= KILLS, 300, "the kills")
-        _wait("upstream consumed after the last kill", lambda: _consumed(app, ends), cluster, 120)
+        cluster.wait_until(lambda: applied(app, ends), 120, "upstream consumed after the last kill")
         for n in range(1, SERVES + 1):  # the final tick is at an instant both runs share
             cluster.wait_for(f"serve{n}", "serve: ", 60)  # started: SIGTERM now drains, not interrupts
             cluster.members[f"serve{n}"].process.terminate()
@@ -202,10 +177,10 @@ def test_three_serves_and_two_workers_killed_twenty_times_equal_the_embedded_run
         cluster.add("relay", "relay")
         cluster.wait_for("relay", "relay: ", 60)
         relay = Relay(app, None, topics)
-        _wait("relay caught up", lambda: relay.recorded_position() >= app.recorder.max_notification_id(),
-              cluster, 120)
+        cluster.wait_until(lambda: relay.recorded_position() >= app.recorder.max_notification_id(), 120,
+                           "relay caught up")
         domain_ends = end_offsets(kafka_broker, topics.domain_topics)
-        _wait("workers caught up", lambda: _folded(settings, domain_ends), cluster, 180)
+        cluster.wait_until(lambda: folded(settings, domain_ends), 180, "workers caught up")
     finally:
         producer.close()
         codes = cluster.stop()

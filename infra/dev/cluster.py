@@ -16,6 +16,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.kafka.bus import tracking_name
+from infra.stores.keyed import KeyedStore
+from infra.stores.streamstore import open_stream_store
+
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -106,6 +110,18 @@ class Cluster:
                 codes[name] = member.process.wait()
         return codes
 
+    def wait_until(self, done, seconds: float, what: str) -> None:
+        """Wait until ``done()``; a process that ended on its own, or the deadline, stops the wait
+        with what the process logged last."""
+        deadline = time.monotonic() + seconds
+        while not done():
+            ended = self.crashed()
+            if ended:
+                raise RuntimeError(f"{what}: {ended} ended: " + "\n".join(self.tail(n) for n in ended))
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} not reached in {seconds}s")
+            time.sleep(0.2)
+
     def wait_for(self, name: str, text: str, seconds: float) -> None:
         """Wait until the slot's current log shows ``text`` (e.g. a process's start line)."""
         deadline = time.monotonic() + seconds
@@ -122,3 +138,20 @@ class Cluster:
         path = self.members[name].logs[-1]
         text = path.read_text(errors="replace") if path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def applied(app, ends: dict) -> bool:
+    """Whether the event store records every upstream message up to ``ends``
+    (``{(topic, partition): end}``) as applied (its tracked Kafka positions)."""
+    return all((app.recorder.max_tracking_id(tracking_name(topic, part)) or 0) >= end
+               for (topic, part), end in ends.items() if end)
+
+
+def folded(settings, ends: dict) -> bool:
+    """Whether the stream workers' store holds every domain partition up to ``ends``."""
+    store = open_stream_store(settings, read_only=True)
+    try:
+        offsets = store.offsets() if isinstance(store, KeyedStore) else {}  # no store yet: nothing
+    finally:
+        store.close()
+    return all(offsets.get(tp, 0) >= end for tp, end in ends.items() if end)

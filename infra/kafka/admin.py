@@ -91,7 +91,7 @@ def end_offsets(bootstrap: str, names: Iterable[str], timeout: float = 30.0) -> 
     consumer = make_consumer(bootstrap, None, env={}, enable_auto_commit=False, fetch_max_wait_ms=50,
                              max_partition_fetch_bytes=1024, client_id="vip-ends")
     try:
-        partitions = _partitions(consumer, names, time.monotonic() + timeout, bootstrap)
+        partitions = partitions_of(consumer, names, time.monotonic() + timeout, bootstrap)
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         deadline = time.monotonic() + timeout
@@ -104,7 +104,13 @@ def end_offsets(bootstrap: str, names: Iterable[str], timeout: float = 30.0) -> 
         consumer.close(autocommit=False)
 
 
-def _partitions(consumer, names: Iterable[str], deadline: float, bootstrap: str) -> list:
+class TopicNotFoundError(TimeoutError):
+    """A topic's metadata did not show up on the broker in time."""
+
+
+def partitions_of(consumer, names: Iterable[str], deadline: float, bootstrap: str) -> list:
+    """Every partition of ``names``, waiting until ``deadline`` (monotonic) for metadata of a
+    topic created a moment ago; raises :class:`TopicNotFoundError`."""
     partitions = []
     for name in names:
         found = consumer.partitions_for_topic(name)
@@ -112,7 +118,8 @@ def _partitions(consumer, names: Iterable[str], deadline: float, bootstrap: str)
             time.sleep(0.1)
             found = consumer.partitions_for_topic(name)
         if not found:
-            raise TimeoutError(f"topic {name!r} not found on {bootstrap}")
+            raise TopicNotFoundError(f"topic {name!r} not found on {bootstrap}; check VIP_TOPIC_PREFIX "
+                                     "(`vip topics create` makes the topics)")
         partitions += [TopicPartition(name, p) for p in sorted(found)]
     return partitions
 
@@ -129,7 +136,7 @@ def read_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0, idl
                              max_poll_records=5000, client_id="vip-reader")
     try:
         deadline = time.monotonic() + timeout
-        partitions = _partitions(consumer, names, deadline, bootstrap)
+        partitions = partitions_of(consumer, names, deadline, bootstrap)
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         records: list = []

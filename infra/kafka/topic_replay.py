@@ -23,6 +23,7 @@ from typing import Iterable
 from kafka import TopicPartition
 from kafka.errors import KafkaError
 
+from infra.kafka.admin import TopicNotFoundError, partitions_of
 from infra.kafka.bus import make_consumer
 from infra.progress import bar as _bar
 from infra.service_layer.runner import apply
@@ -97,18 +98,10 @@ def replay_topics(bootstrap: str, topics: Iterable[str], views, until: datetime 
 
 
 def _partitions(consumer, bootstrap: str, topics: list[str], timeout: float) -> list[TopicPartition]:
-    found: list[TopicPartition] = []
-    deadline = time.monotonic() + timeout
-    for name in topics:
-        numbers = consumer.partitions_for_topic(name)
-        while not numbers and time.monotonic() < deadline:
-            time.sleep(0.1)  # metadata of a topic created a moment ago may lag
-            numbers = consumer.partitions_for_topic(name)
-        if not numbers:
-            raise TopicReplayError(f"topic {name!r} not found on {bootstrap}; check VIP_TOPIC_PREFIX "
-                                   "(`vip topics create` makes the topics)")
-        found += [TopicPartition(name, p) for p in sorted(numbers)]
-    return found
+    try:
+        return partitions_of(consumer, topics, time.monotonic() + timeout, bootstrap)
+    except TopicNotFoundError as exc:
+        raise TopicReplayError(str(exc)) from None
 
 
 def _fold_to_end(consumer, partitions, views, until, result: TopicReplay, bar, timeout: float) -> None:

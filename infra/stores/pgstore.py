@@ -25,11 +25,31 @@ SCHEMA = (
 )
 
 
-class PostgresReadStore(KeyedStore):
+class PostgresSql:
+    """The SQL plumbing of a keyed store held in one psycopg connection (``self.db``, autocommit)."""
+
+    db: psycopg.Connection
+    mark = "%s"
+
+    def transaction(self):
+        """One transaction (a context manager)."""
+        return self.db.transaction()
+
+    def sql(self, statement: str, params=(), many: bool = False):
+        if many:
+            with self.db.cursor() as cursor:
+                cursor.executemany(self._q(statement), params)
+            return None
+        return self.db.execute(self._q(statement), params)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class PostgresReadStore(PostgresSql, KeyedStore):
     """The read store in a PostgreSQL database (by default the event store's)."""
 
     prefix = "vip_read_"
-    mark = "%s"
 
     def __init__(self, url: str, read_only: bool = False, views=()) -> None:
         super().__init__(views, read_only)
@@ -65,16 +85,6 @@ class PostgresReadStore(KeyedStore):
 
     @contextmanager
     def write(self):
-        with self.db.transaction():
+        with self.transaction():
             self.db.execute("LOCK TABLE vip_read_tracking IN EXCLUSIVE MODE")
             yield
-
-    def sql(self, statement: str, params=(), many: bool = False):
-        if many:
-            with self.db.cursor() as cursor:
-                cursor.executemany(self._q(statement), params)
-            return None
-        return self.db.execute(self._q(statement), params)
-
-    def close(self) -> None:
-        self.db.close()

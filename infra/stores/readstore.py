@@ -18,7 +18,7 @@ from urllib.parse import quote
 from infra.stores.keyed import KeyedStore
 from infra.stores.memory import MemoryStore, StaleStoreError
 
-__all__ = ["MemoryStore", "SqliteReadStore", "StaleStoreError", "open_read_store"]
+__all__ = ["MemoryStore", "SqliteReadStore", "SqliteSql", "StaleStoreError", "connect", "open_read_store"]
 
 log = logging.getLogger("vip.readstore")
 
@@ -32,7 +32,18 @@ SCHEMA = (
 )
 
 
-def _connect_read_only(path: str) -> sqlite3.Connection:
+def connect(path: str, read_only: bool = False) -> sqlite3.Connection:
+    """A store file's connection: read-only (see :func:`connect_read_only`), or read-write in WAL
+    mode with ``synchronous=NORMAL`` (a store is derived data: a lost last commit is folded again)."""
+    if read_only:
+        return connect_read_only(path)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    return db
+
+
+def connect_read_only(path: str) -> sqlite3.Connection:
     """``mode=ro``; in a directory SQLite cannot make its lock file in (and no write-ahead log
     pending), ``immutable=1``: nobody can be writing there."""
     uri = f"file:{quote(str(Path(path).resolve()))}"
@@ -48,40 +59,14 @@ def _connect_read_only(path: str) -> sqlite3.Connection:
         return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, check_same_thread=False)
 
 
-class SqliteReadStore(KeyedStore):
-    """The embedded read store: a SQLite file beside the event store."""
+class SqliteSql:
+    """The SQL plumbing of a keyed store held in one SQLite connection (``self.db``)."""
 
-    def __init__(self, path: str | Path, read_only: bool = False, views=()) -> None:
-        """Open (or create) the store; ``read_only`` opens it with ``mode=ro`` and never writes.
-
-        Raises ``sqlite3.DatabaseError`` for a file that is not a read store
-        (the caller rebuilds it: it is derived data).
-        """
-        super().__init__(views, read_only)
-        self.path = str(path)
-        if read_only:
-            self.db = _connect_read_only(self.path)
-        else:
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        try:
-            if not read_only:
-                self.db.execute("PRAGMA journal_mode = WAL")
-                self.db.execute("PRAGMA synchronous = NORMAL")
-                self._migrate()
-            self._load()
-        except (sqlite3.DatabaseError, ValueError, TypeError):
-            self.db.close()
-            raise
-
-    def _migrate(self) -> None:
-        self.db.executescript(SCHEMA)
-        for table, column in (("tracking", "log_id"), ("tracking", "last_hash"), ("rows", "ix")):
-            if column not in {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}:
-                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")  # a store of an older version
-        self.db.execute("CREATE INDEX IF NOT EXISTS rows_listing ON rows (view, ix) WHERE ix IS NOT NULL")
+    db: sqlite3.Connection
 
     @contextmanager
-    def write(self):
+    def transaction(self):
+        """One write transaction; ``BEGIN IMMEDIATE`` takes the file's write lock up front."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -96,6 +81,40 @@ class SqliteReadStore(KeyedStore):
         if many:
             return self.db.executemany(self._q(statement), params)
         return self.db.execute(self._q(statement), params)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class SqliteReadStore(SqliteSql, KeyedStore):
+    """The embedded read store: a SQLite file beside the event store."""
+
+    def __init__(self, path: str | Path, read_only: bool = False, views=()) -> None:
+        """Open (or create) the store; ``read_only`` opens it with ``mode=ro`` and never writes.
+
+        Raises ``sqlite3.DatabaseError`` for a file that is not a read store
+        (the caller rebuilds it: it is derived data).
+        """
+        super().__init__(views, read_only)
+        self.path = str(path)
+        self.db = connect(self.path, read_only)
+        try:
+            if not read_only:
+                self._migrate()
+            self._load()
+        except (sqlite3.DatabaseError, ValueError, TypeError):
+            self.db.close()
+            raise
+
+    def _migrate(self) -> None:
+        self.db.executescript(SCHEMA)
+        for table, column in (("tracking", "log_id"), ("tracking", "last_hash"), ("rows", "ix")):
+            if column not in {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")  # a store of an older version
+        self.db.execute("CREATE INDEX IF NOT EXISTS rows_listing ON rows (view, ix) WHERE ix IS NOT NULL")
+
+    def write(self):
+        return self.transaction()
 
     def _load(self) -> None:
         # One snapshot: a commit by another process in between must not pair
@@ -118,9 +137,6 @@ class SqliteReadStore(KeyedStore):
         super().reset()
         if not self.read_only:
             self.db.execute("VACUUM")
-
-    def close(self) -> None:
-        self.db.close()
 
 
 def open_read_store(path: str | Path, read_only: bool = False, views=()) -> MemoryStore:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -27,7 +26,8 @@ from infra.stores.keyed import KeyedStore
 from infra.stores.keyed_rows import KeyedRows
 from infra.stores.leases import FileLease, LeaseHeldError
 from infra.stores.memory import MemoryStore
-from infra.stores.readstore import _connect_read_only
+from infra.stores.pgstore import PostgresSql
+from infra.stores.readstore import SqliteSql, connect
 
 log = logging.getLogger("vip.streamstore")
 
@@ -60,18 +60,11 @@ class StreamStore(KeyedStore):
 
     prefix = PREFIX
 
-    def __init__(self, views=(), read_only: bool = False) -> None:
-        super().__init__(views, read_only)
-
     def _q(self, statement: str) -> str:
         return super()._q(statement.replace("{offsets}", self._t("offsets")))
 
-    @contextmanager
-    def transaction(self):
-        raise NotImplementedError
-
     def write(self):
-        return self.transaction()
+        return self.transaction()  # SqliteSql / PostgresSql: no lock beyond the rows' own
 
     # -- opening ----------------------------------------------------------------------
     def _load(self) -> None:
@@ -159,22 +152,18 @@ class StreamStore(KeyedStore):
         self.forget()
 
 
-class SqliteStreamStore(StreamStore):
+class SqliteStreamStore(SqliteSql, StreamStore):
     """The stream store in one SQLite file: one worker (see :func:`worker_lease`)."""
 
     def __init__(self, path: str | Path, views=(), read_only: bool = False) -> None:
         super().__init__(views, read_only)
         self.path = str(path)
+        self.db = connect(self.path, read_only)
         if read_only:
-            self.db = _connect_read_only(self.path)
             tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             self.detached = f"{PREFIX}offsets" not in tables  # nothing folded yet: every view is empty
-        else:
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         try:
             if not read_only:
-                self.db.execute("PRAGMA journal_mode = WAL")
-                self.db.execute("PRAGMA synchronous = NORMAL")
                 for statement in _schema("INTEGER"):
                     self.db.execute(statement)
                 self._check_versions()
@@ -183,31 +172,10 @@ class SqliteStreamStore(StreamStore):
             self.db.close()
             raise
 
-    @contextmanager
-    def transaction(self):
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise
-        if self.db.in_transaction:
-            self.db.execute("COMMIT")
-
-    def sql(self, statement: str, params=(), many: bool = False):
-        if many:
-            return self.db.executemany(self._q(statement), params)
-        return self.db.execute(self._q(statement), params)
-
-    def close(self) -> None:
-        self.db.close()
 
 
-class PostgresStreamStore(StreamStore):
+class PostgresStreamStore(PostgresSql, StreamStore):
     """The stream store in PostgreSQL: shared by every worker of the consumer group."""
-
-    mark = "%s"
 
     def __init__(self, url: str, views=(), read_only: bool = False) -> None:
         super().__init__(views, read_only)
@@ -241,20 +209,6 @@ class PostgresStreamStore(StreamStore):
     def _lock_versions(self) -> None:
         self.db.execute(f"LOCK TABLE {PREFIX}view_versions IN EXCLUSIVE MODE")
 
-    @contextmanager
-    def transaction(self):
-        with self.db.transaction():
-            yield
-
-    def sql(self, statement: str, params=(), many: bool = False):
-        if many:
-            with self.db.cursor() as cursor:
-                cursor.executemany(self._q(statement), params)
-            return None
-        return self.db.execute(self._q(statement), params)
-
-    def close(self) -> None:
-        self.db.close()
 
 
 def streams_path(settings: Settings) -> Path:
