@@ -7,7 +7,7 @@ from functools import lru_cache
 from datetime import datetime, timedelta
 
 from domain.policy import Policy, tier_rank
-from domain.window import WindowIndex
+from domain.window import WindowIndex, order_live, order_net_fen
 
 
 @dataclass(frozen=True)
@@ -75,35 +75,11 @@ def _tally(spend: int, extra_points: int, active, at: datetime, policy: Policy) 
     return Standing(at, spend, points, active_count, tier)
 
 
-def member_standing(orders: dict, closed: dict, entries: list, months: list, at: datetime,
-                    policy: Policy) -> Standing:
-    """The same sums as :func:`standing` over ``order_inputs`` and the activity, in one pass.
-
-    ``orders`` are the kept orders (see :func:`prune`), ``closed`` the orders
-    that left every window still to be asked about: they give no spend, only
-    the active month they may still hold. Cost: the orders and activity of
-    one window, never the member's whole history.
-    """
-    lo = at - timedelta(days=policy.tiers.window_days)
-    spend = extra_points = 0
-    active = set(months)
-    for book, counts in ((orders, True), (closed, False)):
-        for order in book.values():
-            paid, left = order["paid"], order["paid"] - order["reversed"]
-            if left > 0 and order["counted"] > 0:
-                active.add(order["month"])
-                if counts and lo < order["at"] <= at:
-                    spend += order["counted"] * left // paid
-    for occurred_at, _, points in entries:
-        if lo < occurred_at <= at:
-            extra_points += points
-    return _tally(spend, extra_points, active, at, policy)
-
-
 def indexed_standing(index: WindowIndex, orders: dict, entries: list, months: list, at: datetime,
                      policy: Policy) -> Standing:
-    """:func:`member_standing` from the running sums of ``index`` (see :mod:`domain.window`):
-    the same figures, at a cost that does not grow with the orders in the window."""
+    """:func:`standing` over :func:`order_inputs` of the kept and closed orders and the activity,
+    from the running sums of ``index`` (see :mod:`domain.window`): the same figures, at a cost
+    that does not grow with the orders in the window."""
     lo = at - timedelta(days=policy.tiers.window_days)
     spend = index.net_between(orders, lo, at)
     extra_points = 0
@@ -138,32 +114,28 @@ def horizon(at: datetime, next_review_at: datetime | None, policy: Policy) -> tu
 
 
 def prune(orders: dict, closed: dict, entries: list, months: list,
-          keep_from: datetime | None, forget_before: datetime | None,
-          index: WindowIndex | None = None) -> None:
+          keep_from: datetime | None, forget_before: datetime | None, index: WindowIndex) -> None:
     """Drop, in place, what no window from ``keep_from + window`` on can hold (see above).
 
     Deterministic from its arguments, so replaying the events that carry
-    them gives the same state. With the orders' ``index``, it moves the
-    orders through the index (kept in step), at the cost of what moves.
+    them gives the same state. The orders move through their ``index`` (kept
+    in step), at the cost of what moves.
     """
     if keep_from is None:
         return
-    if index is not None:
-        index.prune(orders, closed, keep_from, forget_before)
-    else:
-        for order_id in [k for k, o in orders.items() if o["at"] <= keep_from]:
-            closed[order_id] = orders.pop(order_id)
-        if forget_before is not None:
-            for order_id in [k for k, o in closed.items() if o["at"] <= forget_before]:
-                del closed[order_id]
+    index.prune(orders, closed, keep_from, forget_before)
     if entries and entries[0][0] <= keep_from:
         entries[:] = [e for e in entries if e[0] > keep_from]
-    # A month a window may still reach: the day window's first month, less a month of
-    # margin for the zone the month was named in.
     if months:
-        oldest = (keep_from - timedelta(days=31)).strftime("%Y-%m")
+        oldest = oldest_month(keep_from)
         if months[0] < oldest:
             months[:] = [m for m in months if m >= oldest]
+
+
+def oldest_month(keep_from: datetime) -> str:
+    """The first month a window from ``keep_from`` on may still reach: the day window's first
+    month, less a month of margin for the zone the month was named in."""
+    return (keep_from - timedelta(days=31)).strftime("%Y-%m")
 
 
 def add_entry(entries: list, occurred_at: datetime, points: int) -> None:
@@ -181,16 +153,6 @@ def add_month(months: list, month: str) -> None:
         insort(months, month)
 
 
-def order_net_fen(order: dict) -> int:
-    """What an order still counts toward tiers: its counted amount less the reversed share.
-
-    ``order`` holds ``paid`` and ``reversed`` (in the order's currency) and
-    ``counted`` (what the whole payment counts, in the tier currency).
-    """
-    paid = order["paid"]
-    return order["counted"] * (paid - order["reversed"]) // paid if paid else 0
-
-
 def order_inputs(orders) -> tuple[list, set[str]]:
     """Window entries and active months that orders give.
 
@@ -203,7 +165,7 @@ def order_inputs(orders) -> tuple[list, set[str]]:
     """
     entries, months = [], set()
     for order in orders:
-        if order["paid"] > order["reversed"] and order["counted"] > 0:
+        if order_live(order):
             entries.append((order["at"], order_net_fen(order), 0))
             months.add(order["month"])
     return entries, months

@@ -1,7 +1,7 @@
 """Running window sums over a member's kept orders, so an order costs the same at any history.
 
-:func:`domain.tiering.member_standing` and :func:`domain.tiering.prune` walk
-every kept order of the member on every order: a member with 200 orders in
+:func:`domain.tiering.standing` over :func:`domain.tiering.order_inputs` and a
+plain prune walk every kept order of the member on every order: a member with 200 orders in
 the window paid ten times what one with 20 did. :class:`WindowIndex` keeps,
 beside the orders (never instead of them: a refund still needs its own
 order), what those walks computed:
@@ -25,15 +25,24 @@ from collections import Counter
 from datetime import datetime
 
 
-def order_counts(order: dict) -> int:
-    """What an order adds to the window's net spend: its counted share of what is still paid."""
-    paid, left = order["paid"], order["paid"] - order["reversed"]
-    return order["counted"] * left // paid if left > 0 and order["counted"] > 0 else 0
+def order_net_fen(order: dict) -> int:
+    """What an order still counts toward tiers: its counted amount less the reversed share.
+
+    ``order`` holds ``paid`` and ``reversed`` (in the order's currency) and
+    ``counted`` (what the whole payment counts, in the tier currency).
+    """
+    paid = order["paid"]
+    return order["counted"] * (paid - order["reversed"]) // paid if paid else 0
 
 
 def order_live(order: dict) -> bool:
     """An order makes its month active while something of it is still paid and it counts."""
     return order["paid"] > order["reversed"] and order["counted"] > 0
+
+
+def order_counts(order: dict) -> int:
+    """What an order adds to the window's net spend: its net while it is live, else nothing."""
+    return order_net_fen(order) if order_live(order) else 0
 
 
 class WindowIndex:

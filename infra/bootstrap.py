@@ -18,7 +18,7 @@ from infra.service_layer.runner import Runner
 from infra.settings import Settings
 from infra.stores.pgstore import PostgresReadStore
 from infra.stores.pii import KeyStore, PiiCipher
-from infra.stores.readstore import MemoryStore, open_read_store
+from infra.stores.readstore import MemoryStore, StaleStoreError, open_read_store
 from infra.stores.streamstore import open_stream_store
 from projections.complaints import COMPLAINTS
 from projections.contracts import CONTRACTS
@@ -74,15 +74,17 @@ def build(settings: Settings | None = None, clock: Callable[[], datetime] = utc_
         settings = replace(settings, event_store="memory")
     app, keys = open_app(settings, read_only)
     if read_only and settings.query_views == "streams":
-        # The stream workers' rows as they stand: their positions are Kafka offsets,
-        # so nothing here compares them with the log or folds the log into them.
-        store = open_stream_store(settings, read_only=True, views=VIEWS)
-        runner = Runner(app, store, VIEWS)
-        runner.position = app.recorder.max_notification_id() or 0  # nothing of the log is folded in
-        engine = Engine(app, runner, clock, timedelta(seconds=settings.future_tolerance_seconds), read_only=True)
-        return System(settings, app, keys, store, engine)
-    if settings.query_views not in ("embedded", "streams"):
-        raise ValueError(f"VIP_QUERY_VIEWS={settings.query_views!r}: use embedded or streams")
+        store, runner = _stream_views(app, settings)
+    else:
+        store, runner = _embedded_views(app, settings, memory_views, read_only)
+    engine = Engine(app, runner, clock, timedelta(seconds=settings.future_tolerance_seconds),
+                    read_only=read_only, batch_max_inputs=settings.batch_max_inputs,
+                    batch_max_ms=settings.batch_max_ms, aggregate_map_size=settings.aggregate_cache)
+    return System(settings, app, keys, store, engine)
+
+
+def _embedded_views(app: VipApp, settings: Settings, memory_views: bool, read_only: bool):
+    """The read store the log folds into, caught up (in memory when read-only) and current."""
     store = open_views(settings, memory_views, read_only)
     runner = Runner(app, store, VIEWS)
     problem = runner.mismatch()
@@ -97,10 +99,29 @@ def build(settings: Settings | None = None, clock: Callable[[], datetime] = utc_
         log.warning("views %s in the read store are new or of another version: rebuilding them alone",
                     ", ".join(names))
         rebuild_views(app, store, store.stale())
-    engine = Engine(app, runner, clock, timedelta(seconds=settings.future_tolerance_seconds),
-                    read_only=read_only, batch_max_inputs=settings.batch_max_inputs,
-                    batch_max_ms=settings.batch_max_ms, aggregate_map_size=settings.aggregate_cache)
-    return System(settings, app, keys, store, engine)
+    return store, runner
+
+
+def _stream_views(app: VipApp, settings: Settings):
+    """The stream workers' rows as they stand (``VIP_QUERY_VIEWS=streams``, queries only).
+
+    Their positions are Kafka offsets, so nothing here compares them with the
+    log or folds the log into them; rows folded by another version of a view
+    are refused, never served (the workers fold the topics again when they
+    start with the new version).
+    """
+    store = open_stream_store(settings, read_only=True, views=VIEWS)
+    stored = getattr(store, "versions", {})
+    other = sorted(v.name for v in VIEWS if v.name in stored and stored[v.name][0] != v.version)
+    if other:
+        store.close()
+        raise StaleStoreError(
+            f"the stream store holds {', '.join(other)} folded by another version of the view: the "
+            f"workers rebuild it when they start with this version; until then query the embedded "
+            f"views (VIP_QUERY_VIEWS=embedded)")
+    runner = Runner(app, store, VIEWS)
+    runner.position = app.recorder.max_notification_id() or 0  # nothing of the log is folded in
+    return store, runner
 
 
 def read_store_url(settings: Settings) -> str | None:

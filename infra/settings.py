@@ -59,6 +59,8 @@ class Settings:
             batch_max_ms=int(env.get("VIP_BATCH_MAX_MS", "1000")),
         )
         values.update(overrides)
+        if values["query_views"] not in ("embedded", "streams"):
+            raise ValueError(f"VIP_QUERY_VIEWS={values['query_views']!r}: use embedded or streams")
         return cls(**values)
 
     def eventsourcing_env(self, read_only: bool = False, immutable: bool = False) -> dict:

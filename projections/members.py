@@ -1,9 +1,8 @@
 """Current tier and tier history, folded from member events."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 from domain import vip_workflow as flow
+from domain.tiering import oldest_month
 from projections.common import iso, isoify, parse
 from projections.view import View, by_aggregate
 
@@ -82,7 +81,7 @@ def _prune(row: dict, keep_from: str, forget_before: str | None) -> None:
     if entries and entries[0][0] <= keep_from:
         row["entries"] = [e for e in entries if e[0] > keep_from]
     if row["months"]:
-        oldest = (parse(keep_from) - timedelta(days=31)).strftime("%Y-%m")
+        oldest = oldest_month(parse(keep_from))
         if row["months"][0] < oldest:
             row["months"] = [m for m in row["months"] if m >= oldest]
     orders = row.get("orders")

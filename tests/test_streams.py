@@ -298,3 +298,30 @@ def _without_instants(value):
     if isinstance(value, list):
         return [_without_instants(v) for v in value]
     return value
+
+
+def test_queries_from_a_stream_store_of_other_view_versions_are_refused_not_served(make_system, tmp_path):
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from infra.cli.main import main
+
+    s = make_system(name="data")
+    run_demo(s, members=10, seed=4, progress=False)
+    s.engine.flush()
+    store = _store(tmp_path / "data")
+    _fold_all(Folder(store, VIEWS), _messages(s.app))
+    store.close()
+    s.close()
+    db = sqlite3.connect(tmp_path / "data" / "streams.db")
+    with db:
+        db.execute("UPDATE vip_streams_view_versions SET version = version + 1 WHERE name = 'ledger'")
+    db.close()
+    result = CliRunner().invoke(main, ["ledger", "--json"], env={
+        "VIP_DATA_DIR": str(tmp_path / "data"), "VIP_EVENT_STORE": "sqlite", "VIP_QUERY_VIEWS": "streams"})
+    assert result.exit_code == 1
+    assert "ledger folded by another version" in result.output and "Traceback" not in result.output
+    bad = CliRunner().invoke(main, ["tiers"], env={"VIP_DATA_DIR": str(tmp_path / "data"),
+                                                   "VIP_QUERY_VIEWS": "kafka"})
+    assert bad.exit_code == 1 and "VIP_QUERY_VIEWS='kafka': use embedded or streams" in bad.output

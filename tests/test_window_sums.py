@@ -12,7 +12,7 @@ from eventsourcing.domain import Snapshot
 
 from domain.base import Ctx
 from domain.member import Member
-from domain.tiering import member_standing
+from domain.tiering import order_inputs, standing
 from infra.policy_file import load_policy
 from infra.service_layer.app import _project
 
@@ -27,8 +27,11 @@ def ctx(at: datetime) -> Ctx:
 
 
 def walked(m: Member, at: datetime):
-    """The standing by walking every kept and closed order (the rule as first written)."""
-    return member_standing(m.orders, m.closed_orders, m.entries, m.active_months, at, POLICY)
+    """The standing by walking every kept and closed order (the rule as first written): kept
+    orders give spend and months, closed ones only the months they may still hold."""
+    kept, months = order_inputs(m.orders.values())
+    _, closed_months = order_inputs(m.closed_orders.values())
+    return standing(m.entries + kept, set(m.active_months) | months | closed_months, at, POLICY)
 
 
 def test_running_sums_give_the_walked_standing_through_late_orders_refunds_cancels_and_reviews():
