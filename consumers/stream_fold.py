@@ -219,6 +219,8 @@ class Folder:
             message = _message(entry)
             log.info("%s: folding parked version %d", aggregate, entry["v"])
             batch.outcomes[self._apply(aggregate, decode_event(message.value), message, batch)] += 1
+        if len(waiting) == len(row["events"]):
+            return  # nothing's turn yet: the parked row stays as it is (no write)
         parked = self.store.view(PARKED)
         if waiting:
             parked[aggregate] = {"events": waiting}

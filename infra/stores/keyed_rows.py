@@ -31,9 +31,7 @@ class KeyedRows(MutableMapping):
         row = self.cache.get(key, _MISSING)
         if row is _MISSING:
             row = None if self.detached else self.store.fetch(self.name, key)
-            self.cache[key] = row
-            if len(self.cache) > CACHE_ROWS:
-                self.cache.popitem(last=False)
+            self._remember({key: row})
         else:
             self.cache.move_to_end(key)
         return row
@@ -47,8 +45,11 @@ class KeyedRows(MutableMapping):
         if not want:
             return
         found = self.store.fetch_many(self.name, want)
-        for key in want:
-            self.cache[key] = found.get(key)
+        self._remember({key: found.get(key) for key in want})
+
+    def _remember(self, rows: dict) -> None:
+        """Cache rows as read (None: no such row), the least recently used leaving beyond the bound."""
+        self.cache.update(rows)
         while len(self.cache) > CACHE_ROWS:
             self.cache.popitem(last=False)
 
