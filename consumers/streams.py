@@ -26,7 +26,7 @@ from consumers.stream_fold import Batch, Folder
 from infra.bootstrap import VIEWS
 from infra.kafka.bus import Topics, dead_letter_headers, make_producer
 from infra.settings import Settings
-from infra.stores.streamstore import open_stream_store, worker_lease
+from infra.stores.streamstore import ViewVersionsChangedError, open_stream_store, worker_lease
 
 log = logging.getLogger("vip.streams")
 
@@ -131,6 +131,9 @@ def make_app(settings: Settings, topics: list[str], folder: Folder, producer, ap
             try:
                 await send_dead_letters(producer, batch, app_id)
                 folder.commit(batch)
+            except ViewVersionsChangedError as exc:  # another worker's code owns the store now
+                log.error("%s", exc)
+                os._exit(3)
             except Exception as exc:  # a lost partition, a dead-letter or database failure: fold again
                 log.warning("batch of %d not committed (%s: %s): folding it again",
                             len(events), type(exc).__name__, exc)

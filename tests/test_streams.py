@@ -21,7 +21,7 @@ from infra.policy_file import load_policy
 from infra.service_layer.envelope import envelope
 from infra.settings import Settings
 from infra.stores.leases import LeaseHeldError
-from infra.stores.streamstore import LostPartitionError, open_stream_store, worker_lease
+from infra.stores.streamstore import LostPartitionError, ViewVersionsChangedError, open_stream_store, worker_lease
 from schemas.events import decode_event, encode_event
 
 
@@ -325,3 +325,25 @@ def test_queries_from_a_stream_store_of_other_view_versions_are_refused_not_serv
     bad = CliRunner().invoke(main, ["tiers"], env={"VIP_DATA_DIR": str(tmp_path / "data"),
                                                    "VIP_QUERY_VIEWS": "kafka"})
     assert bad.exit_code == 1 and "VIP_QUERY_VIEWS='kafka': use embedded or streams" in bad.output
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_worker_whose_store_was_taken_over_by_other_view_versions_writes_nothing(make_system, tmp_path,
+                                                                                   backend, request):
+    url = request.getfixturevalue("pg_url") if backend == "postgres" else None
+    s = make_system()
+    run_demo(s, members=10, seed=2, progress=False)
+    messages = [m for m in _messages(s.app, partitions=1) if m.topic == "vip.member.events.v1"]
+    old_store = _store(tmp_path, url)
+    old = Folder(old_store, VIEWS)
+    old.commit(old.fold_batch(messages[:3]))
+    # A worker with a new version of a view starts: it empties the store and folds from scratch.
+    newer = [dataclasses.replace(v, version=v.version + 1) if v.name == "ledger" else v for v in VIEWS]
+    new_store = open_stream_store(Settings(data_dir=tmp_path, streams_store=url), views=newer)
+    assert new_store.offsets() == {}
+    batch = old.fold_batch(messages[3:8])
+    with pytest.raises(ViewVersionsChangedError, match="another worker runs other code"):
+        old.commit(batch)
+    assert new_store.offsets() == {} and new_store.row_counts() == {}  # nothing of the old code landed
+    for store in (old_store, new_store):
+        store.close()

@@ -51,6 +51,11 @@ class StreamStoreError(RuntimeError):
     """The stream store cannot be opened; the message says which and why."""
 
 
+class ViewVersionsChangedError(RuntimeError):
+    """Another worker started with other versions of the views and emptied the store: this
+    worker's folds are not the store's any more, so it stops rather than write old rows."""
+
+
 class LostPartitionError(RuntimeError):
     """Another worker advanced a partition this worker was folding: the batch was rolled back."""
 
@@ -125,6 +130,7 @@ class StreamStore(KeyedStore):
             raise RuntimeError("this stream store was opened read-only")
         keyed = [rows for rows in self.rows.values() if isinstance(rows, KeyedRows)]
         with self.transaction():
+            self._require_versions()
             for (topic, partition) in sorted(offsets):  # one lock order: no deadlock between workers
                 new, old = offsets[(topic, partition)], loaded.get((topic, partition))
                 if old is None:
@@ -138,6 +144,20 @@ class StreamStore(KeyedStore):
             self._write_rows(keyed)
         for rows in keyed:
             rows.settle()
+
+    def _require_versions(self) -> None:
+        """Within the batch's transaction: the stored view versions are still this worker's
+        (a worker with other code may have emptied the store since it opened)."""
+        self._share_versions()
+        stored = {name: version for name, version, _ in self.sql("SELECT name, version, position FROM {versions}")}
+        wanted = {name: view.version for name, view in self.views.items()}
+        if stored != wanted:
+            raise ViewVersionsChangedError(
+                f"the stream store now holds view versions {stored}, this worker folds {wanted}: "
+                f"another worker runs other code; this one stops (restart it with the same version)")
+
+    def _share_versions(self) -> None:
+        """Hold the version table against a concurrent version change until the commit (PostgreSQL)."""
 
     def forget(self) -> None:
         """Drop cached and uncommitted rows (another worker may have written them)."""
@@ -208,6 +228,10 @@ class PostgresStreamStore(PostgresSql, StreamStore):
 
     def _lock_versions(self) -> None:
         self.db.execute(f"LOCK TABLE {PREFIX}view_versions IN EXCLUSIVE MODE")
+
+    def _share_versions(self) -> None:
+        # SHARE conflicts with the EXCLUSIVE lock of a version change, not with other workers.
+        self.db.execute(f"LOCK TABLE {PREFIX}view_versions IN SHARE MODE")
 
 
 
