@@ -8,12 +8,14 @@ from domain.base import parse_instant
 
 def iso(at: datetime | str | None) -> str | None:
     """An instant as a UTC ISO string, so rows sort and compare as text."""
-    if at is None:
-        return None
-    if isinstance(at, str):
-        at = parse_instant(at)
-    try:
+    try:  # a datetime, nearly always: straight to the conversion (no type tests first)
         return at.astimezone(timezone.utc).isoformat()
+    except AttributeError:
+        if at is None:
+            return None
+        if not isinstance(at, str):
+            raise
+        return iso(parse_instant(at))
     except OverflowError:
         # Year 1 east of UTC or year 9999 west of it: inputs are refused at parse
         # time, but a log written before that rule must still fold, never crash

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 
 from domain.base import ERASED, SEALED_PREFIX
@@ -12,7 +13,6 @@ from infra.service_layer.runner import apply
 from infra.stores.keyed import STAGING, KeyedStore
 from infra.stores.readstore import MemoryStore
 from projections.common import iso
-from projections.view import View
 
 log = logging.getLogger("vip.replay")
 
@@ -81,7 +81,7 @@ def rebuild_views(app: VipApp, store, views, progress: bool = False) -> int:
             rows.clear()  # in place: the engine's timer index holds the dict
             rows.update(fresh.view(view.name))
         return count
-    pending = {v.name: View(v.name + STAGING, v.keys, v.fold, v.version, v.index) for v in views}
+    pending = {v.name: replace(v, name=v.name + STAGING) for v in views}
     for staged in pending.values():
         store.drop(staged.name)
     bar = _bar(store.committed_position(), "rebuild", progress)

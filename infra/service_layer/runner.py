@@ -35,7 +35,11 @@ def apply(store, views: Iterable[View], event: dict) -> set:
     The stream processors make the same call, so both give the same answer.
     """
     changed = set()
+    kind = event["type"]
     for view in views:
+        types = view.types
+        if types is not None and kind not in types:
+            continue  # an event this view never folds: no keys, no fold, no row touched
         rows = store.view(view.name)
         for key in view.keys(event):
             old = rows.get(key)
