@@ -52,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         t_replay, store = fastest(lambda: replay(app, VIEWS), a.repeat)
         t_scan, events = fastest(lambda: scan_decode(app), a.repeat)
         ours, theirs = rate(events, t_replay.wall), rate(events, t_scan.wall)
-        print(f"{events:,} events: replay {ours:,.0f} events/s ({t_replay.wall:.2f} s), "
-              f"scan + decode {theirs:,.0f} events/s ({t_scan.wall:.2f} s), ratio {ours / theirs:.3f}")
+        print(f"{events:,} events: replay {ours:,.0f} events/s ({t_replay.wall:.2f} s wall, "
+              f"{t_replay.cpu:.2f} s CPU), scan + decode {theirs:,.0f} events/s ({t_scan.wall:.2f} s wall, "
+              f"{t_scan.cpu:.2f} s CPU); ratio {ours / theirs:.3f} by wall, "
+              f"{t_scan.cpu / t_replay.cpu:.3f} by CPU")
         print("rows:", {name: len(rows) for name, rows in store.rows.items()})
         if a.profile:
             prof = cProfile.Profile()
