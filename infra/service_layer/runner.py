@@ -37,7 +37,7 @@ def apply(store, views: Iterable[View], event: dict) -> set:
     changed = set()
     kind = event["type"]
     for view in views:
-        types = view.types
+        types = getattr(view, "types", None)  # any object with name, keys and fold may serve
         if types is not None and kind not in types:
             continue  # an event this view never folds: no keys, no fold, no row touched
         rows = store.view(view.name)
