@@ -24,6 +24,17 @@ def iso(at: datetime | str | None) -> str | None:
         return edge.replace(tzinfo=timezone.utc).isoformat()
 
 
+def at_or_before(text: str, at: datetime | str) -> bool:
+    """Whether a row's instant (ISO text, as :func:`iso` writes it) is at or before ``at``.
+
+    Reading the row's text back is cheaper than writing ``at`` as text (a fold asks this of
+    every order); for :func:`iso`'s text both orders agree.
+    """
+    if isinstance(at, str):
+        return text <= iso(at)
+    return datetime.fromisoformat(text) <= at
+
+
 def parse(at: str | None) -> datetime | None:
     """A row's instant back as an aware datetime (None stays None)."""
     return parse_instant(at) if at else None

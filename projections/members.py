@@ -4,7 +4,7 @@ from __future__ import annotations
 from domain import vip_workflow as flow
 from domain.member import Member
 from domain.tiering import oldest_month
-from projections.common import iso, isoify, parse
+from projections.common import at_or_before, iso, isoify, parse
 from projections.view import View, by_aggregate, event_types
 
 # Version 2: orders, activity entries and months are pruned at the member's own horizon
@@ -78,21 +78,19 @@ def _prune(row: dict, keep_from, forget_before) -> None:
     # Each list is filtered only when its first (oldest-arrived) item has aged out, so an event
     # that drops nothing costs nothing; an item that arrived late and aged out before the first
     # waits for the next filter: no answer reads it (queries take only the window's own items).
-    # The horizons become ISO text only when there is something to compare them with.
+    # The horizons become ISO text only when a list is filtered by them.
     entries, months = row["entries"], row["months"]
-    if entries or months:
-        keep_from = iso(keep_from)
-        if entries and entries[0][0] <= keep_from:
-            row["entries"] = [e for e in entries if e[0] > keep_from]
-        if months:
-            oldest = oldest_month(parse(keep_from))
-            if months[0] < oldest:
-                row["months"] = [m for m in months if m >= oldest]
+    if entries and at_or_before(entries[0][0], keep_from):
+        keep_text = iso(keep_from)
+        row["entries"] = [e for e in entries if e[0] > keep_text]
+    if months:
+        oldest = oldest_month(parse(iso(keep_from)))
+        if months[0] < oldest:
+            row["months"] = [m for m in months if m >= oldest]
     orders = row.get("orders")
-    if forget_before and orders:
+    if forget_before and orders and at_or_before(next(iter(orders.values()))["at"], forget_before):
         forget_before = iso(forget_before)
-        if next(iter(orders.values()))["at"] <= forget_before:
-            row["orders"] = {k: o for k, o in orders.items() if o["at"] > forget_before}
+        row["orders"] = {k: o for k, o in orders.items() if o["at"] > forget_before}
 
 
 HISTORY = ("TierUpgraded", "TierReviewed", "TierOverrideSet", "TierOverrideCleared",
@@ -116,8 +114,7 @@ def fold_history(row: dict | None, event: dict, key: str) -> dict | None:
     return {"member_id": key, "changes": changes + [change]}
 
 
-def _member_keys(event: dict) -> list:
-    return by_aggregate("member")(event)
+_member_keys = by_aggregate("member")
 
 
 CURRENT_TIER = View("current_tier", _member_keys, fold_member, VERSION, types=event_types(Member))
