@@ -1,7 +1,9 @@
 """Rebuilding read models from the log: to now, or as of a past instant."""
 from __future__ import annotations
 
+import gc
 import logging
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 
@@ -20,6 +22,25 @@ PAGE = 2000
 STAGE_ROWS = 5000  # a rebuild writes its staging rows out at this many dirty rows
 
 
+@contextmanager
+def _no_cycle_collection():
+    """The cyclic garbage collector paused while a log is folded.
+
+    Folding makes and drops a few dicts per event and no reference cycles
+    (rows are plain JSON-ready values), so every collection the allocations
+    set off finds nothing, yet walks the ever larger set of live rows: about a
+    tenth of a replay. Anything cyclic made meanwhile is collected once the
+    collector is back (at the end of the fold, even on an error).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def fold_log(app: VipApp, store, views, start: int = 0, stop: int | None = None,
              until: datetime | None = None, progress=None, every=None) -> tuple[int, int, datetime | None]:
     """Fold the log's events after ``start`` (up to position ``stop`` and instant ``until``) into
@@ -27,6 +48,12 @@ def fold_log(app: VipApp, store, views, start: int = 0, stop: int | None = None,
 
     Returns (events folded, last position, latest timestamp).
     """
+    with _no_cycle_collection():
+        return _fold_pages(app, store, views, start, stop, until, progress, every)
+
+
+def _fold_pages(app: VipApp, store, views, start: int, stop: int | None, until: datetime | None,
+                progress, every) -> tuple[int, int, datetime | None]:
     recorder, to_event = app.recorder, app.mapper.to_domain_event
     count, position, latest = 0, start, None
     while stop is None or position < stop:
