@@ -3,9 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from eventsourcing.persistence import find_id_convertor
+from eventsourcing.utils import resolve_topic
+
 from domain.base import event_id
 
 _NAMES: dict = {}  # event class -> (type name, aggregate): one entry per event type
+_HEADER = ("originator_id", "originator_version", "timestamp", "meta", "originator_topic")
 
 
 def aggregate_of(event: Any) -> str:
@@ -44,21 +48,39 @@ class LeanEnvelope(dict):
 
 def lean_envelope(event: Any, position: int | None = None) -> LeanEnvelope:
     """The envelope folds see, without the ids computed up front (see :class:`LeanEnvelope`)."""
-    cls = event.__class__
+    state = event.__dict__
+    meta = event.meta
+    return _lean(event.__class__, state.copy(), state["originator_id"], state["originator_version"],
+                 state["timestamp"], meta, position)
+
+
+def stored_envelope(mapper, note) -> LeanEnvelope:
+    """:func:`lean_envelope` of a recorded event (a notification), decoded without the event.
+
+    What ``mapper.to_domain_event`` decodes, less the event object it would
+    build and that :func:`lean_envelope` would take apart again: the same
+    transcoder, topic and id conversion. A mapper that deciphers or
+    decompresses, or an event class that upcasts, takes the mapper's own path.
+    """
+    cls = resolve_topic(note.topic)
+    if mapper.cipher or mapper.compressor or getattr(cls, "class_version", 1) != 1:
+        return lean_envelope(mapper.to_domain_event(note), note.id)
+    state = mapper.transcoder.decode(note.state)
+    oid = find_id_convertor(cls, type(note.originator_id))(note.originator_id)
+    state.pop("class_version", None)
+    return _lean(cls, state, oid, note.originator_version, state["timestamp"], state["meta"], note.id)
+
+
+def _lean(cls: type, data: dict, oid, version: int, timestamp, meta: dict, position) -> LeanEnvelope:
+    # ``data``: the event's fields, to be kept less the header (originator_id,
+    # originator_version, timestamp, meta, originator_topic) by a few deletes.
     try:
         kind, aggregate = _NAMES[cls]
     except KeyError:
-        kind, aggregate = _NAMES[cls] = (cls.__name__, aggregate_of(event))
-    meta = event.meta
-    state = event.__dict__
-    # The event's fields less the header (originator_id, originator_version, timestamp, meta,
-    # originator_topic): a copy and a few deletes cost less than a filtering comprehension.
-    data = state.copy()
-    del data["originator_id"], data["originator_version"], data["timestamp"]
-    data.pop("meta", None)
-    data.pop("originator_topic", None)
-    env = LeanEnvelope(type=kind, aggregate=aggregate, key=meta.get("key", ""),
-                       version=state["originator_version"], timestamp=state["timestamp"], meta=meta,
-                       data=data, position=position)
-    env._oid, env._version = state["originator_id"], state["originator_version"]
+        kind, aggregate = _NAMES[cls] = (cls.__name__, cls.__qualname__.split(".")[0].lower())
+    for name in _HEADER:
+        data.pop(name, None)
+    env = LeanEnvelope(type=kind, aggregate=aggregate, key=meta.get("key", ""), version=version,
+                       timestamp=timestamp, meta=meta, data=data, position=position)
+    env._oid, env._version = oid, version
     return env

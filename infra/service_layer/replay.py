@@ -10,8 +10,8 @@ from datetime import datetime
 from domain.base import ERASED, SEALED_PREFIX
 from infra.progress import bar as _bar
 from infra.service_layer.app import VipApp
-from infra.service_layer.envelope import envelope, lean_envelope
-from infra.service_layer.runner import apply
+from infra.service_layer.envelope import envelope, stored_envelope
+from infra.service_layer.runner import ViewSet, apply
 from infra.stores.keyed import STAGING, KeyedStore
 from infra.stores.readstore import MemoryStore
 from projections.common import iso
@@ -54,7 +54,8 @@ def fold_log(app: VipApp, store, views, start: int = 0, stop: int | None = None,
 
 def _fold_pages(app: VipApp, store, views, start: int, stop: int | None, until: datetime | None,
                 progress, every) -> tuple[int, int, datetime | None]:
-    recorder, to_event = app.recorder, app.mapper.to_domain_event
+    recorder, mapper = app.recorder, app.mapper
+    views = ViewSet(views)
     count, position, latest = 0, start, None
     while stop is None or position < stop:
         limit = PAGE if stop is None else min(PAGE, stop - position)
@@ -62,7 +63,7 @@ def _fold_pages(app: VipApp, store, views, start: int, stop: int | None, until: 
         for note in page:
             if stop is not None and note.id > stop:
                 return count, position, latest
-            event = lean_envelope(to_event(note), note.id)
+            event = stored_envelope(mapper, note)
             if until is not None and event["timestamp"] > until:
                 return count, position, latest
             apply(store, views, event)
