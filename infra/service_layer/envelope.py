@@ -8,13 +8,15 @@ from eventsourcing.utils import resolve_topic
 
 from domain.base import event_id
 
-_NAMES: dict = {}  # event class -> (type name, aggregate): one entry per event type
-_HEADER = ("originator_id", "originator_version", "timestamp", "meta", "originator_topic")
+# One entry per event type: class -> (type name, aggregate); topic -> (class, type name,
+# aggregate, whether the class upcasts its older versions).
+_NAMES: dict = {}
+_TOPICS: dict = {}
 
 
 def aggregate_of(event: Any) -> str:
     """``member``, ``contract`` or ``complaint``, from the event's class."""
-    return type(event).__qualname__.split(".")[0].lower()
+    return _names(type(event))[1]
 
 
 def envelope(event: Any, position: int | None = None) -> dict:
@@ -49,9 +51,13 @@ class LeanEnvelope(dict):
 def lean_envelope(event: Any, position: int | None = None) -> LeanEnvelope:
     """The envelope folds see, without the ids computed up front (see :class:`LeanEnvelope`)."""
     state = event.__dict__
-    meta = event.meta
-    return _lean(event.__class__, state.copy(), state["originator_id"], state["originator_version"],
-                 state["timestamp"], meta, position)
+    data = state.copy()  # the fields less the header: a copy and a few deletes, no comprehension
+    del data["originator_id"], data["originator_version"], data["timestamp"]
+    data.pop("meta", None)
+    data.pop("originator_topic", None)
+    kind, aggregate = _names(event.__class__)
+    return _lean(kind, aggregate, data, state["originator_id"], state["originator_version"],
+                 state["timestamp"], event.meta, position)
 
 
 def stored_envelope(mapper, note) -> LeanEnvelope:
@@ -62,24 +68,35 @@ def stored_envelope(mapper, note) -> LeanEnvelope:
     transcoder, topic and id conversion. A mapper that deciphers or
     decompresses, or an event class that upcasts, takes the mapper's own path.
     """
-    cls = resolve_topic(note.topic)
-    if mapper.cipher or mapper.compressor or getattr(cls, "class_version", 1) != 1:
-        return lean_envelope(mapper.to_domain_event(note), note.id)
-    state = mapper.transcoder.decode(note.state)
-    oid = find_id_convertor(cls, type(note.originator_id))(note.originator_id)
-    state.pop("class_version", None)
-    return _lean(cls, state, oid, note.originator_version, state["timestamp"], state["meta"], note.id)
-
-
-def _lean(cls: type, data: dict, oid, version: int, timestamp, meta: dict, position) -> LeanEnvelope:
-    # ``data``: the event's fields, to be kept less the header (originator_id,
-    # originator_version, timestamp, meta, originator_topic) by a few deletes.
     try:
-        kind, aggregate = _NAMES[cls]
+        cls, kind, aggregate, upcasts = _TOPICS[note.topic]
     except KeyError:
-        kind, aggregate = _NAMES[cls] = (cls.__name__, cls.__qualname__.split(".")[0].lower())
-    for name in _HEADER:
-        data.pop(name, None)
+        cls = resolve_topic(note.topic)
+        cls, kind, aggregate, upcasts = _TOPICS[note.topic] = (
+            cls, *_names(cls), getattr(cls, "class_version", 1) != 1)
+    if upcasts or mapper.cipher or mapper.compressor:
+        return lean_envelope(mapper.to_domain_event(note), note.id)
+    data = mapper.transcoder.decode(note.state)
+    timestamp, meta = data.pop("timestamp"), data.pop("meta")
+    if "originator_topic" in data:
+        del data["originator_topic"]
+    if "class_version" in data:
+        del data["class_version"]
+    oid = find_id_convertor(cls, type(note.originator_id))(note.originator_id)
+    return _lean(kind, aggregate, data, oid, note.originator_version, timestamp, meta, note.id)
+
+
+def _names(cls: type) -> tuple[str, str]:
+    # (type name, aggregate) of an event class, made once per class
+    try:
+        return _NAMES[cls]
+    except KeyError:
+        names = _NAMES[cls] = (cls.__name__, cls.__qualname__.split(".")[0].lower())
+        return names
+
+
+def _lean(kind: str, aggregate: str, data: dict, oid, version: int, timestamp, meta: dict,
+          position: int | None) -> LeanEnvelope:
     env = LeanEnvelope(type=kind, aggregate=aggregate, key=meta.get("key", ""), version=version,
                        timestamp=timestamp, meta=meta, data=data, position=position)
     env._oid, env._version = oid, version

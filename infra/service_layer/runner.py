@@ -67,7 +67,10 @@ def apply(store, views: Iterable[View], event: dict) -> set:
     """
     changed = set()
     kind = event["type"]
-    chosen = views.folding(kind) if views.__class__ is ViewSet else [v for v in views if _folds(v, kind)]
+    if views.__class__ is ViewSet:
+        chosen = views.by_type.get(kind) or views.folding(kind)
+    else:
+        chosen = [v for v in views if _folds(v, kind)]
     for view in chosen:
         rows = store.view(view.name)
         for key in view.keys(event):
