@@ -28,13 +28,14 @@ def _new(event: dict) -> dict:
 
 def fold_member(row: dict | None, event: dict, key: str) -> dict | None:
     """The current-tier row: tier, since, status, override, and the window inputs."""
-    row = dict(row) if row else _new(event)
+    row = row.copy() if row else _new(event)
     kind, data = event["type"], event["data"]
     if kind == "OrderPaid":  # first: nearly every member event is one
-        counted = data.get("counted_fen")
-        row["orders"] = {**row.get("orders", {}), data["order_id"]: {
-            "at": iso(data["occurred_at"]), "month": data["month"], "paid": data["amount_fen"],
-            "reversed": 0, "counted": data["amount_fen"] if counted is None else counted}}
+        paid, counted = data["amount_fen"], data.get("counted_fen")
+        orders = row.get("orders")
+        order = {"at": iso(data["occurred_at"]), "month": data["month"], "paid": paid,
+                 "reversed": 0, "counted": paid if counted is None else counted}
+        row["orders"] = {**orders, data["order_id"]: order} if orders else {data["order_id"]: order}
     elif kind == "MemberRegistered":
         row.update(registered=data["source"] == "crm", profile=data.get("profile") or {})
     elif kind in ("RegistrationFilled", "ProfileUpdated"):
