@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from domain import sla
+from domain.complaint import Complaint
 from projections.common import iso, isoify
-from projections.view import View, by_aggregate
+from projections.view import View, by_aggregate, event_types
 
 VERSION = 2  # 2: the listing index (when a complaint may show in pending breaches)
 
@@ -86,4 +87,5 @@ def alert_at(row: dict) -> str | None:
     return first
 
 
-COMPLAINTS = View("complaints", by_aggregate("complaint"), fold_complaint, VERSION, alert_at)
+COMPLAINTS = View("complaints", by_aggregate("complaint"), fold_complaint, VERSION, alert_at,
+                  event_types(Complaint))

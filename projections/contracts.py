@@ -1,8 +1,9 @@
 """Contract rows: status, validity, milestones and invoices, for overdue lists."""
 from __future__ import annotations
 
+from domain.contract import Contract
 from projections.common import iso, isoify
-from projections.view import View, by_aggregate
+from projections.view import View, by_aggregate, event_types
 
 VERSION = 2  # 2: the listing index (the first due date of an open milestone or invoice)
 
@@ -68,4 +69,5 @@ def first_due(row: dict) -> str | None:
     return min(dues) if dues else None
 
 
-CONTRACTS = View("contracts", by_aggregate("contract"), fold_contract, VERSION, first_due)
+CONTRACTS = View("contracts", by_aggregate("contract"), fold_contract, VERSION, first_due,
+                 event_types(Contract))

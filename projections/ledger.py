@@ -15,6 +15,9 @@ from projections.common import iso
 from projections.view import View
 
 OWN = PLATFORM  # the party whose books these are: contracts name it by this id (README)
+# The only event types :func:`_legs` posts lines for (every other event posts nothing).
+POSTING_TYPES = frozenset({"InvoiceIssued", "PaymentReceived", "InvoiceCredited", "BreachRecorded",
+                           "ContractTerminated"})
 
 
 def _legs(event: dict) -> list:
@@ -113,4 +116,4 @@ def posted_at(row: dict) -> str:
     return row["at"]
 
 
-LEDGER = View("ledger", ledger_keys, fold_posting, 2, posted_at)
+LEDGER = View("ledger", ledger_keys, fold_posting, 2, posted_at, POSTING_TYPES)

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from domain import vip_workflow as flow
+from domain.member import Member
 from domain.tiering import oldest_month
-from projections.common import iso, isoify, parse
-from projections.view import View, by_aggregate
+from projections.common import at_or_before, iso, isoify, parse
+from projections.view import View, by_aggregate, event_types
 
 # Version 2: orders, activity entries and months are pruned at the member's own horizon
 # (``keep_from``/``forget_before`` on OrderPaid/ActivityRecorded v2): the row stays bounded.
@@ -27,19 +28,20 @@ def _new(event: dict) -> dict:
 
 def fold_member(row: dict | None, event: dict, key: str) -> dict | None:
     """The current-tier row: tier, since, status, override, and the window inputs."""
-    row = dict(row) if row else _new(event)
-    kind, data, at = event["type"], event["data"], iso(event["timestamp"])
-    if kind == "MemberRegistered":
+    row = row.copy() if row else _new(event)
+    kind, data = event["type"], event["data"]
+    if kind == "OrderPaid":  # first: nearly every member event is one
+        paid, counted = data["amount_fen"], data.get("counted_fen")
+        orders = row.get("orders")
+        order = {"at": iso(data["occurred_at"]), "month": data["month"], "paid": paid,
+                 "reversed": 0, "counted": paid if counted is None else counted}
+        row["orders"] = {**orders, data["order_id"]: order} if orders else {data["order_id"]: order}
+    elif kind == "MemberRegistered":
         row.update(registered=data["source"] == "crm", profile=data.get("profile") or {})
     elif kind in ("RegistrationFilled", "ProfileUpdated"):
         row.update(registered=True, profile={**row["profile"], **(data.get("profile") or data.get("changes") or {})})
     elif kind == "PersonalDataErased":
         row.update(erased=True, profile={})
-    elif kind == "OrderPaid":
-        counted = data.get("counted_fen")
-        row["orders"] = {**row.get("orders", {}), data["order_id"]: {
-            "at": iso(data["occurred_at"]), "month": data["month"], "paid": data["amount_fen"],
-            "reversed": 0, "counted": data["amount_fen"] if counted is None else counted}}
     elif kind in ("OrderRefunded", "OrderCancelled"):
         # A reversal belongs to its order: it counts where (and while) the order does.
         reversed_fen = data["amount_fen"] if kind == "OrderRefunded" else data["reversed_fen"]
@@ -51,7 +53,7 @@ def fold_member(row: dict | None, event: dict, key: str) -> dict | None:
         row["entries"] = row["entries"] + [[iso(data["occurred_at"]), 0, data["points"]]]
         row["months"] = sorted(set(row["months"]) | {data["month"]})
     elif kind == "TierUpgraded":
-        row.update(tier=data["to_tier"], since=at, policy_version=data["policy_version"])
+        row.update(tier=data["to_tier"], since=iso(event["timestamp"]), policy_version=data["policy_version"])
     elif kind == "TierReviewed":
         row["policy_version"] = data["policy_version"]
         if data["to_tier"] != data["from_tier"]:
@@ -63,7 +65,7 @@ def fold_member(row: dict | None, event: dict, key: str) -> dict | None:
     elif kind == "VipAgreementSigned":
         row["agreement_id"] = data["agreement_id"]
     if kind in ("OrderPaid", "ActivityRecorded") and data.get("keep_from"):
-        _prune(row, iso(data["keep_from"]), iso(data.get("forget_before")))
+        _prune(row, data["keep_from"], data.get("forget_before"))
     if kind in STATUS:
         row["status"] = STATUS[kind]
         if "policy_version" in data:
@@ -71,21 +73,24 @@ def fold_member(row: dict | None, event: dict, key: str) -> dict | None:
     return row
 
 
-def _prune(row: dict, keep_from: str, forget_before: str | None) -> None:
+def _prune(row: dict, keep_from, forget_before) -> None:
     # The member's own horizon (domain.tiering.prune): the row keeps one window of activity and
     # two of orders (an order past the window may still hold an active month or take a refund).
     # Each list is filtered only when its first (oldest-arrived) item has aged out, so an event
     # that drops nothing costs nothing; an item that arrived late and aged out before the first
     # waits for the next filter: no answer reads it (queries take only the window's own items).
-    entries = row["entries"]
-    if entries and entries[0][0] <= keep_from:
-        row["entries"] = [e for e in entries if e[0] > keep_from]
-    if row["months"]:
-        oldest = oldest_month(parse(keep_from))
-        if row["months"][0] < oldest:
-            row["months"] = [m for m in row["months"] if m >= oldest]
+    # The horizons become ISO text only when a list is filtered by them.
+    entries, months = row["entries"], row["months"]
+    if entries and at_or_before(entries[0][0], keep_from):
+        keep_text = iso(keep_from)
+        row["entries"] = [e for e in entries if e[0] > keep_text]
+    if months:
+        oldest = oldest_month(parse(iso(keep_from)))
+        if months[0] < oldest:
+            row["months"] = [m for m in months if m >= oldest]
     orders = row.get("orders")
-    if forget_before and orders and next(iter(orders.values()))["at"] <= forget_before:
+    if forget_before and orders and at_or_before(next(iter(orders.values()))["at"], forget_before):
+        forget_before = iso(forget_before)
         row["orders"] = {k: o for k, o in orders.items() if o["at"] > forget_before}
 
 
@@ -110,9 +115,8 @@ def fold_history(row: dict | None, event: dict, key: str) -> dict | None:
     return {"member_id": key, "changes": changes + [change]}
 
 
-def _member_keys(event: dict) -> list:
-    return by_aggregate("member")(event)
+_member_keys = by_aggregate("member")
 
 
-CURRENT_TIER = View("current_tier", _member_keys, fold_member, VERSION)
-TIER_HISTORY = View("tier_history", _member_keys, fold_history, 1)
+CURRENT_TIER = View("current_tier", _member_keys, fold_member, VERSION, types=event_types(Member))
+TIER_HISTORY = View("tier_history", _member_keys, fold_history, 1, types=frozenset(HISTORY))

@@ -6,8 +6,14 @@ scheduler fires the earliest due first; a fired timer's own event clears it.
 """
 from __future__ import annotations
 
+from domain.complaint import Complaint
+from domain.contract import Contract
 from projections.common import iso, isoify
-from projections.view import View
+from projections.view import View, event_types
+
+# The member events that set or clear a timer (:func:`_member`); every other member event
+# leaves the row as it is. Complaints and contracts: any of their events may.
+MEMBER_TIMER_TYPES = frozenset({"TierUpgraded", "TierReviewed", "TierOverrideSet", "TierOverrideCleared"})
 
 
 def timer_keys(event: dict) -> list:
@@ -98,4 +104,5 @@ def _set(timers: dict, name: str, due) -> None:
         timers[name] = iso(due)
 
 
-TIMERS = View("timers", timer_keys, fold_timers, 1)
+TIMERS = View("timers", timer_keys, fold_timers, 1,
+              types=MEMBER_TIMER_TYPES | event_types(Complaint) | event_types(Contract))

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from eventsourcing.domain import DomainEvent
+
 KeysFn = Callable[[dict], list]
 FoldFn = Callable[[dict | None, dict, str], dict | None]
 IndexFn = Callable[[dict], "str | None"]
@@ -18,6 +20,9 @@ class View:
     VIEW``). ``index(row)`` (optional) is the instant (ISO text) from which
     the row may show in the view's listing query, or None for never: keyed
     stores keep it in an indexed column so listings read only candidates.
+    ``types`` (optional) are the event types whose fold can change a row:
+    any other event is skipped before ``keys`` is asked (a replay's events
+    are mostly orders, which most views never fold); None = every event.
     """
 
     name: str
@@ -25,6 +30,7 @@ class View:
     fold: FoldFn
     version: int = 1
     index: IndexFn | None = None
+    types: frozenset | None = None
 
 
 def by_aggregate(aggregate: str) -> KeysFn:
@@ -32,3 +38,10 @@ def by_aggregate(aggregate: str) -> KeysFn:
     def keys(event: dict) -> list:
         return [event["key"]] if event["aggregate"] == aggregate else []
     return keys
+
+
+def event_types(aggregate: type) -> frozenset:
+    """The names of every event type of an aggregate class (its own and inherited)."""
+    return frozenset(name for name in dir(aggregate)
+                     if isinstance(getattr(aggregate, name), type)
+                     and issubclass(getattr(aggregate, name), DomainEvent))

@@ -12,7 +12,7 @@ import logging
 from datetime import datetime
 from typing import Callable, Iterable
 
-from infra.service_layer.envelope import lean_envelope
+from infra.service_layer.envelope import lean_envelope, stored_envelope
 from infra.stores.readstore import StaleStoreError
 from projections.common import iso
 from projections.view import View
@@ -29,13 +29,49 @@ def note_hash(note) -> str:
     return digest.hexdigest()[:32]
 
 
+def _folds(view, kind: str) -> bool:
+    # Any object with name, keys and fold may serve as a view; without ``types`` it folds all.
+    types = getattr(view, "types", None)
+    return types is None or kind in types
+
+
+class ViewSet(tuple):
+    """Views (iterated as given) that also know, per event type, which of them fold it.
+
+    ``apply`` then visits only those: a replay's bulk (orders) reaches one
+    view of six. The choice per type is made once, so it holds one entry per
+    event type the views have seen.
+    """
+
+    def __new__(cls, views: Iterable[View]) -> "ViewSet":
+        return super().__new__(cls, views)
+
+    def __init__(self, views: Iterable[View]) -> None:
+        self.by_type: dict[str, tuple] = {}
+
+    def folding(self, kind: str) -> tuple:
+        """The views whose fold takes events of type ``kind``."""
+        try:
+            return self.by_type[kind]
+        except KeyError:
+            chosen = self.by_type[kind] = tuple(v for v in self if _folds(v, kind))
+            return chosen
+
+
 def apply(store, views: Iterable[View], event: dict) -> set:
     """Fold one envelope into every view of the store; returns the (view, key) rows it changed.
 
     The stream processors make the same call, so both give the same answer.
+    A view skips the event types its ``types`` leave out (no keys, no fold):
+    :class:`ViewSet` makes that choice once per type, any other iterable per event.
     """
     changed = set()
-    for view in views:
+    kind = event["type"]
+    if views.__class__ is ViewSet:
+        chosen = views.by_type.get(kind) or views.folding(kind)
+    else:
+        chosen = [v for v in views if _folds(v, kind)]
+    for view in chosen:
         rows = store.view(view.name)
         for key in view.keys(event):
             old = rows.get(key)
@@ -54,7 +90,7 @@ class Runner:
     """Catches a read store up with an application's notification log."""
 
     def __init__(self, app, store, views: list[View], page: int = 500) -> None:
-        self.app, self.store, self.views, self.page = app, store, views, page
+        self.app, self.store, self.views, self.page = app, store, ViewSet(views), page
         self.dirty: set = set()
         self.touched: set = set()  # (view, key) changed since the engine last looked
         self.position = store.position
@@ -104,7 +140,7 @@ class Runner:
             if not page:
                 return
             for note in page:
-                event = lean_envelope(mapper.to_domain_event(note), note.id)
+                event = stored_envelope(mapper, note)
                 if until is not None and event["timestamp"] > until:
                     return
                 self._pending_hash = note_hash(note)
