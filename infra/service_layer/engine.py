@@ -21,6 +21,7 @@ from eventsourcing.persistence import IntegrityError
 from domain.base import Ctx, DomainError, FutureInstantError
 from infra.service_layer.app import VipApp
 from infra.service_layer.batch import UnitOfWork
+from infra.service_layer.prefetch import prefetch_rows
 from infra.service_layer.runner import Runner
 from infra.stores.readstore import StaleStoreError
 from projections.common import iso, parse
@@ -244,6 +245,27 @@ class Engine:
         self._skipped_at_begin = set(self.timers.skipped)
         self.app.uow = UnitOfWork(self.app.aggregates, self.aggregate_map_size)
         return self.app.uow
+
+    def prefetch(self, inputs) -> None:
+        """At the start of a batch, read in bulk what its upstream inputs will need: their
+        receipts (one query), their members not in the write-back map (two queries) and those
+        members' view rows (one per view), instead of a read each as the inputs are applied.
+
+        ``inputs`` are the batch's validated inputs (anything with ``event_id`` and
+        ``member_id``). The one place file ingest and the Kafka consumer share this rule;
+        what is read is the state when the batch began, so the log is the same with or
+        without it (a writer in between makes the commit conflict, and the batch is redone).
+        """
+        uow = self.app.uow
+        if uow is None:
+            raise RuntimeError("no batch is open (Engine.begin)")
+        inputs = list(inputs)
+        if not inputs:
+            return
+        self.app.prefetch_receipts([item.event_id for item in inputs])
+        members = list(dict.fromkeys(item.member_id for item in inputs))
+        self.app.prefetch_members(members)
+        prefetch_rows(self.runner, "member", members)
 
     @contextmanager
     def step(self) -> Iterator[None]:
