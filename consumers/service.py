@@ -69,7 +69,7 @@ def serve(settings=None, *, group: str | None = None, tick_seconds: float = 5.0,
                 published = 0
                 if publisher is not None and leader.leads():
                     try:
-                        published = publisher.pump()
+                        published = publisher.send()   # acknowledged batches settle on the next call
                     except RelayError as exc:
                         log.warning("%s; retrying", exc)
                 if time.monotonic() - last_tick >= tick_seconds:

@@ -24,6 +24,7 @@ import logging
 import signal
 import threading
 import time
+from collections import deque
 from typing import Callable
 
 from eventsourcing.persistence import IntegrityError, Tracking
@@ -48,13 +49,15 @@ class Relay:
     """Follows the notification log and publishes every domain event once or more."""
 
     def __init__(self, app, producer, topics: Topics, *, batch: int = 500,
-                 ack_timeout: float = 60.0, name: str | None = None) -> None:
+                 ack_timeout: float = 60.0, name: str | None = None, window: int = 4) -> None:
         self.app, self.producer, self.topics = app, producer, topics
-        self.batch, self.ack_timeout = batch, ack_timeout
+        self.batch, self.ack_timeout, self.window = batch, ack_timeout, max(1, window)
         self.name = name or topics.relay_name()
         self.published = 0          # messages acknowledged by this instance
         self.dead_lettered = 0      # events parked on a dead-letter topic (cannot be encoded)
         self.position = self.recorded_position()
+        self.sent_to = self.position    # the last notification id handed to the producer
+        self.in_flight: deque = deque()  # (first id, last id, futures) of batches sent, oldest first
 
     def recorded_position(self) -> int:
         """The last notification id known to be on the broker."""
@@ -89,8 +92,19 @@ class Relay:
         return topic, key, value, hdrs
 
     def pump(self) -> int:
-        """Publish one batch after the position; returns how many events it published."""
-        notes = self.app.recorder.select_notifications(self.position, self.batch, inclusive_of_start=False)
+        """Publish one batch after what was sent and wait until the broker acknowledged it (and
+        every batch before it); returns how many events the batch held."""
+        count = self.send()
+        self.settle(wait=True)
+        return count
+
+    def send(self) -> int:
+        """Send the next batch after what was sent, without waiting for the broker: the serve
+        loop goes on applying inputs while the producer's thread delivers. The position moves
+        only in :meth:`settle`, past batches the broker acknowledged whole and in order, so a
+        crash still sends again, never skips. At most ``window`` batches are in flight."""
+        self.settle(wait=len(self.in_flight) >= self.window)
+        notes = self.app.recorder.select_notifications(self.sent_to, self.batch, inclusive_of_start=False)
         if not notes:
             return 0
         futures = []
@@ -102,16 +116,40 @@ class Relay:
                 # it goes to the domain dead-letter topic with the reason, loudly.
                 topic, key, value, hdrs = self.dead_letter(note, exc)
             futures.append(self.producer.send(topic, key=key, value=value, headers=hdrs))
-        self.producer.flush(timeout=self.ack_timeout)
-        for future in futures:
-            try:
-                future.get(timeout=self.ack_timeout)
-            except Exception as exc:  # KafkaError, timeout: the batch is sent again
-                raise RelayError(f"broker did not acknowledge event at position "
-                                 f"{notes[0].id}..{notes[-1].id}: {exc!r}") from exc
-        self._advance(notes[-1].id)
-        self.published += len(notes)
+        self.in_flight.append((notes[0].id, notes[-1].id, futures))
+        self.sent_to = notes[-1].id
         return len(notes)
+
+    def settle(self, wait: bool = False) -> int:
+        """Move the position past the batches the broker acknowledged, oldest first (with
+        ``wait``, all of them, flushing first); returns how many events that published.
+
+        A batch the broker did not acknowledge raises :class:`RelayError`; everything after
+        the recorded position is then sent again by the next :meth:`send` (at least once).
+        """
+        if wait and self.in_flight:
+            self.producer.flush(timeout=self.ack_timeout)
+        acknowledged, last = 0, None
+        try:
+            while self.in_flight:
+                first, end, futures = self.in_flight[0]
+                if not wait and not all(f.is_done for f in futures):
+                    break
+                for future in futures:
+                    try:
+                        future.get(timeout=self.ack_timeout)
+                    except Exception as exc:  # KafkaError, timeout: the batch is sent again
+                        self.in_flight.clear()
+                        self.sent_to = last if last is not None else self.position
+                        raise RelayError(f"broker did not acknowledge event at position "
+                                         f"{first}..{end}: {exc!r}") from exc
+                self.in_flight.popleft()
+                acknowledged, last = acknowledged + len(futures), end
+        finally:
+            if last is not None:
+                self._advance(last)
+                self.published += acknowledged
+        return acknowledged
 
     def _advance(self, position: int) -> None:
         try:
@@ -120,22 +158,28 @@ class Relay:
         except IntegrityError:
             # Another relay instance recorded a later position first: follow it.
             self.position = max(position, self.recorded_position())
+            self.sent_to = max(self.sent_to, self.position)
 
     def catch_up(self, max_seconds: float | None = None) -> int:
-        """Publish until the log is exhausted (or time is up); returns the count."""
+        """Publish until the log is exhausted (or time is up) and wait for the broker; returns
+        the count."""
         started, total = time.monotonic(), 0
         while True:
-            count = self.pump()
+            count = self.send()
             total += count
             if not count or (max_seconds is not None and time.monotonic() - started > max_seconds):
-                return total
+                break
+        self.settle(wait=True)
+        return total
 
     def run(self, stop: Callable[[], bool], idle: float = 0.05) -> int:
         """Publish until ``stop()`` is true; a broker failure is retried with backoff."""
         backoff, total = idle, 0
         while not stop():
             try:
-                count = self.pump()
+                count = self.send()
+                if not count:
+                    self.settle(wait=True)
                 total += count
                 backoff = idle
             except RelayError as exc:
@@ -144,6 +188,10 @@ class Relay:
                 backoff = min(backoff * 2 or 0.1, 5.0)
             if not count:
                 _sleep(backoff, stop)
+        try:
+            self.settle(wait=True)
+        except RelayError as exc:
+            log.warning("%s; the next start sends it again", exc)
         return total
 
 
