@@ -49,7 +49,8 @@ class Relay:
     """Follows the notification log and publishes every domain event once or more."""
 
     def __init__(self, app, producer, topics: Topics, *, batch: int = 500,
-                 ack_timeout: float = 60.0, name: str | None = None, window: int = 4) -> None:
+                 ack_timeout: float = 60.0, name: str | None = None, window: int = 4,
+                 track_every: float = 0.5) -> None:
         self.app, self.producer, self.topics = app, producer, topics
         self.batch, self.ack_timeout, self.window = batch, ack_timeout, max(1, window)
         self.name = name or topics.relay_name()
@@ -58,6 +59,8 @@ class Relay:
         self.position = self.recorded_position()
         self.sent_to = self.position    # the last notification id handed to the producer
         self.in_flight: deque = deque()  # (first id, last id, futures) of batches sent, oldest first
+        self.acknowledged = self.position  # the last notification id the broker acknowledged
+        self.track_every, self.tracked_at = track_every, time.monotonic()
 
     def recorded_position(self) -> int:
         """The last notification id known to be on the broker."""
@@ -140,15 +143,22 @@ class Relay:
                         future.get(timeout=self.ack_timeout)
                     except Exception as exc:  # KafkaError, timeout: the batch is sent again
                         self.in_flight.clear()
-                        self.sent_to = last if last is not None else self.position
+                        self.sent_to = last if last is not None else self.acknowledged
                         raise RelayError(f"broker did not acknowledge event at position "
                                          f"{first}..{end}: {exc!r}") from exc
                 self.in_flight.popleft()
                 acknowledged, last = acknowledged + len(futures), end
         finally:
             if last is not None:
-                self._advance(last)
                 self.published += acknowledged
+                self.acknowledged = last
+            # The position is a write (a transaction of its own): while the loop is busy it is
+            # recorded every ``track_every`` seconds, not per batch. A crash sends what came after
+            # it again (readers dedupe on the event id); a wait, an error and a stop record it now.
+            if self.acknowledged > self.position and \
+                    (wait or last is None or time.monotonic() - self.tracked_at >= self.track_every):
+                self._advance(self.acknowledged)
+                self.tracked_at = time.monotonic()
         return acknowledged
 
     def _advance(self, position: int) -> None:
