@@ -179,8 +179,11 @@ class UpstreamConsumer:
 
     # -- the loop ----------------------------------------------------------------------
 
-    def poll_once(self, timeout_ms: int = 200, stop: Callable[[], bool] = lambda: False) -> int:
-        """Poll once and apply the records, a batch per partition; stops between batches when ``stop()``."""
+    def poll_once(self, timeout_ms: int = 200, stop: Callable[[], bool] = lambda: False,
+                  after_batch: Callable[[], object] | None = None) -> int:
+        """Poll once and apply the records, a batch per partition; stops between batches when ``stop()``.
+        ``after_batch`` runs after each committed batch (``vip serve`` hands the relay what the
+        batch logged, so one partition's effects do not wait for the other partitions' batches)."""
         polled = self.consumer.poll(timeout_ms=timeout_ms)
         handled = 0
         for tp, records in polled.items():
@@ -194,6 +197,8 @@ class UpstreamConsumer:
                 start += len(outcomes)
                 handled += len(outcomes)
                 self.next_offsets[tp] = records[start - 1].offset + 1
+                if after_batch is not None:
+                    after_batch()
         self.housekeeping()
         return handled
 
