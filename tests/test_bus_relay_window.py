@@ -34,11 +34,37 @@ def test_sent_batches_are_recorded_as_published_only_once_the_broker_acknowledge
     assert set(published) == {e["id"] for e in logged}
 
 
-def test_a_full_window_waits_for_the_oldest_batch_before_sending_more(bus):
+class _HeldProducer:
+    """The real producer whose acknowledgements the test releases (``held``: not yet)."""
+
+    def __init__(self, producer) -> None:
+        self.producer, self.held = producer, True
+
+    def send(self, *args, **kwargs):
+        future, owner = self.producer.send(*args, **kwargs), self
+
+        class Held:
+            @property
+            def is_done(self):
+                return future.is_done and not owner.held
+
+            def get(self, timeout=None):
+                return future.get(timeout=timeout)
+        return Held()
+
+    def flush(self, timeout=None):
+        self.held = False
+        self.producer.flush(timeout=timeout)
+
+
+def test_a_full_window_sends_nothing_more_and_a_blocking_send_waits_for_the_oldest_batch(bus):
     logged = _orders(bus, 12)
-    relay = Relay(bus.system.app, bus.producer, bus.topics, batch=5, window=1, track_every=3600)
-    assert relay.send() == 5 and relay.published == 0
-    assert relay.send() == 5 and relay.published == 5       # the first batch was waited for
+    producer = _HeldProducer(bus.producer)
+    relay = Relay(bus.system.app, producer, bus.topics, batch=5, window=1, track_every=3600)
+    assert relay.send() == 5
+    assert relay.send() == 0 and relay.published == 0      # the loop is not held up: it goes on
+    assert relay.recorded_position() == 0
+    assert relay.send(block=True) == 5 and relay.published == 5     # the first batch was waited for
     assert relay.recorded_position() == logged[4]["position"]
     assert relay.catch_up() == len(logged) - 10
     assert relay.published == len(logged) and relay.recorded_position() == logged[-1]["position"]

@@ -49,7 +49,7 @@ class Relay:
     """Follows the notification log and publishes every domain event once or more."""
 
     def __init__(self, app, producer, topics: Topics, *, batch: int = 500,
-                 ack_timeout: float = 60.0, name: str | None = None, window: int = 4,
+                 ack_timeout: float = 60.0, name: str | None = None, window: int = 8,
                  track_every: float = 0.5) -> None:
         self.app, self.producer, self.topics = app, producer, topics
         self.batch, self.ack_timeout, self.window = batch, ack_timeout, max(1, window)
@@ -97,16 +97,21 @@ class Relay:
     def pump(self) -> int:
         """Publish one batch after what was sent and wait until the broker acknowledged it (and
         every batch before it); returns how many events the batch held."""
-        count = self.send()
+        count = self.send(block=True)
         self.settle(wait=True)
         return count
 
-    def send(self) -> int:
+    def send(self, block: bool = False) -> int:
         """Send the next batch after what was sent, without waiting for the broker: the serve
         loop goes on applying inputs while the producer's thread delivers. The position moves
         only in :meth:`settle`, past batches the broker acknowledged whole and in order, so a
-        crash still sends again, never skips. At most ``window`` batches are in flight."""
-        self.settle(wait=len(self.in_flight) >= self.window)
+        crash still sends again, never skips. At most ``window`` batches are in flight: when
+        they are, this sends nothing (0), or with ``block`` waits for them first."""
+        self.settle()
+        if len(self.in_flight) >= self.window:
+            if not block:
+                return 0
+            self.settle(wait=True)
         notes = self.app.recorder.select_notifications(self.sent_to, self.batch, inclusive_of_start=False)
         if not notes:
             return 0
@@ -175,7 +180,7 @@ class Relay:
         the count."""
         started, total = time.monotonic(), 0
         while True:
-            count = self.send()
+            count = self.send(block=True)
             total += count
             if not count or (max_seconds is not None and time.monotonic() - started > max_seconds):
                 break
@@ -187,7 +192,7 @@ class Relay:
         backoff, total = idle, 0
         while not stop():
             try:
-                count = self.send()
+                count = self.send(block=True)
                 if not count:
                     self.settle(wait=True)
                 total += count
