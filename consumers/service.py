@@ -1,8 +1,9 @@
 """``vip serve``: consumers, relay, scheduler and embedded projections in one process.
 
 One loop, one thread, one engine: poll the upstream topics and apply what
-came (each message committed with its position), publish what the log gained
-(the relay), fire what the wall clock says is due (the scheduler), and commit
+came (each batch committed with its position), publish what the log gained
+after each batch (the relay, which does not wait for the broker's
+acknowledgements but settles them on a later turn), fire what the wall clock says is due (the scheduler), and commit
 the read models every second. SIGTERM finishes the message in hand, publishes
 what is left within a few seconds, commits and closes; the process exits 0.
 """

@@ -5,11 +5,15 @@ saved it, so there is no dual write. The relay reads the log after its
 tracked position, sends each domain event to its aggregate's topic (keyed by
 the business id, Avro single-object encoded, with the event id, type,
 schema fingerprint, occurred-at, correlation and causation ids as headers),
-waits until the broker has acknowledged the whole batch, and only then moves
-its position on (a tracking row ``relay:<topics>`` in the event store).
+and moves its position on (a tracking row ``relay:<topics>`` in the event
+store) only past batches the broker acknowledged whole, in order. Under
+``vip serve`` the relay does not wait for the broker: up to ``window``
+batches are in flight while the loop applies more inputs, and the position
+is written at most every ``track_every`` seconds while busy (at once when
+waiting or stopping).
 
-A crash between the acknowledgement and the position write sends the batch
-again on restart: publishing is at least once, with no gap, and a duplicate
+A crash between the acknowledgement and the position write sends what came
+after the position again on restart: publishing is at least once, with no gap, and a duplicate
 is the same message with the same event id, so readers dedupe on it.
 Personal fields are sealed in the events themselves (``pii:v1:...``), so an
 erased member stays erased on every topic.
