@@ -247,20 +247,11 @@ class Engine:
         return self.app.uow
 
     def prefetch(self, inputs) -> None:
-        """At the start of a batch, read in bulk what its upstream inputs will need: their
-        receipts (one query), their members not in the write-back map (two queries) and those
-        members' view rows (one per view), instead of a read each as the inputs are applied.
-
-        ``inputs`` are the batch's validated inputs (anything with ``event_id`` and
-        ``member_id``). The one place file ingest and the Kafka consumer share this rule;
-        what is read is the state when the batch began, so the log is the same with or
-        without it (a writer in between makes the commit conflict, and the batch is redone).
-        """
-        uow = self.app.uow
-        if uow is None:
-            raise RuntimeError("no batch is open (Engine.begin)")
+        """At a batch's start, read in bulk what its inputs (``event_id``, ``member_id``) need: their
+        receipts, their members and those members' view rows. File ingest and the Kafka consumer both
+        call it; a writer in between makes the commit conflict, so the log is the same without it."""
         inputs = list(inputs)
-        if not inputs:
+        if self.app.uow is None or not inputs:  # no batch to fill, or nothing to read for it
             return
         self.app.prefetch_receipts([item.event_id for item in inputs])
         members = list(dict.fromkeys(item.member_id for item in inputs))
