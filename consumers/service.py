@@ -1,8 +1,9 @@
 """``vip serve``: consumers, relay, scheduler and embedded projections in one process.
 
 One loop, one thread, one engine: poll the upstream topics and apply what
-came (each message committed with its position), publish what the log gained
-(the relay), fire what the wall clock says is due (the scheduler), and commit
+came (each batch committed with its position), publish what the log gained
+after each batch (the relay, which does not wait for the broker's
+acknowledgements but settles them on a later turn), fire what the wall clock says is due (the scheduler), and commit
 the read models every second. SIGTERM finishes the message in hand, publishes
 what is left within a few seconds, commits and closes; the process exits 0.
 """
@@ -62,16 +63,22 @@ def serve(settings=None, *, group: str | None = None, tick_seconds: float = 5.0,
         if echo:
             echo(f"serve: {settings.kafka_bootstrap}; consuming {', '.join(topics.upstream) if consume else '-'}; "
                  f"publishing {', '.join(topics.domain_topics) if relay else '-'}")
+
+        def publish() -> int:
+            # Acknowledged batches settle (and the position moves) on a later call.
+            if publisher is None or not leader.leads():
+                return 0
+            try:
+                return publisher.send()
+            except RelayError as exc:
+                log.warning("%s; retrying", exc)
+                return 0
+
         last_tick = 0.0
         while not stop():
             with guard:
-                handled = consumer.poll_once(100, stop) if consumer else 0
-                published = 0
-                if publisher is not None and leader.leads():
-                    try:
-                        published = publisher.pump()
-                    except RelayError as exc:
-                        log.warning("%s; retrying", exc)
+                handled = consumer.poll_once(100, stop, after_batch=publish) if consumer else 0
+                published = publish()
                 if time.monotonic() - last_tick >= tick_seconds:
                     fired += system.engine.tick()   # the scheduler: fires due work, commits views
                     last_tick = time.monotonic()

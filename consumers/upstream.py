@@ -179,8 +179,11 @@ class UpstreamConsumer:
 
     # -- the loop ----------------------------------------------------------------------
 
-    def poll_once(self, timeout_ms: int = 200, stop: Callable[[], bool] = lambda: False) -> int:
-        """Poll once and apply the records, a batch per partition; stops between batches when ``stop()``."""
+    def poll_once(self, timeout_ms: int = 200, stop: Callable[[], bool] = lambda: False,
+                  after_batch: Callable[[], object] | None = None) -> int:
+        """Poll once and apply the records, a batch per partition; stops between batches when ``stop()``.
+        ``after_batch`` runs after each committed batch (``vip serve`` hands the relay what the
+        batch logged, so one partition's effects do not wait for the other partitions' batches)."""
         polled = self.consumer.poll(timeout_ms=timeout_ms)
         handled = 0
         for tp, records in polled.items():
@@ -194,6 +197,8 @@ class UpstreamConsumer:
                 start += len(outcomes)
                 handled += len(outcomes)
                 self.next_offsets[tp] = records[start - 1].offset + 1
+                if after_batch is not None:
+                    after_batch()
         self.housekeeping()
         return handled
 
@@ -267,14 +272,19 @@ class UpstreamConsumer:
     def _batch(self, name: str, records: list, dead: dict) -> list[str]:
         recorded = self.app.recorder.max_tracking_id(name) or 0
         deadline = time.monotonic() + self.engine.batch_max_ms / 1000
+        # Decoding is pure: the whole batch is decoded first, so what its inputs need (receipts,
+        # members, view rows) is read in bulk (Engine.prefetch), as file ingest does.
+        decoded = [None if record.offset + 1 <= recorded or record.offset in dead else self._decode(record)
+                   for record in records]
         outcomes: list[str] = []
         self.engine.begin()
         try:
-            for record in records:
+            self.engine.prefetch(item for item in decoded if isinstance(item, Input))
+            for record, item in zip(records, decoded):
                 if record.offset + 1 <= recorded:
                     outcomes.append("skipped")
                 else:
-                    outcomes.append(self._apply(record, dead))
+                    outcomes.append(self._apply(record, item, dead))
                 if time.monotonic() > deadline:
                     break
             last = records[len(outcomes) - 1].offset + 1
@@ -286,14 +296,18 @@ class UpstreamConsumer:
             raise
         return outcomes
 
-    def _apply(self, record, dead: dict) -> str:
+    def _decode(self, record) -> Input | str:
+        """The record's validated input, or the reason it is a dead letter."""
+        try:
+            return decode_message(self.topics.upstream[record.topic], record.value, self.registry)
+        except DeadLetter as letter:
+            return letter.reason
+
+    def _apply(self, record, item: Input | str | None, dead: dict) -> str:
         if record.offset in dead:
             return "dead"
-        source = self.topics.upstream[record.topic]
-        try:
-            item = decode_message(source, record.value, self.registry)
-        except DeadLetter as letter:
-            return self.dead_letter(record, letter.reason, dead)
+        if isinstance(item, str):
+            return self.dead_letter(record, item, dead)
         try:
             return apply_input(self.engine, item)
         except DomainError as exc:

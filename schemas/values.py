@@ -175,7 +175,22 @@ def _deref(t: Any, named: dict) -> Any:
             return t
 
 
+_STAMPS: dict[tuple[int, int], tuple[Any, dict, bool]] = {}
+
+
 def _is_timestamp(t: Any, named: dict) -> bool:
+    """Whether ``t`` is (or is a null union of) a timestamp. Memoised per type object of a
+    prepared schema (cached, so bounded by the registry): asked for every field of every event."""
+    key = (id(t), id(named))
+    hit = _STAMPS.get(key)
+    if hit is not None and hit[0] is t and hit[1] is named:
+        return hit[2]
+    answer = _timestamp(t, named)
+    _STAMPS[key] = (t, named, answer)
+    return answer
+
+
+def _timestamp(t: Any, named: dict) -> bool:
     t = _deref(t, named)
     if isinstance(t, list):
         return any(_is_timestamp(b, named) for b in t if b != "null")

@@ -5,11 +5,15 @@ saved it, so there is no dual write. The relay reads the log after its
 tracked position, sends each domain event to its aggregate's topic (keyed by
 the business id, Avro single-object encoded, with the event id, type,
 schema fingerprint, occurred-at, correlation and causation ids as headers),
-waits until the broker has acknowledged the whole batch, and only then moves
-its position on (a tracking row ``relay:<topics>`` in the event store).
+and moves its position on (a tracking row ``relay:<topics>`` in the event
+store) only past batches the broker acknowledged whole, in order. Under
+``vip serve`` the relay does not wait for the broker: up to ``window``
+batches are in flight while the loop applies more inputs, and the position
+is written at most every ``track_every`` seconds while busy (at once when
+waiting or stopping).
 
-A crash between the acknowledgement and the position write sends the batch
-again on restart: publishing is at least once, with no gap, and a duplicate
+A crash between the acknowledgement and the position write sends what came
+after the position again on restart: publishing is at least once, with no gap, and a duplicate
 is the same message with the same event id, so readers dedupe on it.
 Personal fields are sealed in the events themselves (``pii:v1:...``), so an
 erased member stays erased on every topic.
@@ -24,6 +28,7 @@ import logging
 import signal
 import threading
 import time
+from collections import deque
 from typing import Callable
 
 from eventsourcing.persistence import IntegrityError, Tracking
@@ -48,13 +53,18 @@ class Relay:
     """Follows the notification log and publishes every domain event once or more."""
 
     def __init__(self, app, producer, topics: Topics, *, batch: int = 500,
-                 ack_timeout: float = 60.0, name: str | None = None) -> None:
+                 ack_timeout: float = 60.0, name: str | None = None, window: int = 8,
+                 track_every: float = 0.5) -> None:
         self.app, self.producer, self.topics = app, producer, topics
-        self.batch, self.ack_timeout = batch, ack_timeout
+        self.batch, self.ack_timeout, self.window = batch, ack_timeout, max(1, window)
         self.name = name or topics.relay_name()
         self.published = 0          # messages acknowledged by this instance
         self.dead_lettered = 0      # events parked on a dead-letter topic (cannot be encoded)
         self.position = self.recorded_position()
+        self.sent_to = self.position    # the last notification id handed to the producer
+        self.in_flight: deque = deque()  # (first id, last id, futures) of batches sent, oldest first
+        self.acknowledged = self.position  # the last notification id the broker acknowledged
+        self.track_every, self.tracked_at = track_every, time.monotonic()
 
     def recorded_position(self) -> int:
         """The last notification id known to be on the broker."""
@@ -89,8 +99,24 @@ class Relay:
         return topic, key, value, hdrs
 
     def pump(self) -> int:
-        """Publish one batch after the position; returns how many events it published."""
-        notes = self.app.recorder.select_notifications(self.position, self.batch, inclusive_of_start=False)
+        """Publish one batch after what was sent and wait until the broker acknowledged it (and
+        every batch before it); returns how many events the batch held."""
+        count = self.send(block=True)
+        self.settle(wait=True)
+        return count
+
+    def send(self, block: bool = False) -> int:
+        """Send the next batch after what was sent, without waiting for the broker: the serve
+        loop goes on applying inputs while the producer's thread delivers. The position moves
+        only in :meth:`settle`, past batches the broker acknowledged whole and in order, so a
+        crash still sends again, never skips. At most ``window`` batches are in flight: when
+        they are, this sends nothing (0), or with ``block`` waits for them first."""
+        self.settle()
+        if len(self.in_flight) >= self.window:
+            if not block:
+                return 0
+            self.settle(wait=True)
+        notes = self.app.recorder.select_notifications(self.sent_to, self.batch, inclusive_of_start=False)
         if not notes:
             return 0
         futures = []
@@ -102,16 +128,47 @@ class Relay:
                 # it goes to the domain dead-letter topic with the reason, loudly.
                 topic, key, value, hdrs = self.dead_letter(note, exc)
             futures.append(self.producer.send(topic, key=key, value=value, headers=hdrs))
-        self.producer.flush(timeout=self.ack_timeout)
-        for future in futures:
-            try:
-                future.get(timeout=self.ack_timeout)
-            except Exception as exc:  # KafkaError, timeout: the batch is sent again
-                raise RelayError(f"broker did not acknowledge event at position "
-                                 f"{notes[0].id}..{notes[-1].id}: {exc!r}") from exc
-        self._advance(notes[-1].id)
-        self.published += len(notes)
+        self.in_flight.append((notes[0].id, notes[-1].id, futures))
+        self.sent_to = notes[-1].id
         return len(notes)
+
+    def settle(self, wait: bool = False) -> int:
+        """Move the position past the batches the broker acknowledged, oldest first (with
+        ``wait``, all of them, flushing first); returns how many events that published.
+
+        A batch the broker did not acknowledge raises :class:`RelayError`; everything after
+        the recorded position is then sent again by the next :meth:`send` (at least once).
+        """
+        if wait and self.in_flight:
+            self.producer.flush(timeout=self.ack_timeout)
+        acknowledged, last = 0, None
+        try:
+            while self.in_flight:
+                first, end, futures = self.in_flight[0]
+                if not wait and not all(f.is_done for f in futures):
+                    break
+                for future in futures:
+                    try:
+                        future.get(timeout=self.ack_timeout)
+                    except Exception as exc:  # KafkaError, timeout: the batch is sent again
+                        self.in_flight.clear()
+                        self.sent_to = last if last is not None else self.acknowledged
+                        raise RelayError(f"broker did not acknowledge event at position "
+                                         f"{first}..{end}: {exc!r}") from exc
+                self.in_flight.popleft()
+                acknowledged, last = acknowledged + len(futures), end
+        finally:
+            if last is not None:
+                self.published += acknowledged
+                self.acknowledged = last
+            # The position is a write (a transaction of its own): while the loop is busy it is
+            # recorded every ``track_every`` seconds, not per batch. A crash sends what came after
+            # it again (readers dedupe on the event id); a wait, an error and a stop record it now.
+            if self.acknowledged > self.position and \
+                    (wait or last is None or time.monotonic() - self.tracked_at >= self.track_every):
+                self._advance(self.acknowledged)
+                self.tracked_at = time.monotonic()
+        return acknowledged
 
     def _advance(self, position: int) -> None:
         try:
@@ -120,22 +177,28 @@ class Relay:
         except IntegrityError:
             # Another relay instance recorded a later position first: follow it.
             self.position = max(position, self.recorded_position())
+            self.sent_to = max(self.sent_to, self.position)
 
     def catch_up(self, max_seconds: float | None = None) -> int:
-        """Publish until the log is exhausted (or time is up); returns the count."""
+        """Publish until the log is exhausted (or time is up) and wait for the broker; returns
+        the count."""
         started, total = time.monotonic(), 0
         while True:
-            count = self.pump()
+            count = self.send(block=True)
             total += count
             if not count or (max_seconds is not None and time.monotonic() - started > max_seconds):
-                return total
+                break
+        self.settle(wait=True)
+        return total
 
     def run(self, stop: Callable[[], bool], idle: float = 0.05) -> int:
         """Publish until ``stop()`` is true; a broker failure is retried with backoff."""
         backoff, total = idle, 0
         while not stop():
             try:
-                count = self.pump()
+                count = self.send(block=True)
+                if not count:
+                    self.settle(wait=True)
                 total += count
                 backoff = idle
             except RelayError as exc:
@@ -144,6 +207,10 @@ class Relay:
                 backoff = min(backoff * 2 or 0.1, 5.0)
             if not count:
                 _sleep(backoff, stop)
+        try:
+            self.settle(wait=True)
+        except RelayError as exc:
+            log.warning("%s; the next start sends it again", exc)
         return total
 
 

@@ -21,6 +21,7 @@ from eventsourcing.persistence import IntegrityError
 from domain.base import Ctx, DomainError, FutureInstantError
 from infra.service_layer.app import VipApp
 from infra.service_layer.batch import UnitOfWork
+from infra.service_layer.prefetch import prefetch_rows
 from infra.service_layer.runner import Runner
 from infra.stores.readstore import StaleStoreError
 from projections.common import iso, parse
@@ -244,6 +245,18 @@ class Engine:
         self._skipped_at_begin = set(self.timers.skipped)
         self.app.uow = UnitOfWork(self.app.aggregates, self.aggregate_map_size)
         return self.app.uow
+
+    def prefetch(self, inputs) -> None:
+        """At a batch's start, read in bulk what its inputs (``event_id``, ``member_id``) need: their
+        receipts, their members and those members' view rows. File ingest and the Kafka consumer both
+        call it; a writer in between makes the commit conflict, so the log is the same without it."""
+        inputs = list(inputs)
+        if self.app.uow is None or not inputs:  # no batch to fill, or nothing to read for it
+            return
+        self.app.prefetch_receipts([item.event_id for item in inputs])
+        members = list(dict.fromkeys(item.member_id for item in inputs))
+        self.app.prefetch_members(members)
+        prefetch_rows(self.runner, "member", members)
 
     @contextmanager
     def step(self) -> Iterator[None]:

@@ -28,7 +28,6 @@ from eventsourcing.persistence import PersistenceError
 from domain.base import DomainError
 from infra.progress import bar as _bar
 from infra.service_layer.engine import Engine
-from infra.service_layer.prefetch import prefetch_rows
 from infra.service_layer.upstream import InputError, apply_input, mask_text, parse
 from infra.stores.pii import KeyStoreError
 
@@ -214,10 +213,7 @@ def _batch(engine: Engine, items: list, start: int, size: int, name: str) -> lis
     deadline = time.monotonic() + engine.batch_max_ms / 1000
     engine.begin()
     try:
-        engine.app.prefetch_receipts([item.event_id for item, _, _ in items[start:start + size]])
-        members = [item.member_id for item, _, _ in items[start:start + size]]
-        engine.app.prefetch_members(members)
-        prefetch_rows(engine.runner, "member", members)
+        engine.prefetch(item for item, _, _ in items[start:start + size])
         for item, number, _ in items[start:start + size]:
             try:
                 outcomes.append((apply_input(engine, item), ""))
