@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,6 +16,7 @@ from infra.service_layer.replay import rebuild_views, serve_stale
 from infra.service_layer.runner import Runner
 from infra.settings import Settings
 from infra.stores.pgstore import PostgresReadStore
+from infra.stores.leases import schema_lock
 from infra.stores.pii import KeyStore, PiiCipher
 from infra.stores.readstore import MemoryStore, StaleStoreError, open_read_store
 from infra.stores.streamstore import open_stream_store
@@ -165,22 +165,14 @@ def open_app(settings: Settings | None = None, read_only: bool = False) -> tuple
 
 
 def _open_app(policy, cipher: PiiCipher, settings: Settings, read_only: bool) -> VipApp:
-    """The application; a table creation racing another process's (PostgreSQL) is tried again."""
-    if read_only and settings.event_store == "sqlite":
-        immutable = _needs_immutable(settings.data_dir / "events.db")
+    """The application; its tables are made under the schema lock (processes take turns)."""
+    if read_only:
+        immutable = settings.event_store == "sqlite" and _needs_immutable(settings.data_dir / "events.db")
         return VipApp(policy, cipher, env=settings.eventsourcing_env(read_only, immutable=immutable),
                       snapshot_interval=settings.snapshot_interval)
-    for attempt in range(5):
-        try:
-            return VipApp(policy, cipher, env=settings.eventsourcing_env(read_only),
-                          snapshot_interval=settings.snapshot_interval)
-        except Exception as exc:  # the driver's own error classes differ per store
-            racing = any(sign in str(exc) for sign in ("concurrently updated", "pg_type_typname",
-                                                        "pg_class_relname_nsp_index"))
-            if not racing or attempt == 4:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-    raise AssertionError("unreachable")
+    with schema_lock(settings):
+        return VipApp(policy, cipher, env=settings.eventsourcing_env(read_only),
+                      snapshot_interval=settings.snapshot_interval)
 
 
 def _needs_immutable(path: Path) -> bool:

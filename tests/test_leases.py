@@ -70,3 +70,18 @@ def test_sqlite_and_memory_stores_need_no_relay_lease(tmp_path):
             serve_lease(Settings.from_env({}, data_dir=tmp_path / "x"))
         finally:
             held.release()
+
+
+def test_processes_starting_together_on_a_fresh_postgresql_store_all_open_it(pg_url, tmp_path):
+    # The library's table creation is not safe twice at once (seen: "Failed to record tracking
+    # for __migration__ 1" in a second serve); the schema lock makes the processes take turns.
+    script = ("import sys; from pathlib import Path; from infra.bootstrap import open_app; from infra.settings import Settings;"
+              "app, keys = open_app(Settings.from_env({}, data_dir=Path(sys.argv[1]), event_store=sys.argv[2]));"
+              "app.close(); keys.close(); print('opened')")
+    data = tmp_path / "data"
+    data.mkdir()
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(data), pg_url], cwd=ROOT, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(4)]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert all(run.returncode == 0 for run in runs), outputs
+    assert all("opened" in out for out in outputs)

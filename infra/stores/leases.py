@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -127,3 +128,19 @@ def relay_lease(settings: Settings) -> AdvisoryLease | None:
     if not settings.event_store.startswith(("postgresql://", "postgres://")):
         return None
     return AdvisoryLease(settings.event_store, f"vip-relay:{settings.topic_prefix}")
+
+
+@contextmanager
+def schema_lock(settings: Settings):
+    """Held while this process creates or migrates the event store's tables (PostgreSQL): the
+    library's table creation is not safe to run in two processes at once (several ``vip serve``
+    starting together), so they take turns. Elsewhere nothing to hold."""
+    if not settings.event_store.startswith(("postgresql://", "postgres://")):
+        yield
+        return
+    conn = psycopg.connect(settings.event_store, autocommit=True, connect_timeout=5)
+    try:
+        conn.execute("SELECT pg_advisory_lock(%s)", (lease_key("vip-schema"),))
+        yield
+    finally:
+        conn.close()  # ending the session releases the lock
