@@ -170,7 +170,7 @@ def _open_app(policy, cipher: PiiCipher, settings: Settings, read_only: bool) ->
         immutable = settings.event_store == "sqlite" and _needs_immutable(settings.data_dir / "events.db")
         return VipApp(policy, cipher, env=settings.eventsourcing_env(read_only, immutable=immutable),
                       snapshot_interval=settings.snapshot_interval)
-    with schema_lock(settings):
+    with schema_lock(settings.event_store):
         return VipApp(policy, cipher, env=settings.eventsourcing_env(read_only),
                       snapshot_interval=settings.snapshot_interval)
 

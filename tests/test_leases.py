@@ -73,11 +73,15 @@ def test_sqlite_and_memory_stores_need_no_relay_lease(tmp_path):
 
 
 def test_processes_starting_together_on_a_fresh_postgresql_store_all_open_it(pg_url, tmp_path):
-    # The library's table creation is not safe twice at once (seen: "Failed to record tracking
-    # for __migration__ 1" in a second serve); the schema lock makes the processes take turns.
-    script = ("import sys; from pathlib import Path; from infra.bootstrap import open_app; from infra.settings import Settings;"
-              "app, keys = open_app(Settings.from_env({}, data_dir=Path(sys.argv[1]), event_store=sys.argv[2]));"
-              "app.close(); keys.close(); print('opened')")
+    # Table creation is not safe twice at once (seen: "Failed to record tracking for __migration__ 1"
+    # in a second serve, "relation vip_streams_rows already exists" in a second worker); the schema
+    # lock makes the processes take turns. Each opens the event store, the read store and the stream store.
+    script = ("import sys; from pathlib import Path; from infra.bootstrap import VIEWS, open_app, open_views;"
+              "from infra.settings import Settings; from infra.stores.streamstore import open_stream_store;"
+              "s = Settings.from_env({}, data_dir=Path(sys.argv[1]), event_store=sys.argv[2],"
+              " streams_store=sys.argv[2]);"
+              "app, keys = open_app(s); views = open_views(s); streams = open_stream_store(s, views=VIEWS);"
+              "[x.close() for x in (app, keys, views, streams)]; print('opened')")
     data = tmp_path / "data"
     data.mkdir()
     runs = [subprocess.Popen([sys.executable, "-c", script, str(data), pg_url], cwd=ROOT, text=True,

@@ -123,6 +123,9 @@ def serve_lease(settings: Settings) -> FileLease | None:
     return lease
 
 
+PG_SCHEMES = ("postgresql://", "postgres://")
+
+
 def relay_lease(settings: Settings) -> AdvisoryLease | None:
     """The relay's lease on PostgreSQL (one publisher at a time); None where one process serves."""
     if not settings.event_store.startswith(("postgresql://", "postgres://")):
@@ -131,14 +134,15 @@ def relay_lease(settings: Settings) -> AdvisoryLease | None:
 
 
 @contextmanager
-def schema_lock(settings: Settings):
-    """Held while this process creates or migrates the event store's tables (PostgreSQL): the
-    library's table creation is not safe to run in two processes at once (several ``vip serve``
-    starting together), so they take turns. Elsewhere nothing to hold."""
-    if not settings.event_store.startswith(("postgresql://", "postgres://")):
+def schema_lock(url: str | None):
+    """Held while this process creates or migrates tables in the PostgreSQL database ``url``
+    (None or another store: nothing to hold). ``CREATE TABLE IF NOT EXISTS`` and the library's
+    table creation are not safe in two sessions at once (several ``vip serve`` or stream
+    workers starting together), so the processes take turns."""
+    if not url or not url.startswith(PG_SCHEMES):
         yield
         return
-    conn = psycopg.connect(settings.event_store, autocommit=True, connect_timeout=5)
+    conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
     try:
         conn.execute("SELECT pg_advisory_lock(%s)", (lease_key("vip-schema"),))
         yield

@@ -7,12 +7,12 @@ position holds.
 """
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 
 import psycopg
 
 from infra.stores.keyed import KeyedStore
+from infra.stores.leases import schema_lock
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS vip_read_rows (view TEXT, key TEXT, data TEXT NOT NULL, ix TEXT,"
@@ -72,16 +72,9 @@ class PostgresReadStore(PostgresSql, KeyedStore):
         return self.db.execute("SELECT to_regclass('vip_read_view_versions')").fetchone()[0] is not None
 
     def _create(self) -> None:
-        for attempt in range(5):
-            try:
-                with self.db.transaction():
-                    for statement in SCHEMA:
-                        self.db.execute(statement)
-                return
-            except psycopg.errors.UniqueViolation:  # another process creating the same tables
-                if attempt == 4:
-                    raise
-                time.sleep(0.1 * (attempt + 1))
+        with schema_lock(self.url), self.db.transaction():  # processes starting together take turns
+            for statement in SCHEMA:
+                self.db.execute(statement)
 
     @contextmanager
     def write(self):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
 from pathlib import Path
 
 import psycopg
@@ -24,7 +23,7 @@ import psycopg
 from infra.settings import Settings
 from infra.stores.keyed import KeyedStore
 from infra.stores.keyed_rows import KeyedRows
-from infra.stores.leases import FileLease, LeaseHeldError
+from infra.stores.leases import FileLease, LeaseHeldError, schema_lock
 from infra.stores.memory import MemoryStore
 from infra.stores.pgstore import PostgresSql
 from infra.stores.readstore import SqliteSql, connect
@@ -207,24 +206,18 @@ class PostgresStreamStore(PostgresSql, StreamStore):
                     self.detached = True  # nothing folded yet: every view is empty
                     return
             else:
-                self._create()
-                self._check_versions()
+                with schema_lock(self.url):  # workers starting together take turns
+                    self._create()
+                    self._check_versions()
             self._load()
         except BaseException:
             self.db.close()
             raise
 
     def _create(self) -> None:
-        for attempt in range(5):
-            try:
-                with self.db.transaction():
-                    for statement in _schema("BIGINT"):
-                        self.db.execute(statement)
-                return
-            except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
-                if attempt == 4:  # another worker creating the same tables
-                    raise
-                time.sleep(0.1 * (attempt + 1))
+        with self.db.transaction():
+            for statement in _schema("BIGINT"):
+                self.db.execute(statement)
 
     def _lock_versions(self) -> None:
         self.db.execute(f"LOCK TABLE {PREFIX}view_versions IN EXCLUSIVE MODE")
