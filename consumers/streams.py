@@ -107,7 +107,11 @@ def make_app(settings: Settings, topics: list[str], folder: Folder, producer, ap
     """The Faust app: one agent over the domain topics, folding batches into the folder's store."""
     import faust
 
+    # Faust writes a table directory even with memory tables: under the data dir, not the cwd.
+    datadir = settings.data_dir / "faust" / app_id
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(app_id, broker=f"kafka://{settings.kafka_bootstrap}", store="memory://", web_enabled=False,
+                    datadir=str(datadir),
                     topic_allow_declare=False, topic_disable_leader=True,
                     consumer_auto_offset_reset="earliest", broker_session_timeout=6.0,
                     broker_heartbeat_interval=1.0)

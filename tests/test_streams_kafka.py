@@ -71,8 +71,10 @@ def _start(env):
     """A worker whose output goes to a file in the data dir (shown when a check fails)."""
     os.makedirs(env["VIP_DATA_DIR"], exist_ok=True)
     log = open(os.path.join(env["VIP_DATA_DIR"], f"worker-{uuid.uuid4().hex[:6]}.log"), "w")
+    cwd = os.path.join(os.path.dirname(env["VIP_DATA_DIR"]), "cwd")  # must stay empty
+    os.makedirs(cwd, exist_ok=True)
     worker = subprocess.Popen([VIP, "streams", "run", "--loglevel", "info"], env=env, stdout=log,
-                              stderr=subprocess.STDOUT, text=True)
+                              stderr=subprocess.STDOUT, text=True, cwd=cwd)
     worker.log_path = log.name
     log.close()
     return worker
@@ -130,6 +132,7 @@ def test_one_worker_builds_the_read_models_and_rebuilds_a_deleted_store_from_the
     finally:
         _stop(worker)
     assert _views(env) == _embedded(system)
+    assert not list((tmp_path / "cwd").iterdir()), "a worker wrote into its working directory"
     dead = read_topics(kafka_broker, [Topics.dlq(topics.domain("member"))])
     assert len(dead) == 1
     reason = header_map(dead[0].headers)[DLQ_REASON]
