@@ -37,13 +37,14 @@ SYNC_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 # -- the input file --------------------------------------------------------------------
 
 def generate_orders(path: Path, orders: int, members: int, seed: int, year: int = 2025,
-                    every_member: bool = False) -> dict:
+                    every_member: bool = False, years: int = 1) -> dict:
     """Write ``orders`` upstream order events as JSON Lines; returns what was written.
 
     About 98% ``OrderPaid`` and 2% ``OrderRefunded`` (1-14 days after the
     order, same member); members' order counts skewed (log-normal weights),
     or, with ``every_member``, the first ``members`` orders one per member
-    (a population to measure against). Times over ``year`` in waking hours
+    (a population to measure against). Times over ``year`` (or the ``years`` ending with it:
+    a history, in which time moves through several windows) in waking hours
     (``+08:00``), amounts log-normal around 250 CNY. Same seed, same bytes.
     """
     rng = random.Random(seed)
@@ -51,11 +52,11 @@ def generate_orders(path: Path, orders: int, members: int, seed: int, year: int 
     weights = [rng.lognormvariate(0.0, 0.8) for _ in member_ids]
     refunds = int(round(orders * REFUND_SHARE)) if orders >= 50 and not every_member else 0
     paid = orders - refunds
-    start = datetime(year, 1, 1, tzinfo=ZONE)
+    start = datetime(year - years + 1, 1, 1, tzinfo=ZONE)
     who = member_ids[:paid] if every_member else rng.choices(member_ids, weights=weights, k=paid)
     records = []
     for n in range(paid):
-        at = start + timedelta(days=rng.randrange(365), seconds=int(rng.uniform(8 * 3600, 23.5 * 3600)))
+        at = start + timedelta(days=rng.randrange(365 * years), seconds=int(rng.uniform(8 * 3600, 23.5 * 3600)))
         fen = max(100, int(rng.lognormvariate(math.log(25000), 0.9)))
         if rng.random() < 0.7:
             fen = max(100, fen // 100 * 100)  # most prices are whole yuan

@@ -22,13 +22,15 @@ from domain.policy import TIERS, Policy, tier_rank
 from domain import tiering
 from domain.tiering import Standing, effective_tier, next_anniversary
 from domain import window
-from domain.window import WindowIndex
+from domain.window import CANCELLED, CURRENCY, PAID, REVERSED, WindowIndex
 
 class Member(VipAggregate):
     """A customer of the program, known from CRM or first seen in an order."""
 
     KEY = "member_id"
     __slots__ = ("_index",)  # domain.window's running sums: derived, so never in a snapshot
+    class_version = 2  # 2: orders are domain.window's lists (snapshots of 1 hold dicts)
+    upcast_v1_v2 = staticmethod(window.upcast_snapshot_orders)
 
     @staticmethod
     def create_id(member_id: str, **_: object) -> UUID:
@@ -53,8 +55,8 @@ class Member(VipAggregate):
         # Bounded by the window (see domain.tiering.prune); JSON shapes, so snapshots round-trip.
         self.entries: list = []  # activity [occurred_at, 0, points], in occurred-at order
         self.active_months: list[str] = []  # months with activity, sorted
-        self.orders: dict[str, dict] = {}  # the order's own instant, month and what is left of it
-        self.closed_orders: dict[str, dict] = {}  # orders past every window, still refundable
+        self.orders: dict[str, list] = {}  # domain.window's order lists: instant, month, what is left
+        self.closed_orders: dict[str, list] = {}  # orders past every window, still refundable
         self.forgotten_before: datetime | None = None  # closed orders before this are forgotten
         self.tier = "member"
         self.tier_since: datetime | None = None
@@ -68,17 +70,16 @@ class Member(VipAggregate):
         self.erased = False
 
     def __deepcopy__(self, memo: dict) -> "Member":
-        # Repositories deep-copy cached aggregates on every get; the generic
-        # deepcopy walks every datetime of the order history and dominated
-        # ingest. Entries are tuples of immutables, so copying containers is enough.
+        # Repositories deep-copy cached aggregates on every get; the generic deepcopy walks every
+        # datetime of the orders. Entries hold only immutables, so copying containers is enough.
         clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         clone.__dict__.pop("_ctx", None)
         clone._pending_events = list(self._pending_events)
         clone.entries = [list(e) for e in self.entries]
         clone.active_months = list(self.active_months)
-        clone.orders = {k: dict(v) for k, v in self.orders.items()}
-        clone.closed_orders = {k: dict(v) for k, v in self.closed_orders.items()}
+        clone.orders = {k: v.copy() for k, v in self.orders.items()}
+        clone.closed_orders = {k: v.copy() for k, v in self.closed_orders.items()}
         clone.profile = dict(self.profile)
         clone.override = dict(self.override) if self.override else None
         index = getattr(self, "_index", None)
@@ -182,9 +183,8 @@ class Member(VipAggregate):
                     forget_before: datetime | None = None) -> None:
         index = self._window()  # built (if missing) before this order joins the orders
         # v1 events carry no counted_fen: only tier-currency orders were recorded then.
-        order = self.orders[order_id] = {"at": occurred_at, "month": month, "currency": currency,
-                                         "paid": amount_fen, "reversed": 0,
-                                         "counted": amount_fen if counted_fen is None else counted_fen}
+        order = self.orders[order_id] = window.new_order(
+            occurred_at, month, amount_fen, amount_fen if counted_fen is None else counted_fen, currency)
         index.added(order_id, order)
         self._prune(keep_from, forget_before)
 
@@ -198,10 +198,10 @@ class Member(VipAggregate):
         check_amount(amount_fen, currency)
         require_aware(occurred_at, "occurred_at")
         order = self._order(order_id)
-        if currency != order.get("currency", currency):
+        if order[CURRENCY] not in (None, currency):
             raise OrderError(f"refund currency {currency} differs from order {order_id}'s currency "
-                             f"{order['currency']}; refund in the currency paid")
-        left = order["paid"] - order["reversed"]
+                             f"{order[CURRENCY]}; refund in the currency paid")
+        left = order[PAID] - order[REVERSED]
         if amount_fen > left:
             raise OrderError(
                 f"refund of {amount_fen} fen exceeds the {left} fen still paid on order {order_id}")
@@ -219,9 +219,9 @@ class Member(VipAggregate):
         """A cancelled order reverses whatever of it is still paid (nothing if unpaid)."""
         require_aware(occurred_at, "occurred_at")
         order = self.orders.get(order_id) or self.closed_orders.get(order_id)
-        if order and order.get("cancelled"):
+        if order and order[CANCELLED]:
             raise OrderError(f"order {order_id} was already cancelled")
-        reversed_fen = order["paid"] - order["reversed"] if order else 0
+        reversed_fen = order[PAID] - order[REVERSED] if order else 0
         self._use(ctx)
         self._order_cancelled(input_id=input_id, order_id=order_id,
                               reversed_fen=reversed_fen, occurred_at=occurred_at)
@@ -255,7 +255,7 @@ class Member(VipAggregate):
         tiering.add_month(self.active_months, month)
         self._prune(keep_from, forget_before)
 
-    def _order(self, order_id: str) -> dict:
+    def _order(self, order_id: str) -> list:
         order = self.orders.get(order_id) or self.closed_orders.get(order_id)
         if order is None:
             forgotten = (f", or it was paid before {self.forgotten_before.isoformat()} and is no "

@@ -7,7 +7,7 @@ from functools import lru_cache
 from datetime import datetime, timedelta
 
 from domain.policy import Policy, tier_rank
-from domain.window import WindowIndex, order_live, order_net_fen
+from domain.window import AT, MONTH, WindowIndex, order_live, order_net_fen
 
 
 @dataclass(frozen=True)
@@ -166,8 +166,8 @@ def order_inputs(orders) -> tuple[list, set[str]]:
     entries, months = [], set()
     for order in orders:
         if order_live(order):
-            entries.append((order["at"], order_net_fen(order), 0))
-            months.add(order["month"])
+            entries.append((order[AT], order_net_fen(order), 0))
+            months.add(order[MONTH])
     return entries, months
 
 

@@ -20,27 +20,49 @@ are what they were without it.
 """
 from __future__ import annotations
 
+import sys
 from bisect import insort
 from collections import Counter
 from datetime import datetime
 
-
-def order_net_fen(order: dict) -> int:
-    """What an order still counts toward tiers: its counted amount less the reversed share.
-
-    ``order`` holds ``paid`` and ``reversed`` (in the order's currency) and
-    ``counted`` (what the whole payment counts, in the tier currency).
-    """
-    paid = order["paid"]
-    return order["counted"] * (paid - order["reversed"]) // paid if paid else 0
+# An order, as the member and its current-tier row keep it: a list, not a dict (members keep
+# up to two windows of orders, and a dict cost about 230 bytes more per order). Both hold
+# [occurred_at, month, paid, reversed, counted]; the aggregate adds [currency, cancelled].
+# ``paid`` and ``reversed`` are in the order's currency, ``counted`` is what the whole payment
+# counts in the tier currency. The row holds occurred_at as UTC ISO text, the member a datetime.
+AT, MONTH, PAID, REVERSED, COUNTED, CURRENCY, CANCELLED = range(7)
 
 
-def order_live(order: dict) -> bool:
+def new_order(at, month: str | None, paid: int, counted: int, currency: str | None = None) -> list:
+    """A kept order with nothing reversed (``currency`` given: the aggregate's longer shape).
+
+    Months and currencies are interned: thousands of orders share a few dozen of each."""
+    month = sys.intern(month) if month else month
+    if currency is None:
+        return [at, month, paid, 0, counted]
+    return [at, month, paid, 0, counted, sys.intern(currency), False]
+
+
+def upcast_snapshot_orders(state: dict) -> None:
+    """A member snapshot of class version 1 (orders as dicts) with version 2's order lists."""
+    for book in ("orders", "closed_orders"):
+        state[book] = {k: [o["at"], o["month"], o["paid"], o["reversed"], o["counted"],
+                           o.get("currency"), bool(o.get("cancelled"))]
+                       for k, o in state[book].items()}
+
+
+def order_net_fen(order: list) -> int:
+    """What an order still counts toward tiers: its counted amount less the reversed share."""
+    paid = order[PAID]
+    return order[COUNTED] * (paid - order[REVERSED]) // paid if paid else 0
+
+
+def order_live(order: list) -> bool:
     """An order makes its month active while something of it is still paid and it counts."""
-    return order["paid"] > order["reversed"] and order["counted"] > 0
+    return order[PAID] > order[REVERSED] and order[COUNTED] > 0
 
 
-def order_counts(order: dict) -> int:
+def order_counts(order: list) -> int:
     """What an order adds to the window's net spend: its net while it is live, else nothing."""
     return order_net_fen(order) if order_live(order) else 0
 
@@ -51,10 +73,10 @@ class WindowIndex:
     __slots__ = ("kept", "closed", "net", "months")
 
     def __init__(self, orders: dict, closed: dict) -> None:
-        self.kept = sorted((o["at"], k) for k, o in orders.items())
-        self.closed = sorted((o["at"], k) for k, o in closed.items())
+        self.kept = sorted((o[AT], k) for k, o in orders.items())
+        self.closed = sorted((o[AT], k) for k, o in closed.items())
         self.net = sum(order_counts(o) for o in orders.values())
-        self.months = Counter(o["month"] for book in (orders, closed) for o in book.values()
+        self.months = Counter(o[MONTH] for book in (orders, closed) for o in book.values()
                               if order_live(o))
 
     def copy(self) -> "WindowIndex":
@@ -63,26 +85,26 @@ class WindowIndex:
         clone.net, clone.months = self.net, Counter(self.months)
         return clone
 
-    def added(self, order_id: str, order: dict) -> None:
+    def added(self, order_id: str, order: list) -> None:
         """A new kept order."""
-        _insert(self.kept, (order["at"], order_id))
+        _insert(self.kept, (order[AT], order_id))
         self.net += order_counts(order)
         if order_live(order):
-            self.months[order["month"]] += 1
+            self.months[order[MONTH]] += 1
 
-    def before_change(self, order: dict) -> tuple[int, bool]:
+    def before_change(self, order: list) -> tuple[int, bool]:
         return order_counts(order), order_live(order)
 
-    def changed(self, order: dict, kept: bool, before: tuple[int, bool]) -> None:
+    def changed(self, order: list, kept: bool, before: tuple[int, bool]) -> None:
         """``order`` (kept or closed) was refunded or cancelled; ``before`` from :meth:`before_change`."""
         counts, live = before
         if kept:
             self.net += order_counts(order) - counts
         now = order_live(order)
         if live and not now:
-            self._drop_month(order["month"])
+            self._drop_month(order[MONTH])
         elif now and not live:
-            self.months[order["month"]] += 1
+            self.months[order[MONTH]] += 1
 
     def prune(self, orders: dict, closed: dict, keep_from: datetime,
               forget_before: datetime | None) -> None:
@@ -104,7 +126,7 @@ class WindowIndex:
         for _, order_id in gone[:n]:
             order = closed.pop(order_id)
             if order_live(order):
-                self._drop_month(order["month"])
+                self._drop_month(order[MONTH])
         del gone[:n]
 
     def net_between(self, orders: dict, lo: datetime, at: datetime) -> int:
@@ -145,11 +167,11 @@ def reverse(index: WindowIndex, orders: dict, closed: dict, order_id: str, amoun
     """
     kept = order_id not in closed
     if kept and cancel_at is not None and order_id not in orders:
-        orders[order_id] = {"at": cancel_at, "month": None, "paid": 0, "reversed": 0, "counted": 0}
+        orders[order_id] = [cancel_at, None, 0, 0, 0, None, False]  # no currency: none was paid
         index.added(order_id, orders[order_id])
     order = orders[order_id] if kept else closed[order_id]
     before = index.before_change(order)
-    order["reversed"] += amount_fen
+    order[REVERSED] += amount_fen
     if cancel_at is not None:
-        order["cancelled"] = True
+        order[CANCELLED] = True
     index.changed(order, kept, before)

@@ -4,12 +4,14 @@ from __future__ import annotations
 from domain import vip_workflow as flow
 from domain.member import Member
 from domain.tiering import oldest_month
+from domain.window import AT, REVERSED, new_order
 from projections.common import at_or_before, iso, isoify, parse
 from projections.view import View, by_aggregate, event_types
 
 # Version 2: orders, activity entries and months are pruned at the member's own horizon
 # (``keep_from``/``forget_before`` on OrderPaid/ActivityRecorded v2): the row stays bounded.
-VERSION = 3  # 3: the row names the member's agreement (its expiry lapses the standing)
+# 3: the row names the member's agreement (its expiry lapses the standing).
+VERSION = 4  # 4: orders are domain.window's lists [at, month, paid, reversed, counted], not dicts
 
 # The status each VIP event leads to, from the workflow table (the action the event records).
 STATUS = {event: flow.after(action) for event, action in {
@@ -33,8 +35,7 @@ def fold_member(row: dict | None, event: dict, key: str) -> dict | None:
     if kind == "OrderPaid":  # first: nearly every member event is one
         paid, counted = data["amount_fen"], data.get("counted_fen")
         orders = row.get("orders")
-        order = {"at": iso(data["occurred_at"]), "month": data["month"], "paid": paid,
-                 "reversed": 0, "counted": paid if counted is None else counted}
+        order = new_order(iso(data["occurred_at"]), data["month"], paid, paid if counted is None else counted)
         row["orders"] = {**orders, data["order_id"]: order} if orders else {data["order_id"]: order}
     elif kind == "MemberRegistered":
         row.update(registered=data["source"] == "crm", profile=data.get("profile") or {})
@@ -47,8 +48,9 @@ def fold_member(row: dict | None, event: dict, key: str) -> dict | None:
         reversed_fen = data["amount_fen"] if kind == "OrderRefunded" else data["reversed_fen"]
         order = row.get("orders", {}).get(data["order_id"])
         if order and reversed_fen:
-            row["orders"] = {**row["orders"], data["order_id"]: {
-                **order, "reversed": order["reversed"] + reversed_fen}}
+            order = order.copy()
+            order[REVERSED] += reversed_fen
+            row["orders"] = {**row["orders"], data["order_id"]: order}
     elif kind == "ActivityRecorded":
         row["entries"] = row["entries"] + [[iso(data["occurred_at"]), 0, data["points"]]]
         row["months"] = sorted(set(row["months"]) | {data["month"]})
@@ -89,9 +91,9 @@ def _prune(row: dict, keep_from, forget_before) -> None:
         if months[0] < oldest:
             row["months"] = [m for m in months if m >= oldest]
     orders = row.get("orders")
-    if forget_before and orders and at_or_before(next(iter(orders.values()))["at"], forget_before):
+    if forget_before and orders and at_or_before(next(iter(orders.values()))[AT], forget_before):
         forget_before = iso(forget_before)
-        row["orders"] = {k: o for k, o in orders.items() if o["at"] > forget_before}
+        row["orders"] = {k: o for k, o in orders.items() if o[AT] > forget_before}
 
 
 HISTORY = ("TierUpgraded", "TierReviewed", "TierOverrideSet", "TierOverrideCleared",

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from domain import sla
 from domain.policy import TIERS, Policy, tier_rank
 from domain.tiering import effective_tier, live_override, order_inputs, standing
+from domain.window import AT
 from projections.common import iso, parse
 from projections.ledger import OWN
 
@@ -33,7 +34,7 @@ def tier_row(row: dict, at: datetime, policy: Policy, timers: dict | None = None
     entries = [(parse(o), spend, pts) for o, spend, pts in row["entries"] if lo < o <= hi]
     orders = row.get("orders", {}).values()
     order_months = order_inputs(orders)[1]
-    order_entries = order_inputs([{**o, "at": parse(o["at"])} for o in orders if lo < o["at"] <= hi])[0]
+    order_entries = order_inputs([[parse(o[AT]), *o[AT + 1:]] for o in orders if lo < o[AT] <= hi])[0]
     now = standing(entries + order_entries, set(row["months"]) | order_months, at, policy)
     next_review = ((timers or {}).get("timers") or {}).get("review")
     override = row["override"]  # expires_at as text in the row: parsed for the one rule

@@ -10,10 +10,15 @@ vip=.venv/bin/vip
 work="$(mktemp -d)"
 logs="$work/logs"
 mkdir -p "$logs"
-pids=()
+apps=() infra=()
+stop() { # stop PID...: TERM them all, then wait for each
+    for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "$@"; do wait "$pid" 2>/dev/null || true; done
+}
 cleanup() {
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    # The serves and workers first: a serve stopping flushes to PostgreSQL, which must still be up.
+    stop "${apps[@]}"
+    stop "${infra[@]}"
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -26,9 +31,9 @@ await() {  # await FILE TEXT SECONDS: until a process's log shows TEXT
 }
 
 export VIP_DATA_DIR="$work/data" VIP_TOPIC_PREFIX=cluster
-"$vip" postgres >"$logs/postgres.log" 2>&1 & pids+=($!)
+"$vip" postgres >"$logs/postgres.log" 2>&1 & infra+=($!)
 port="$(.venv/bin/python -c 'from infra.dev.broker import free_port; print(free_port())')"
-"$vip" broker --port "$port" --no-topics >"$logs/broker.log" 2>&1 & pids+=($!)
+"$vip" broker --port "$port" --no-topics >"$logs/broker.log" 2>&1 & infra+=($!)
 await "$logs/postgres.log" "^export VIP_EVENT_STORE" 60
 await "$logs/broker.log" "^export VIP_KAFKA_BOOTSTRAP" 60
 eval "$(grep '^export' "$logs/postgres.log" "$logs/broker.log" | cut -d: -f2-)"
@@ -36,8 +41,8 @@ echo "cluster: PostgreSQL $VIP_EVENT_STORE, broker $VIP_KAFKA_BOOTSTRAP"
 
 "$vip" topics create
 for n in 1 2; do
-    "$vip" serve >"$logs/serve$n.log" 2>&1 & pids+=($!)
-    "$vip" streams run >"$logs/worker$n.log" 2>&1 & pids+=($!)
+    "$vip" serve >"$logs/serve$n.log" 2>&1 & apps+=($!)
+    "$vip" streams run >"$logs/worker$n.log" 2>&1 & apps+=($!)
 done
 for n in 1 2; do await "$logs/serve$n.log" "^serve: " 120; done
 echo "cluster: 2 serve and 2 streams workers running; publishing upstream traffic"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from infra.service_layer.ingest import ingest_file
 from tests.scenario import START, upstream_events, write_jsonl
+from domain.window import REVERSED
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,7 +91,7 @@ def test_a_refused_line_is_rejected_alone_and_its_batch_mates_are_applied(make_s
     report = ingest_file(s.engine, "orders", path, progress=False)
     assert (report.applied, [n for n, *_ in report.rejected]) == (3, [3])
     member = s.app.member("M1")
-    assert member.orders["o1"]["reversed"] == 100_000
+    assert member.orders["o1"][REVERSED] == 100_000
     assert s.app.receipt("r2") is None and s.app.receipt("r3") is not None
     assert s.engine.runner.position == s.app.recorder.max_notification_id()
 

@@ -18,7 +18,7 @@ from bench.floor import library_floor
 from bench.workloads import generate_orders
 from domain.member import Member
 
-RUN_ROWS = ("ingest", "library floor", "memory", "replay every read model", "replay 1M events", "queries: tier p99",
+RUN_ROWS = ("ingest", "library floor", "memory: peak RSS", "replay every read model", "replay 1M events", "queries: tier p99",
             "queries: breaches, 20 open, none due yet",
             "queries: breaches, 20 open, every clock breached", "scaling")
 BUS_ROWS = ("bus: upstream->effect->domain topic", "bus: p99 latency")
@@ -55,6 +55,20 @@ def test_bench_run_prints_every_row_with_its_baseline_and_ratio(capsys, tmp_path
     # a year after filing every one of the 20 complaints has both clocks breached; at filing, none
     assert "40 clocks listed" in every["note"], every
     assert soon["note"].startswith("0 clocks listed"), soon
+
+
+def test_bench_run_measures_memory_over_years_of_history_and_inside_one_window(capsys, tmp_path):
+    rows = rows_of(capsys, run.main, [
+        "--orders", "200", "--members", "40", "--complaints", "20", "--samples", "20",
+        "--scale-members", "50,100", "--scale-orders", "100", "--repeat", "1",
+        "--memory-orders", "500", "--dense-orders", "300", "--dir", str(tmp_path), "--no-progress"])
+    assert_complete(rows, RUN_ROWS + ("replay measured", "kept-order memory"))
+    history = next(r for r in rows if r["name"].startswith("memory: peak RSS"))
+    assert "(3 years)" in history["name"] and "over 1 y" in history["note"] and "over 3 y" in history["note"]
+    measured = next(r for r in rows if r["name"].startswith("replay measured"))
+    assert measured["verdict"] == "n/a"  # far from 1M events: not judged
+    dense = next(r for r in rows if r["name"].endswith("inside one window"))
+    assert dense["verdict"] == "n/a" and "bytes of RSS per further kept order" in dense["note"]
 
 
 def test_bench_run_refuses_a_bad_size_with_a_clear_error(capsys):

@@ -17,6 +17,7 @@ from infra.policy_file import load_policy
 from infra.service_layer.app import SNAPSHOT_INTERVAL, _project
 from infra.service_layer.upstream import apply_input, parse
 from tests.scenario import START, upstream_events
+from domain.window import REVERSED, new_order
 
 SH = ZoneInfo("Asia/Shanghai")
 POLICY = load_policy()
@@ -47,11 +48,10 @@ def five_years(m: Member) -> tuple[list, list]:
         if day % 7 == 0:
             week = day // 7
             pay(m, at, 10_000 + week, f"O{week}")
-            orders.append({"at": at, "month": POLICY.month_of(at), "paid": 10_000 + week,
-                           "reversed": 0, "counted": 10_000 + week})
+            orders.append(new_order(at, POLICY.month_of(at), 10_000 + week, 10_000 + week))
             if week % 10 == 3:
                 refund(m, at + timedelta(hours=1), 5_000, f"O{week}")
-                orders[-1]["reversed"] = 5_000
+                orders[-1][REVERSED] = 5_000
         if day % 10 == 0:
             m.record_activity(ctx(at + timedelta(hours=2)), f"in-{next(_ids)}", "vip_event",
                               at + timedelta(hours=2), POLICY)
@@ -95,7 +95,7 @@ def test_a_refund_of_an_order_that_left_the_window_is_accepted_and_counts_nothin
     refund(m, later, 3_000_000, "old")
     assert type(m.pending_events[-1]).__name__ == "OrderRefunded"
     assert m.standing_at(later, POLICY) == before and before.spend_fen == 600_000
-    assert m.closed_orders["old"]["reversed"] == 3_000_000
+    assert m.closed_orders["old"][REVERSED] == 3_000_000
 
 
 def test_a_refund_of_an_order_paid_more_than_two_windows_back_is_refused_saying_why():

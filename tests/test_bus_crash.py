@@ -24,6 +24,7 @@ from infra.kafka.admin import create_all, read_topics
 from infra.kafka.bus import Topics, header_map, make_producer, tracking_name
 from infra.service_layer.envelope import envelope
 from infra.settings import Settings
+from domain.window import PAID, REVERSED
 
 pytestmark = pytest.mark.kafka
 
@@ -280,7 +281,7 @@ def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_
         # the same totals as an independent computation from the input
         for member_id, net in expected["net_spend_fen"].items():
             orders = app.member(member_id).orders
-            assert sum(o["paid"] - o["reversed"] for o in orders.values()) == net, member_id
+            assert sum(o[PAID] - o[REVERSED] for o in orders.values()) == net, member_id
         paid = Counter(e["key"] for e in logged if e["type"] == "OrderPaid")
         assert dict(paid) == expected["orders_paid"]
 

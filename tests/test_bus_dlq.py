@@ -7,6 +7,7 @@ from infra.kafka.admin import read_topics
 from infra.kafka.bus import header_map
 from schemas.codec import MAGIC, encode
 from tests.test_bus_flow import bus, upstream  # noqa: F401  (the fixture)
+from domain.window import COUNTED, CURRENCY, PAID
 
 pytestmark = pytest.mark.kafka
 
@@ -78,8 +79,8 @@ def test_bad_messages_go_to_the_dead_letter_topic_and_good_ones_around_them_appl
 
     # the good ones, and only they, took effect
     app = bus.system.app
-    assert {o: s["paid"] for o, s in app.member(m1).orders.items()} == {"O-1": 10_000, "O-2": 20_000}
-    assert {o: (s["paid"], s["currency"], s["counted"]) for o, s in app.member(m2).orders.items()} == \
+    assert {o: s[PAID] for o, s in app.member(m1).orders.items()} == {"O-1": 10_000, "O-2": 20_000}
+    assert {o: (s[PAID], s[CURRENCY], s[COUNTED]) for o, s in app.member(m2).orders.items()} == \
         {"O-9": (500, "USD", 0), "O-3": (30_000, "CNY", 30_000)}
     assert app.member(m3).profile and app.find_member(f"{bus.prefix}-M9") is None
 

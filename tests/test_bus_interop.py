@@ -8,6 +8,7 @@ import pytest
 
 from schemas.codec import SCHEMAS_DIR
 from tests.test_bus_flow import bus, upstream  # noqa: F401  (the fixture)
+from domain.window import PAID
 
 pytestmark = pytest.mark.kafka
 
@@ -58,4 +59,4 @@ def test_an_order_encoded_by_the_avro_package_is_accepted(bus):
     bus.send_raw(bus.topics.orders, member.encode(), value)
     assert bus.consume(consumer, 1)["applied"] == 1
     order = bus.system.app.member(member).orders["O-avro"]
-    assert order["paid"] == 88_800
+    assert order[PAID] == 88_800

@@ -7,6 +7,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from tests.test_bus_flow import SESSION, bus, upstream  # noqa: F401  (the fixture)
+from domain.window import PAID
 
 pytestmark = pytest.mark.kafka
 
@@ -48,4 +49,4 @@ def test_partitions_moved_by_a_rebalance_show_no_lag_after_a_clean_stop(bus):
     bus.consumers.clear()
     lag = _lag(bus)
     assert lag and all(v == 0 for v in lag.values()), lag
-    assert sum(bus.system.app.member(m).orders[f"O{n}"]["paid"] for n, m in enumerate(members)) == 12_000
+    assert sum(bus.system.app.member(m).orders[f"O{n}"][PAID] for n, m in enumerate(members)) == 12_000

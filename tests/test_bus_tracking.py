@@ -17,6 +17,7 @@ from consumers.upstream import UpstreamConsumer
 from infra.kafka.bus import Topics, header_map, tracking_name
 from schemas.codec import encode
 from tests.test_bus_flow import upstream
+from domain.window import PAID
 
 
 @dataclass
@@ -100,7 +101,7 @@ def test_positions_are_recorded_with_the_effects_and_a_stale_one_is_refused(stor
     assert h["h"] == "1" and h["dlq_reason"].startswith("bad-magic: ")
     assert (h["dlq_original_topic"], h["dlq_original_partition"], h["dlq_original_offset"]) == \
         (topics.orders, "0", "11")
-    assert {o: s["paid"] for o, s in system.app.member("M1").orders.items()} == {"O-1": 100, "O-2": 200,
+    assert {o: s[PAID] for o, s in system.app.member("M1").orders.items()} == {"O-1": 100, "O-2": 200,
                                                                                  "O-5": 500}
 
 

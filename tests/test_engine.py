@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from infra.service_layer.ingest import ingest_files
 from infra.service_layer.upstream import apply_input, parse
 from tests.scenario import START, Z, log_of, upstream_events, write_jsonl
+from domain.window import AT
 
 
 def _inputs(events):
@@ -83,7 +84,7 @@ def test_a_late_order_counts_by_its_occurred_at_but_is_stamped_on_the_timeline(m
     assert upgrade[2] == t + timedelta(days=10)  # stamped at arrival on the timeline
     assert s.app.member("M1").tier == "silver"
     row = s.store.view("current_tier")["M1"]
-    assert row["orders"]["o-late"]["at"] == late.astimezone(Z).astimezone(
+    assert row["orders"]["o-late"][AT] == late.astimezone(Z).astimezone(
         __import__("datetime").timezone.utc).isoformat()
 
 

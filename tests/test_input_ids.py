@@ -6,6 +6,7 @@ import json
 from infra.service_layer.ingest import ingest_file
 from infra.service_layer.upstream import apply_input, parse
 from tests.test_ingest import _order, _write
+from domain.window import PAID
 
 
 def test_the_same_event_id_for_two_members_is_applied_once_and_the_second_is_a_conflict(
@@ -29,7 +30,7 @@ def test_a_reused_id_with_other_content_for_the_same_member_is_a_conflict_not_a_
     report = ingest_file(s.engine, "orders", _write(tmp_path / "o.jsonl", rows), progress=False)
     assert report.applied == 1 and report.duplicates == 1
     assert [(n, "already used" in r) for n, r, _ in report.rejected] == [(2, True)]
-    assert s.app.member("M1").orders["o1"]["paid"] == 100_000
+    assert s.app.member("M1").orders["o1"][PAID] == 100_000
 
 
 def test_receipts_survive_a_restart_and_keep_the_member_state_free_of_input_ids(make_system, tmp_path):

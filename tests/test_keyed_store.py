@@ -20,6 +20,7 @@ from infra.stores.readstore import SqliteReadStore
 from projections import queries
 from projections.members import CURRENT_TIER
 from tests.scenario import START
+from domain.window import AT, PAID
 
 
 def _answers(store, at, policy) -> str:
@@ -178,8 +179,8 @@ def test_the_current_tier_row_keeps_only_what_a_window_can_still_hold(make_syste
     at = START + timedelta(days=365 * 5 + 1)
     answer = queries.tier_row(row, at, s.app.policy)
     member = s.app.member("MK")
-    assert answer["window_spend_fen"] == sum(o["paid"] for o in member.orders.values()
-                                             if at - timedelta(days=365) < o["at"] <= at)
+    assert answer["window_spend_fen"] == sum(o[PAID] for o in member.orders.values()
+                                             if at - timedelta(days=365) < o[AT] <= at)
 
 
 def test_replay_envelopes_make_the_event_id_only_when_it_is_read(make_system):

@@ -22,6 +22,7 @@ from domain.member import (
 )
 from domain.tiering import months_back
 from infra.policy_file import load_policy
+from domain.window import CANCELLED, PAID, REVERSED
 
 SH = ZoneInfo("Asia/Shanghai")
 POLICY = load_policy()
@@ -120,8 +121,8 @@ def test_paid_refunded_and_cancelled_orders_move_net_spend():
     now = m.standing_at(T0 + timedelta(days=3), POLICY)
     assert now.spend_fen == 2_500 * YUAN
     assert now.points == 2_500  # one point per CNY of net spend
-    assert (m.orders[o1]["paid"], m.orders[o1]["reversed"]) == (300_000, 50_000)
-    assert m.orders[o2]["cancelled"] is True and m.orders[o2]["reversed"] == 100_000
+    assert (m.orders[o1][PAID], m.orders[o1][REVERSED]) == (300_000, 50_000)
+    assert m.orders[o2][CANCELLED] is True and m.orders[o2][REVERSED] == 100_000
 
 
 def test_over_refund_is_refused_with_a_message_naming_the_amounts():
@@ -131,7 +132,7 @@ def test_over_refund_is_refused_with_a_message_naming_the_amounts():
     with pytest.raises(OrderError) as err:
         m.record_order_refunded(ctx(T0), "r2", o1, 299_001, "CNY", T0, POLICY)
     assert "299001" in str(err.value) and "299000" in str(err.value) and o1 in str(err.value)
-    assert m.orders[o1]["reversed"] == 1_000  # nothing recorded by the refused refund
+    assert m.orders[o1][REVERSED] == 1_000  # nothing recorded by the refused refund
 
 
 def test_refund_of_an_unknown_order_is_refused():
@@ -728,7 +729,7 @@ def test_an_order_in_another_currency_is_recorded_but_counts_nothing_without_a_c
     now = m.standing_at(T0, POLICY)
     assert (now.spend_fen, now.points, now.active_months, m.tier) == (0, 0, 0, "member")
     m.record_order_refunded(ctx(T0), "r1", "O-usd", 500_000, "USD", T0, POLICY)  # recorded too
-    assert m.orders["O-usd"]["reversed"] == 500_000
+    assert m.orders["O-usd"][REVERSED] == 500_000
 
 
 def test_an_order_in_another_currency_counts_through_the_conversion_the_policy_states():

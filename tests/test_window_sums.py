@@ -15,6 +15,7 @@ from domain.member import Member
 from domain.tiering import order_inputs, standing
 from infra.policy_file import load_policy
 from infra.service_layer.app import _project
+from domain.window import CANCELLED, CURRENCY, PAID, REVERSED
 
 SH = ZoneInfo("Asia/Shanghai")
 POLICY = load_policy()
@@ -48,14 +49,14 @@ def test_running_sums_give_the_walked_standing_through_late_orders_refunds_cance
         if roll < 0.12 and live:
             order_id = rng.choice(live)
             order = m.orders.get(order_id) or m.closed_orders[order_id]
-            left = order["paid"] - order["reversed"]
-            if left > 0 and not order.get("cancelled"):
+            left = order[PAID] - order[REVERSED]
+            if left > 0 and not order[CANCELLED]:
                 m.record_order_refunded(ctx(at), f"r{n}", order_id, rng.randint(1, left),
-                                        order["currency"], at, POLICY)
+                                        order[CURRENCY], at, POLICY)
         elif roll < 0.16:
             target = rng.choice(live) if live and rng.random() < 0.7 else f"never-paid-{n}"
             order = m.orders.get(target) or m.closed_orders.get(target)
-            if not (order and order.get("cancelled")):
+            if not (order and order[CANCELLED]):
                 m.record_order_cancelled(ctx(at), f"c{n}", target, at)
         else:
             # a tenth of the orders arrive late: their occurred-at is up to 40 days back
@@ -85,6 +86,33 @@ def test_the_index_is_rebuilt_from_the_orders_of_a_snapshot_and_of_a_copy():
         other.record_order_paid(ctx(at), "late", "o-late", 90_000, "CNY", at - timedelta(days=3), POLICY)
         assert other.standing_at(at, POLICY) == walked(other, at)
     assert "o-late" not in m.orders             # the copy's index is its own
+
+
+def test_a_snapshot_taken_when_orders_were_dicts_restores_as_order_lists():
+    m = Member.register(ctx(T0), "W4", None, "orders")
+    for n in range(40):
+        at = T0 + timedelta(days=n * 11)
+        m.record_order_paid(ctx(at), f"p{n}", f"o{n}", 40_000 + n, "USD" if n == 5 else "CNY", at, POLICY)
+    at = T0 + timedelta(days=440)
+    m.record_order_cancelled(ctx(at), "c-unpaid", "o-unpaid", at)   # cancelled before it was paid
+    m.collect_events()
+    snap = Snapshot.take(copy.deepcopy(m))
+    assert snap.state.pop("class_version") == 2
+    names = ("at", "month", "paid", "reversed", "counted", "currency", "cancelled")
+    def as_v1(order: list) -> dict:   # currency only once paid, cancelled only once true
+        return {n: v for n, v in zip(names, order)
+                if not (n == "currency" and v is None or n == "cancelled" and not v)}
+
+    v1 = {**snap.state, **{book: {k: as_v1(o) for k, o in snap.state[book].items()}
+                           for book in ("orders", "closed_orders")}}
+    old = Snapshot(originator_id=snap.originator_id, originator_version=snap.originator_version,
+                   timestamp=snap.timestamp, topic=snap.topic, state=v1)
+    restored = _project(None, [old])
+    assert restored.orders == m.orders and restored.closed_orders == m.closed_orders
+    assert restored.orders["o-unpaid"][CURRENCY] is None and restored.orders["o-unpaid"][CANCELLED]
+    restored.record_order_refunded(ctx(at), "r39", "o39", 1_000, "CNY", at, POLICY)
+    assert restored.orders["o39"][REVERSED] == 1_000
+    assert restored.standing_at(at, POLICY) == walked(restored, at)
 
 
 class _CountingDict(dict):
