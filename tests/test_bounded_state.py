@@ -16,6 +16,9 @@ from domain.tiering import order_inputs, standing
 from infra.policy_file import load_policy
 from infra.service_layer.app import SNAPSHOT_INTERVAL, _project
 from infra.service_layer.upstream import apply_input, parse
+from infra.service_layer.envelope import lean_envelope
+from projections.members import fold_member
+from projections.queries import tier_row
 from tests.scenario import START, upstream_events
 from domain.window import REVERSED, new_order
 
@@ -129,6 +132,27 @@ def test_pruned_state_is_the_same_when_the_events_are_replayed():
         rebuilt = event.mutate(rebuilt)
     assert vars(rebuilt) == {k: v for k, v in vars(m).items() if k != "_ctx"}
     assert vars(copy.deepcopy(m)).keys() == vars(m).keys() - {"_ctx"}
+
+
+def test_the_current_tier_row_of_five_years_stays_bounded_answers_as_the_member_and_never_changes_its_input():
+    m = Member.register(ctx(T0), "M5", None, "orders")
+    orders, logins = five_years(m)
+    late = T0 + timedelta(weeks=260)   # and an order arriving 300 days late, behind newer ones
+    pay(m, late, 7_000, "O-late", occurred_at=late - timedelta(days=300))
+    pay(m, late + timedelta(days=30), 8_000, "O-after")
+    row, window = None, timedelta(days=POLICY.tiers.window_days)
+    for n, event in enumerate(m.collect_events()):
+        before = copy.deepcopy(row)
+        new = fold_member(row, lean_envelope(event, n + 1), "M5")
+        assert row == before                               # the fold is pure: the old row is as it was
+        row = new
+    week = timedelta(weeks=1)
+    assert len(row["orders"]) <= 2 * (window // week + 1) + 1   # two windows, and the straggler
+    assert len(row["entries"]) <= window // timedelta(days=10) + 2
+    at = late + timedelta(days=30)
+    answer = tier_row(row, at, POLICY)
+    assert answer["window_spend_fen"] == m.standing_at(at, POLICY).spend_fen
+    assert answer["window_points"] == m.standing_at(at, POLICY).points
 
 
 # -- snapshots ---------------------------------------------------------------------------
