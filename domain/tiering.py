@@ -124,8 +124,11 @@ def prune(orders: dict, closed: dict, entries: list, months: list,
     if keep_from is None:
         return
     index.prune(orders, closed, keep_from, forget_before)
-    if entries and entries[0][0] <= keep_from:
-        entries[:] = [e for e in entries if e[0] > keep_from]
+    if entries and entries[0][0] <= keep_from:  # entries are in occurred-at order: cut the prefix
+        n = 1
+        while n < len(entries) and entries[n][0] <= keep_from:
+            n += 1
+        del entries[:n]
     if months:
         oldest = oldest_month(keep_from)
         if months[0] < oldest:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from domain import vip_workflow as flow
 from domain.member import Member
 from domain.tiering import oldest_month
-from domain.window import AT, REVERSED, new_order
+from domain.window import AT, MONTH, REVERSED, new_order
 from projections.common import at_or_before, iso, isoify, parse
 from projections.view import View, by_aggregate, event_types
 
@@ -67,7 +67,7 @@ def fold_member(row: dict | None, event: dict, key: str) -> dict | None:
     elif kind == "VipAgreementSigned":
         row["agreement_id"] = data["agreement_id"]
     if kind in ("OrderPaid", "ActivityRecorded") and data.get("keep_from"):
-        _prune(row, data["keep_from"], data.get("forget_before"), kind == "OrderPaid")
+        _prune(row, data["keep_from"], kind == "OrderPaid")
     if kind in STATUS:
         row["status"] = STATUS[kind]
         if "policy_version" in data:
@@ -75,38 +75,42 @@ def fold_member(row: dict | None, event: dict, key: str) -> dict | None:
     return row
 
 
-def _prune(row: dict, keep_from, forget_before, fresh_orders: bool) -> None:
-    # The member's own horizon (domain.tiering.prune): the row keeps one window of activity and
-    # two of orders (an order past the window may still hold an active month or take a refund).
+def _prune(row: dict, keep_from, fresh_orders: bool) -> None:
+    # The member's own horizon (domain.tiering.prune). The row answers queries and validates
+    # nothing, so it keeps only what a window from ``keep_from`` on can hold: activity after
+    # it, months from ``oldest_month`` on, and orders after it or of such a month (an order
+    # just before the day window may still make its month active). The member itself keeps a
+    # second window of orders, to accept (and ignore) refunds of them; the row drops a refund
+    # of an order it no longer holds, which could change no answer.
     # Entries and orders are kept in arrival order, which is nearly time order, and only the
     # run of aged-out items at the front goes: an event that drops nothing costs nothing, one
     # that drops k items costs k (filtering the whole list each time an item aged out made a
     # long history's replay twice as slow). An item that arrived late and aged out behind a
     # newer one waits until it reaches the front: no answer reads it (queries take only the
     # window's own items). ``fresh_orders``: the orders dict is this fold's own copy.
-    entries, months = row["entries"], row["months"]
+    entries, months, orders = row["entries"], row["months"], row.get("orders")
     if entries and at_or_before(entries[0][0], keep_from):
         keep_text = iso(keep_from)
         n = 1
         while n < len(entries) and entries[n][0] <= keep_text:
             n += 1
         row["entries"] = entries[n:]
-    if months:
-        oldest = oldest_month(parse(iso(keep_from)))
-        if months[0] < oldest:
-            row["months"] = [m for m in months if m >= oldest]
-    orders = row.get("orders")
-    if forget_before and orders and at_or_before(next(iter(orders.values()))[AT], forget_before):
-        forget_text = iso(forget_before)
-        if not fresh_orders:
-            orders = row["orders"] = dict(orders)
-        gone = []
+    if not (months or orders and at_or_before(next(iter(orders.values()))[AT], keep_from)):
+        return
+    oldest = oldest_month(parse(iso(keep_from)))
+    if months and months[0] < oldest:
+        row["months"] = [m for m in months if m >= oldest]
+    if orders:
+        keep_text, gone = iso(keep_from), []
         for order_id, order in orders.items():
-            if order[AT] > forget_text:
+            if order[AT] > keep_text or order[MONTH] >= oldest:
                 break
             gone.append(order_id)
-        for order_id in gone:
-            del orders[order_id]
+        if gone:
+            if not fresh_orders:
+                orders = row["orders"] = dict(orders)
+            for order_id in gone:
+                del orders[order_id]
 
 
 HISTORY = ("TierUpgraded", "TierReviewed", "TierOverrideSet", "TierOverrideCleared",

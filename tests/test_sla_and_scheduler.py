@@ -91,6 +91,17 @@ def test_severity_factors_come_from_the_policy_and_are_checked_on_load(tmp_path)
         load_policy(bad)
 
 
+def test_a_policy_whose_months_window_reaches_past_the_kept_window_is_refused_saying_what_to_change():
+    data = json.loads(default_policy_text())
+    policy_from_dict(data)  # the default: 12 months in 365 days
+    data["tiers"].update(window_days=300, activity_months_window=12)
+    with pytest.raises(ValueError, match="activity_months_window must be 1 to 10 months for a window of 300"):
+        policy_from_dict(data)
+    data["tiers"].update(window_days=0)
+    with pytest.raises(ValueError, match="window_days must be a whole number of days, at least 28"):
+        policy_from_dict(data)
+
+
 def test_the_scheduler_table_covers_every_timer_kind_the_views_emit(make_system):
     """Work that sets every kind of timer; each kind is in the table, and each fires."""
     s = make_system()
