@@ -1,6 +1,8 @@
 """Current tier and tier history, folded from member events."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from domain import vip_workflow as flow
 from domain.member import Member
 from domain.tiering import oldest_month
@@ -97,7 +99,8 @@ def _prune(row: dict, keep_from, fresh_orders: bool) -> None:
         row["entries"] = entries[n:]
     if not (months or orders and at_or_before(next(iter(orders.values()))[AT], keep_from)):
         return
-    oldest = oldest_month(parse(iso(keep_from)))
+    oldest = oldest_month((keep_from if isinstance(keep_from, datetime) else parse(keep_from))
+                          .astimezone(timezone.utc))
     if months and months[0] < oldest:
         row["months"] = [m for m in months if m >= oldest]
     if orders:
