@@ -56,6 +56,18 @@ class TierPolicy:
     #: so no float enters a tier). A currency not listed does not count.
     conversions: dict[str, int] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Members and their rows keep activity and orders one day window back, plus a month
+        # (domain.tiering.oldest_month): a months window reaching further would lose active months.
+        days, months = self.window_days, self.activity_months_window
+        if not (isinstance(days, int) and days >= 28):
+            raise ValueError(f"tiers.window_days must be a whole number of days, at least 28; got {days!r}")
+        most = (days + 31) // 31
+        if not (isinstance(months, int) and 1 <= months <= most):
+            raise ValueError(f"tiers.activity_months_window must be 1 to {most} months for a window of "
+                             f"{days} days (members keep activity one window back plus a month); got "
+                             f"{months!r}: lengthen tiers.window_days or shorten the months window")
+
     def rule(self, tier: str) -> TierRule:
         for rule in self.rules:
             if rule.tier == tier:

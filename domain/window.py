@@ -33,14 +33,15 @@ from datetime import datetime
 AT, MONTH, PAID, REVERSED, COUNTED, CURRENCY, CANCELLED = range(7)
 
 
-def new_order(at, month: str | None, paid: int, counted: int, currency: str | None = None) -> list:
-    """A kept order with nothing reversed (``currency`` given: the aggregate's longer shape).
+def new_order(at: datetime, month: str, paid: int, counted: int, currency: str) -> list:
+    """A member's new order, nothing reversed. Months and currencies are interned: thousands of
+    orders share a few dozen of each."""
+    return [at, sys.intern(month), paid, 0, counted, sys.intern(currency), False]
 
-    Months and currencies are interned: thousands of orders share a few dozen of each."""
-    month = sys.intern(month) if month else month
-    if currency is None:
-        return [at, month, paid, 0, counted]
-    return [at, month, paid, 0, counted, sys.intern(currency), False]
+
+def new_row_order(at: str, month: str, paid: int, counted: int) -> list:
+    """A current-tier row's new order (the member's shape less currency and cancellation)."""
+    return [at, sys.intern(month), paid, 0, counted]
 
 
 def upcast_snapshot_orders(state: dict) -> None:

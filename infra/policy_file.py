@@ -51,18 +51,6 @@ def _severity_factors(data: dict) -> dict[str, float]:
     return {k: float(v) for k, v in data.items()}
 
 
-def _check_windows(days: int, months: int) -> None:
-    # Members and their rows keep activity and orders one day window back, plus a month
-    # (domain.tiering.oldest_month): a months window reaching further would lose active months.
-    if not (isinstance(days, int) and days >= 28):
-        raise ValueError(f"tiers.window_days must be a whole number of days, at least 28; got {days!r}")
-    most = (days + 31) // 31
-    if not (isinstance(months, int) and 1 <= months <= most):
-        raise ValueError(f"tiers.activity_months_window must be 1 to {most} months for a window of "
-                         f"{days} days (members keep activity one window back plus a month); got "
-                         f"{months!r}: lengthen tiers.window_days or shorten the months window")
-
-
 def policy_from_dict(data: dict) -> Policy:
     tiers = data["tiers"]
     rules = tuple(TierRule(**r) for r in tiers["rules"])
@@ -76,7 +64,6 @@ def policy_from_dict(data: dict) -> Policy:
         max_downgrade_steps=tiers.get("max_downgrade_steps", 1),
         currency=tiers.get("currency", "CNY"),
         conversions=_conversions(tiers.get("conversions", {})))
-    _check_windows(tier_policy.window_days, tier_policy.activity_months_window)
     sla = data["sla"]
     targets = tuple(SlaTarget(**t) for t in sla["targets"])
     calendars = {c["id"]: Calendar.from_dict(c) for c in data["calendars"]}

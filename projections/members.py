@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from domain import vip_workflow as flow
 from domain.member import Member
 from domain.tiering import oldest_month
-from domain.window import AT, MONTH, REVERSED, new_order
+from domain.window import AT, MONTH, REVERSED, new_row_order
 from projections.common import at_or_before, iso, isoify, parse
 from projections.view import View, by_aggregate, event_types
 
@@ -37,7 +37,7 @@ def fold_member(row: dict | None, event: dict, key: str) -> dict | None:
     if kind == "OrderPaid":  # first: nearly every member event is one
         paid, counted = data["amount_fen"], data.get("counted_fen")
         orders = row.get("orders")
-        order = new_order(iso(data["occurred_at"]), data["month"], paid, paid if counted is None else counted)
+        order = new_row_order(iso(data["occurred_at"]), data["month"], paid, paid if counted is None else counted)
         row["orders"] = {**orders, data["order_id"]: order} if orders else {data["order_id"]: order}
     elif kind == "MemberRegistered":
         row.update(registered=data["source"] == "crm", profile=data.get("profile") or {})

@@ -48,6 +48,8 @@ def test_bench_run_prints_every_row_with_its_baseline_and_ratio(capsys, tmp_path
         "--scale-members", "50,100", "--scale-orders", "100", "--repeat", "1",
         "--dir", str(tmp_path), "--no-progress"])
     assert_complete(rows, RUN_ROWS)
+    memory = next(r for r in rows if r["name"].startswith("memory: peak RSS"))
+    assert memory["verdict"] == "n/a"  # the main ingest alone: no history to judge
     ingest = next(r for r in rows if r["name"].startswith("ingest"))
     assert "200 applied, 0 rejected" in ingest["note"]
     soon, every = (next(r for r in rows if r["name"].startswith("queries: breaches") and r["name"].endswith(w))
@@ -61,10 +63,11 @@ def test_bench_run_measures_memory_over_years_of_history_and_inside_one_window(c
     rows = rows_of(capsys, run.main, [
         "--orders", "200", "--members", "40", "--complaints", "20", "--samples", "20",
         "--scale-members", "50,100", "--scale-orders", "100", "--repeat", "1",
-        "--memory-orders", "500", "--dense-orders", "300", "--dir", str(tmp_path), "--no-progress"])
+        "--memory-orders", "700,500", "--dense-orders", "300", "--dir", str(tmp_path), "--no-progress"])
     assert_complete(rows, RUN_ROWS + ("replay measured", "kept-order memory"))
     history = next(r for r in rows if r["name"].startswith("memory: peak RSS"))
-    assert "(3 years)" in history["name"] and "over 1 y" in history["note"] and "over 3 y" in history["note"]
+    assert "(4 years)" in history["name"] and "(3 years)" in history["baseline_label"]  # largest vs smallest
+    assert all(f"over {y} y" in history["note"] for y in (1, 3, 4)) and history["verdict"] in ("pass", "FAIL")
     measured = next(r for r in rows if r["name"].startswith("replay measured"))
     assert measured["verdict"] == "n/a"  # far from 1M events: not judged
     dense = next(r for r in rows if r["name"].endswith("inside one window"))

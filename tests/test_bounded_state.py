@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -51,7 +52,7 @@ def five_years(m: Member) -> tuple[list, list]:
         if day % 7 == 0:
             week = day // 7
             pay(m, at, 10_000 + week, f"O{week}")
-            orders.append(new_order(at, POLICY.month_of(at), 10_000 + week, 10_000 + week))
+            orders.append(new_order(at, POLICY.month_of(at), 10_000 + week, 10_000 + week, "CNY"))
             if week % 10 == 3:
                 refund(m, at + timedelta(hours=1), 5_000, f"O{week}")
                 orders[-1][REVERSED] = 5_000
@@ -154,6 +155,28 @@ def test_the_current_tier_row_of_five_years_stays_bounded_answers_as_the_member_
         answer, standing_now = tier_row(row, at, POLICY), m.standing_at(at, POLICY)
         assert (answer["window_spend_fen"], answer["window_points"], answer["active_months"]) == \
             (standing_now.spend_fen, standing_now.points, standing_now.active_months), at
+
+
+def test_the_current_tier_row_keeps_an_order_before_the_day_window_whose_month_still_counts():
+    # 10 calendar months can reach 305 days back (at 31 January: from 1 April), past a 300-day
+    # window: the row must keep such an order for its month, as the member does.
+    policy = replace(POLICY, tiers=replace(POLICY.tiers, window_days=300, activity_months_window=10))
+    m = Member.register(ctx(T0), "M6", None, "orders")
+    paid = [datetime(2023 + (n + 1) // 12, (n + 1) % 12 + 1, 2, 10, tzinfo=SH) for n in range(24)]
+    for n, at in enumerate(paid):  # the 2nd of each month, February 2023 to January 2025
+        m.record_order_paid(ctx(at), f"p{n}", f"O{n}", 1_000, "CNY", at, policy)
+    last = datetime(2025, 1, 31, 10, tzinfo=SH)
+    m.record_order_paid(ctx(last), "p-last", "O-last", 1_000, "CNY", last, policy)
+    m.record_order_refunded(ctx(last), "r-old", "O6", 400, "CNY", last, policy)  # the row no longer holds it
+    row = None
+    for n, event in enumerate(m.collect_events()):
+        row = fold_member(row, lean_envelope(event, n + 1), "M6")
+    assert "O6" not in row["orders"] and "O6" in m.closed_orders
+    assert "O14" in row["orders"]                      # 2 April 2024: before the day window, in April
+    at = last + timedelta(hours=1)
+    answer, now = tier_row(row, at, policy), m.standing_at(at, policy)
+    assert (answer["window_spend_fen"], answer["active_months"]) == (now.spend_fen, now.active_months) \
+        == (9 * 1_000 + 1_000, 10)
 
 
 # -- snapshots ---------------------------------------------------------------------------

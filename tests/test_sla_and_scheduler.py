@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -100,6 +101,8 @@ def test_a_policy_whose_months_window_reaches_past_the_kept_window_is_refused_sa
     data["tiers"].update(window_days=0)
     with pytest.raises(ValueError, match="window_days must be a whole number of days, at least 28"):
         policy_from_dict(data)
+    with pytest.raises(ValueError, match="activity_months_window must be 1 to 10 months"):
+        replace(load_policy().tiers, window_days=300)   # a policy made in code is checked too
 
 
 def test_the_scheduler_table_covers_every_timer_kind_the_views_emit(make_system):
