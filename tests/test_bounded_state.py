@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -16,6 +17,7 @@ from domain.member import Member, OrderError
 from domain.tiering import order_inputs, standing
 from infra.policy_file import load_policy
 from infra.service_layer.app import SNAPSHOT_INTERVAL, _project
+from infra.service_layer.ingest import ingest_file
 from infra.service_layer.upstream import apply_input, parse
 from infra.service_layer.envelope import lean_envelope
 from projections.members import fold_member
@@ -211,6 +213,28 @@ def test_a_cold_member_loads_from_its_snapshot_and_fewer_events_than_the_interva
     assert vars(member) == vars(full)
     assert member.standing_at(START + timedelta(days=500), s.app.policy) == \
         full.standing_at(START + timedelta(days=500), s.app.policy)
+
+
+def test_snapshots_taken_in_batches_are_the_state_the_events_give_and_read_nothing_back(
+        make_system, tmp_path, monkeypatch):
+    s = make_system("sqlite", snapshot_interval=SNAPSHOT_INTERVAL)
+    monkeypatch.setattr(s.app, "take_snapshot", lambda *a, **k: pytest.fail("snapshot read back from the store"))
+    for part in range(2):  # two files, so two batches: a snapshot in each, at versions off the interval
+        path = tmp_path / f"orders{part}.jsonl"
+        path.write_text("".join(json.dumps({
+            "type": "OrderPaid", "event_id": f"e{part}-{n}", "member_id": f"M{n % 2}",
+            "order_id": f"O{part}-{n}", "amount_fen": 1_000 + n, "currency": "CNY",
+            "occurred_at": (START + timedelta(days=part * 200 + n)).isoformat()}) + "\n"
+            for n in range(3 * SNAPSHOT_INTERVAL)))
+        ingest_file(s.engine, "orders", str(path), progress=False)
+    for member_id in ("M0", "M1"):
+        aggregate_id = Member.create_id(member_id)
+        snapshots = list(s.app.snapshots.get(aggregate_id))
+        assert len(snapshots) == 2 and snapshots[0].originator_version % SNAPSHOT_INTERVAL != 0
+        for snapshot in snapshots:
+            assert "_ctx" not in snapshot.state
+            replayed = _project(None, s.app.events.get(aggregate_id, lte=snapshot.originator_version))
+            assert vars(snapshot.mutate(None)) == vars(replayed)
 
 
 def test_snapshots_of_every_aggregate_round_trip_through_the_stored_form(make_system):
