@@ -4,7 +4,7 @@ Run it from the project root::
 
     .venv/bin/python -m bench.run                         # 100 000 orders (a few minutes)
     .venv/bin/python -m bench.run --orders 20000 --json
-    .venv/bin/python -m bench.run --memory-orders 1000000 --scale-members 10000,100000,1000000
+    .venv/bin/python -m bench.run --memory-orders 300000,1000000 --dense-orders 300000
 
 Every row has the system's figure, a baseline measured in the same run, the
 ratio, the target and pass/FAIL (printed, never asserted). Everything happens
