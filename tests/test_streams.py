@@ -5,16 +5,19 @@ import asyncio
 import json
 import dataclasses
 import random
+import sqlite3
 import time
 import zlib
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import pytest
+from click.testing import CliRunner
 
 from consumers.stream_fold import PARKED, VERSIONS, Batch, Folder
 from consumers.streams import send_dead_letters
 from infra.bootstrap import VIEWS
+from infra.cli.main import main
 from infra.cli.common import summarise
 from infra.dev.demo import run_demo
 from infra.policy_file import load_policy
@@ -264,17 +267,20 @@ def test_dead_letters_are_sent_off_the_event_loop_and_acknowledged_before_it_ret
     assert asyncio.run(run()) >= 10 and len(acked) == 1
 
 
-def test_queries_answer_the_same_from_the_stream_store_with_vip_query_views_streams(make_system, tmp_path):
-    from click.testing import CliRunner
-
-    from infra.cli.main import main
-
+def _demo_in_both_stores(make_system, tmp_path, members: int):
+    """A demo folded by the embedded runner and by a stream worker into ``tmp_path/data``; the
+    system, still open."""
     s = make_system(name="data")
-    run_demo(s, members=40, seed=4, progress=False)
+    run_demo(s, members=members, seed=4, progress=False)
     s.engine.flush()
     store = _store(tmp_path / "data")
     _fold_all(Folder(store, VIEWS), _messages(s.app))
     store.close()
+    return s
+
+
+def test_queries_answer_the_same_from_the_stream_store_with_vip_query_views_streams(make_system, tmp_path):
+    s = _demo_in_both_stores(make_system, tmp_path, members=40)
     member = sorted(s.store.view("tier_history"))[0]  # a member whose tier changed
     s.close()
     runner = CliRunner()
@@ -301,19 +307,7 @@ def _without_instants(value):
 
 
 def test_queries_from_a_stream_store_of_other_view_versions_are_refused_not_served(make_system, tmp_path):
-    import sqlite3
-
-    from click.testing import CliRunner
-
-    from infra.cli.main import main
-
-    s = make_system(name="data")
-    run_demo(s, members=10, seed=4, progress=False)
-    s.engine.flush()
-    store = _store(tmp_path / "data")
-    _fold_all(Folder(store, VIEWS), _messages(s.app))
-    store.close()
-    s.close()
+    _demo_in_both_stores(make_system, tmp_path, members=10).close()
     db = sqlite3.connect(tmp_path / "data" / "streams.db")
     with db:
         db.execute("UPDATE vip_streams_view_versions SET version = version + 1 WHERE name = 'ledger'")
