@@ -7,7 +7,7 @@ from functools import lru_cache
 from datetime import datetime, timedelta
 
 from domain.policy import Policy, tier_rank
-from domain.window import AT, MONTH, WindowIndex, order_live, order_net_fen
+from domain.window import AT, MONTH, WindowIndex, aged, order_live, order_net_fen
 
 
 @dataclass(frozen=True)
@@ -125,10 +125,7 @@ def prune(orders: dict, closed: dict, entries: list, months: list,
         return
     index.prune(orders, closed, keep_from, forget_before)
     if entries and entries[0][0] <= keep_from:  # entries are in occurred-at order: cut the prefix
-        n = 1
-        while n < len(entries) and entries[n][0] <= keep_from:
-            n += 1
-        del entries[:n]
+        del entries[:aged(entries, keep_from)]
     if months:
         oldest = oldest_month(keep_from)
         if months[0] < oldest:

@@ -21,9 +21,10 @@ are what they were without it.
 from __future__ import annotations
 
 import sys
-from bisect import insort
+from bisect import bisect_right, insort
 from collections import Counter
 from datetime import datetime
+from operator import itemgetter
 
 # An order, as the member and its current-tier row keep it: a list, not a dict (members keep
 # up to two windows of orders, and a dict cost about 230 bytes more per order). Both hold
@@ -111,9 +112,8 @@ class WindowIndex:
               forget_before: datetime | None) -> None:
         """:func:`domain.tiering.prune` for the orders: close those at or before ``keep_from``,
         forget closed ones at or before ``forget_before``; the cost is what moves."""
-        kept, n = self.kept, 0
-        while n < len(kept) and kept[n][0] <= keep_from:
-            n += 1
+        kept = self.kept
+        n = aged(kept, keep_from)
         for entry in kept[:n]:
             order = closed[entry[1]] = orders.pop(entry[1])
             self.net -= order_counts(order)
@@ -121,9 +121,8 @@ class WindowIndex:
         del kept[:n]
         if forget_before is None:
             return
-        gone, n = self.closed, 0
-        while n < len(gone) and gone[n][0] <= forget_before:
-            n += 1
+        gone = self.closed
+        n = aged(gone, forget_before)
         for _, order_id in gone[:n]:
             order = closed.pop(order_id)
             if order_live(order):
@@ -149,6 +148,14 @@ class WindowIndex:
             self.months[month] = left
         else:
             del self.months[month]
+
+
+def aged(entries: list, bound: datetime) -> int:
+    """How many of ``entries`` (sorted by their first item, an instant) are at or before ``bound``."""
+    return bisect_right(entries, bound, key=_first)
+
+
+_first = itemgetter(0)
 
 
 def _insert(entries: list, entry: tuple) -> None:
