@@ -11,6 +11,7 @@ import json
 import math
 import re
 import unicodedata
+from datetime import datetime
 from typing import Any
 
 # Business ids (members, contracts, complaints, milestones, parties).
@@ -29,6 +30,9 @@ MAX_PAYMENT_DAYS = 3650
 MAX_YEARS = 100
 # Money: whole fen, far below an Avro long, far above any contract sum.
 MAX_AMOUNT_FEN = 10**15
+# Instants (due dates, "at"): far from the calendar's ends, so adding months or days never overflows.
+MIN_YEAR = 1970
+MAX_YEAR = 2200
 # Any whole number in a payload (counts, points, ...).
 MAX_WHOLE = 2**53 - 1
 # API key subjects, and the actors only the system itself may act as.
@@ -128,6 +132,15 @@ def amount_problem(value: Any, what: str = "amount_fen", low: int = 1) -> str | 
     return None
 
 
+def instant_problem(value: Any, what: str) -> str | None:
+    """Why ``value`` is not an aware instant between ``MIN_YEAR`` and ``MAX_YEAR``, or None."""
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        return f"{what} must be a time with a zone, e.g. 2025-06-30T23:59:59+08:00, got {show(value)}"
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        return f"{what} must fall between the years {MIN_YEAR} and {MAX_YEAR}, got {value.isoformat()}"
+    return None
+
+
 def finite_problem(value: Any, what: str) -> str | None:
     """Why ``value`` is not a finite number (NaN and Infinity are refused), or None."""
     if is_whole(value):
@@ -148,7 +161,7 @@ def json_problem(value: Any, what: str, max_bytes: int = MAX_TERMS_BYTES,
     problem = _walk(value, what, 0, max_depth)
     if problem:
         return problem
-    size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    size = len(json.dumps(value, ensure_ascii=False, allow_nan=False, default=str).encode("utf-8"))
     if size > max_bytes:
         return f"{what} must be at most {max_bytes} bytes of JSON, got {size}"
     return None
@@ -159,13 +172,15 @@ def _walk(value: Any, where: str, depth: int, max_depth: int) -> str | None:
         return f"{where} nests deeper than {max_depth} levels"
     if value is None or isinstance(value, bool):
         return None
+    if isinstance(value, datetime):  # how instants travel inside Python (a due_at given in code)
+        return instant_problem(value, where)
     if is_whole(value):
         return None if abs(value) <= MAX_WHOLE else f"{where} must be at most {MAX_WHOLE} in size"
     if isinstance(value, float):
         return finite_problem(value, where)
     if isinstance(value, str):
         return text_problem(value, where, MAX_TEXT_LENGTH, multiline=True, required=False)
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         if len(value) > MAX_LIST_ITEMS:
             return f"{where} must hold at most {MAX_LIST_ITEMS} items, got {len(value)}"
         for n, item in enumerate(value):

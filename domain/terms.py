@@ -14,22 +14,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain.base import InstantError, parse_instant
 from domain.currencies import is_currency
+from domain.limits import (MAX_AMOUNT_FEN, MAX_LIST_ITEMS, MAX_MONTHS, MAX_PAYMENT_DAYS, MAX_YEARS,
+                           id_problem, instant_problem, is_whole, json_problem, name_problem, show)
 
 KINDS = ("cooperation", "member_agreement")
 # The platform's own party id in contract terms: the ledger keeps its books
 # for this party (revenue, payables); every other party is a customer or partner.
 PLATFORM = "platform"
 TOTAL_BP = 10000
-MAX_AMOUNT_FEN = 10**15        # far below an Avro long, far above any contract sum
-
-
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+# Whole-number fields of the terms: (name, default, lowest, highest, unit). Bounded so
+# that signing, invoicing and renewing can always compute their dates.
+RANGES = (("validity_months", 12, 1, MAX_MONTHS, "months"),
+          ("payment_terms_days", 30, 0, MAX_PAYMENT_DAYS, "days"),
+          ("confidentiality_years", 0, 0, MAX_YEARS, "years"))
+_whole = is_whole
+_show = show
 
 
 def money_problem(amount_fen: Any, currency: Any, what: str = "amount") -> str | None:
@@ -49,15 +48,18 @@ def terms_problems(kind: Any, terms: Any) -> list[str]:
         return [f"contract kind must be one of {KINDS}, got {_show(kind)}"]
     if not isinstance(terms, dict):
         return [f"terms must be a JSON object, got {_show(terms)}"]
+    shape = json_problem(terms, "terms")
+    if shape:  # too big, too deep, not finite or not safe text: nothing else is worth reading
+        return [shape]
     problems: list[str] = []
     ids = _party_ids(terms, problems)
-    if kind == "member_agreement" and not (isinstance(terms.get("member_id"), str) and terms["member_id"]):
-        problems.append("member_id: a member agreement needs the member's id (text)")
-    for name, default in (("validity_months", 12), ("payment_terms_days", 30)):
+    if kind == "member_agreement":
+        _member_is_party(terms.get("member_id"), ids, problems)
+    for name, default, low, high, unit in RANGES:
         value = terms.get(name, default)
-        if not _whole(value) or value < (1 if name == "validity_months" else 0):
-            what = "a positive whole number" if name == "validity_months" else "a whole number, 0 or more"
-            problems.append(f"{name} must be {what}, got {_show(value)}")
+        if not _whole(value) or not low <= value <= high:
+            what = "a positive whole number" if low == 1 else "a whole number, 0 or more"
+            problems.append(f"{name} must be {what} of {unit}, at most {high}, got {_show(value)}")
     _revenue_share(terms.get("revenue_share"), ids, problems)
     _milestones(terms.get("milestones", []), problems)
     if "currency" in terms and not is_currency(terms["currency"]):
@@ -70,8 +72,9 @@ def terms_problems(kind: Any, terms: Any) -> list[str]:
         if "currency" in fee and not is_currency(fee["currency"]):
             problems.append(f"fee_schedule[{n}].currency must be an ISO 4217 code, got {_show(fee['currency'])}")
         for key in ("annual_fee_fen", "amount_fen"):
-            if key in fee and (not _whole(fee[key]) or fee[key] < 0):
-                problems.append(f"fee_schedule[{n}].{key} must be a whole number of fen, got {_show(fee[key])}")
+            if key in fee and (not _whole(fee[key]) or not 0 <= fee[key] <= MAX_AMOUNT_FEN):
+                problems.append(f"fee_schedule[{n}].{key} must be a whole number of fen from 0 to "
+                                f"{MAX_AMOUNT_FEN}, got {_show(fee[key])}")
     if "zone" in terms and not _is_zone(terms["zone"]):
         problems.append(f"zone must be an IANA time zone name like Asia/Shanghai, got {_show(terms['zone'])}")
     _kept_as_agreed(terms, problems)
@@ -88,11 +91,18 @@ def _is_zone(name: Any) -> bool:
     return True
 
 
+def _member_is_party(member_id: Any, ids: list[str], problems: list[str]) -> None:
+    """Seed 002 §2.2.3: the member signs their own agreement, so they must be one of its parties."""
+    problem = id_problem(member_id, "member_id")
+    if problem:
+        problems.append(f"{problem}: a member agreement needs the member's id")
+    elif ids and member_id not in ids:
+        problems.append(f"member_id {member_id!r} is not a party to the agreement (the parties are "
+                        f"{', '.join(ids)}): the member must be one of the two parties and sign it")
+
+
 def _kept_as_agreed(terms: dict, problems: list[str]) -> None:
     """Terms the contract keeps as agreed (nothing computes with them) still have a shape."""
-    years = terms.get("confidentiality_years", 0)
-    if not _whole(years) or years < 0:
-        problems.append(f"confidentiality_years must be a whole number, 0 or more, got {_show(years)}")
     channels = terms.get("notice_channels", [])
     if not isinstance(channels, list) or not all(isinstance(c, str) and c for c in channels):
         problems.append(f"notice_channels must be a list of channel names (text), got {_show(channels)}")
@@ -130,7 +140,14 @@ def _party_ids(terms: dict, problems: list) -> list:
     ids = [p.get("id") for p in parties]
     if len(parties) != 2 or len(set(map(str, ids))) != 2 or not all(isinstance(i, str) and i for i in ids):
         problems.append("parties: terms need exactly two parties with distinct ids (text)")
-    return [i for i in ids if isinstance(i, str)]
+        return [i for i in ids if isinstance(i, str)]
+    for n, party in enumerate(parties):
+        problem = id_problem(party["id"], f"parties[{n}].id")
+        if problem:
+            problems.append(problem)
+        if "name" in party and (problem := name_problem(party["name"], f"parties[{n}].name")):
+            problems.append(problem)
+    return ids
 
 
 def _revenue_share(share: Any, ids: list, problems: list) -> None:
@@ -156,18 +173,27 @@ def _milestones(milestones: Any, problems: list) -> None:
     if not isinstance(milestones, list) or not all(isinstance(m, dict) for m in milestones):
         problems.append("milestones must be a list of objects like {\"id\": \"m1\", \"due_months\": 1}")
         return
+    if len(milestones) > MAX_LIST_ITEMS:
+        problems.append(f"milestones: at most {MAX_LIST_ITEMS}, got {len(milestones)}")
+        return
     seen: set = set()
     for m in milestones:
         mid = m.get("id")
         if not isinstance(mid, str) or not mid or mid in seen:
             problems.append("milestones: every milestone needs a unique id (text)")
             continue
+        if id_problem(mid, "milestone id"):
+            problems.append(id_problem(mid, "milestone id"))
+            continue
         seen.add(mid)
         if not m.get("due_months") and not m.get("due_at"):
             problems.append(f"milestone {mid} needs due_months or due_at")
-        if m.get("due_months") and (not _whole(m["due_months"]) or m["due_months"] <= 0):
-            problems.append(f"milestone {mid} due_months must be a positive whole number, "
-                            f"got {_show(m['due_months'])}")
+        due = m.get("due_months")
+        if due and (not _whole(due) or not 1 <= due <= MAX_MONTHS):
+            problems.append(f"milestone {mid} due_months must be a positive whole number, at most "
+                            f"{MAX_MONTHS}, got {_show(due)}")
+        if "title" in m and (problem := name_problem(m["title"], f"milestone {mid} title")):
+            problems.append(problem)
         if m.get("due_at"):
             problem = _instant_problem(m["due_at"])
             if problem:
@@ -176,7 +202,7 @@ def _milestones(milestones: Any, problems: list) -> None:
 
 def _instant_problem(value: Any) -> str | None:
     try:
-        parse_instant(value)
+        at = parse_instant(value)
     except InstantError as exc:
         return str(exc)
-    return None
+    return instant_problem(at, "due_at")

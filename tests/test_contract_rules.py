@@ -93,7 +93,8 @@ def test_check_terms_accepts_the_seed_000_shape_and_checks_the_kind():
         check_terms("lease", terms())
     with pytest.raises(TermsError, match="member_id"):
         check_terms("member_agreement", terms())
-    check_terms("member_agreement", terms(member_id="M1"))
+    check_terms("member_agreement", terms(member_id="M1", parties=[{"id": "platform"}, {"id": "M1"}],
+                                          revenue_share={"platform": 10000}))
 
 
 def test_draft_refuses_bad_terms_and_records_good_ones():
