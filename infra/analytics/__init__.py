@@ -1,0 +1,1 @@
+"""Analytics outputs: the log and the read models as columnar files."""
