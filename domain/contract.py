@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from copy import deepcopy
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 from uuid import UUID
 
 from eventsourcing.domain import event
 
 from domain.base import Ctx, DomainError, VipAggregate, aggregate_id, parse_instant, require_aware
+from domain.claims import CLAIM_KINDS, add_claim, claim_problem
+from domain.months import DEFAULT_ZONE, add_months
 from domain.terms import KINDS as TERMS_KINDS, money_problem, settlement_problem, terms_problems
 
-DEFAULT_ZONE = "Asia/Shanghai"  # terms may name another in "zone"
 KINDS = TERMS_KINDS  # one list, kept with the terms rules
 INVOICE_KINDS = ("membership_fee", "service_fee", "settlement", "compensation")
 LIVE = ("effective", "disputed")
@@ -30,20 +30,6 @@ class ContractError(DomainError):
 
 class TermsError(ContractError):
     """The contract terms are incomplete or inconsistent."""
-
-
-def add_months(at: datetime, months: int, zone: str = DEFAULT_ZONE) -> datetime:
-    """Same local day-of-month ``months`` later in ``zone`` (clamped to the month's end)."""
-    at = at.astimezone(ZoneInfo(zone))
-    year, month = divmod(at.month - 1 + months, 12)
-    year += at.year
-    month += 1
-    for day in (at.day, 30, 29, 28):
-        try:
-            return at.replace(year=year, month=month, day=day)
-        except ValueError:
-            continue
-    raise ValueError(f"cannot add {months} months to {at}")
 
 
 def check_terms(kind: str, terms: dict) -> None:
@@ -86,6 +72,8 @@ class Contract(VipAggregate):
         self.renewals = 0
         self.amendments: dict[str, dict] = {}
         self.breaches: list[dict] = []
+        # Compensation and settlements booked but not yet invoiced (domain.claims).
+        self.claims: dict[str, int] = {}
 
     @property
     def party_ids(self) -> list[str]:
@@ -164,23 +152,34 @@ class Contract(VipAggregate):
 
     def issue_invoice(self, ctx: Ctx, invoice_id: str, payer: str, amount_fen: int,
                       currency: str, kind: str, due_at: datetime | None = None) -> None:
-        """Seed 000 §6 / seed 002 §6.2: an invoice with amount, payer and due date."""
-        self._require_live("issue an invoice")
+        """Seed 000 §6 / seed 002 §6.2: an invoice with amount, payer and due date.
+
+        Fees are invoiced while the contract is in force. A compensation or
+        settlement invoice (:data:`CLAIM_KINDS`) collects what a breach or the
+        termination booked, up to what is not yet invoiced, even after the
+        contract ended (seed 000 §10.3): money owed outlives the contract.
+        """
+        if kind not in INVOICE_KINDS:
+            raise ContractError(f"invoice kind must be one of {INVOICE_KINDS}, got {kind!r}")
+        if kind not in CLAIM_KINDS:
+            self._require_live("issue an invoice")
         if invoice_id in self.invoices:
             raise ContractError(f"invoice {invoice_id} already exists on {self.contract_id}")
         self._require_party(payer)
         _check_money(amount_fen, currency)
-        if kind not in INVOICE_KINDS:
-            raise ContractError(f"invoice kind must be one of {INVOICE_KINDS}, got {kind!r}")
+        problem = claim_problem(self.claims, kind, payer, amount_fen, currency, self.contract_id) \
+            if kind in CLAIM_KINDS else None
+        if problem:
+            raise ContractError(problem)
         if due_at is None:
             due_at = ctx.at + timedelta(days=self.terms.get("payment_terms_days", 30))
         require_aware(due_at, "due_at")
         payee = next(p for p in self.party_ids if p != payer)
+        shares = {} if kind in CLAIM_KINDS else dict(self.terms.get("revenue_share") or {})
         self._use(ctx)
         self._invoice_issued(invoice_id=invoice_id, payer=payer, payee=payee,
                              amount_fen=amount_fen, currency=currency, kind=kind, due_at=due_at,
-                             revenue_share=dict(self.terms.get("revenue_share") or {}),
-                             terms_version=self.terms_version)
+                             revenue_share=shares, terms_version=self.terms_version)
 
     @event("InvoiceIssued")
     def _invoice_issued(self, invoice_id: str, payer: str, payee: str, amount_fen: int,
@@ -190,6 +189,8 @@ class Contract(VipAggregate):
                                      "currency": currency, "kind": kind, "due_at": due_at,
                                      "paid_fen": 0, "credited_fen": 0, "status": "open",
                                      "revenue_share": dict(revenue_share)}
+        if kind in CLAIM_KINDS:
+            add_claim(self.claims, kind, payer, currency, -amount_fen)
 
     def outstanding(self, invoice_id: str) -> int:
         inv = self._invoice(invoice_id)
@@ -352,6 +353,8 @@ class Contract(VipAggregate):
     def _breach_recorded(self, party_id: str, owed_to: str, description: str,
                          compensation_fen: int, currency: str) -> None:
         self.breaches.append({"party_id": party_id, "compensation_fen": compensation_fen})
+        if compensation_fen:
+            add_claim(self.claims, "compensation", party_id, currency, compensation_fen)
 
     def open_dispute(self, ctx: Ctx, party_id: str, reason: str) -> None:
         """Seed 000 §9: a party disputes; the contract stays in force meanwhile."""
@@ -393,6 +396,9 @@ class Contract(VipAggregate):
     @event("ContractTerminated")
     def _terminated(self, reason: str, settlement: dict) -> None:
         self.status = "terminated"
+        if settlement.get("amount_fen"):
+            add_claim(self.claims, "settlement", settlement["payer"], settlement.get("currency", "CNY"),
+                      settlement["amount_fen"])
 
     def expire(self, ctx: Ctx) -> None:
         """Scheduled at the end of validity."""

@@ -7,9 +7,16 @@ in whole fen; what floors leave over goes to the rounding account. A credit
 (discount, waiver) reverses exactly the shares its amount carried: the
 shares of everything credited so far less the shares of what was credited
 before it, so a fully credited invoice leaves every share at zero.
+
+Breach compensation and a termination settlement are booked when the
+breach or the termination is recorded: income of the party owed, with no
+share for anyone (least of all the party that pays). The compensation or
+settlement invoice that collects them (``domain.claims``)
+posts nothing, so its payment brings the same receivable to zero.
 """
 from __future__ import annotations
 
+from domain.claims import CLAIM_KINDS
 from domain.terms import PLATFORM
 from projections.common import iso
 from projections.view import View
@@ -24,7 +31,7 @@ def _legs(event: dict) -> list:
     data, kind = event["data"], event["type"]
     cur = data.get("currency", "CNY")
     if kind == "InvoiceIssued":
-        return _invoice(data, cur)
+        return [] if data["kind"] in CLAIM_KINDS else _invoice(data, cur)
     if kind == "PaymentReceived":
         if data["payer"] == OWN:
             return [(f"payable:{data['payee']}", data["amount_fen"], 0, cur), ("cash", 0, data["amount_fen"], cur)]
@@ -116,4 +123,5 @@ def posted_at(row: dict) -> str:
     return row["at"]
 
 
-LEDGER = View("ledger", ledger_keys, fold_posting, 2, posted_at, POSTING_TYPES)
+# 3: compensation and settlement invoices post nothing (their breach or termination booked them)
+LEDGER = View("ledger", ledger_keys, fold_posting, 3, posted_at, POSTING_TYPES)
