@@ -31,6 +31,7 @@ class Api:
     system: object
     clock: object
     tokens: dict = field(default_factory=dict)
+    key_ids: dict = field(default_factory=dict)
 
     def auth(self, role: str) -> dict:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
@@ -60,5 +61,5 @@ def api(make_system) -> Api:
     app = create_app(system)
     result = Api(TestClient(app), system, system.clock)
     for role in ROLES:
-        result.tokens[role] = app.state.keys.create(role, f"{role}-1")[1]
+        result.key_ids[role], result.tokens[role] = app.state.keys.create(role, f"{role}-1")
     return result

@@ -92,7 +92,7 @@ def test_key_left_pending_by_a_crash_after_the_save_answers_from_the_log(api):
     assert again.status_code == 201 and again.json()["complaint_id"] == "C1"
     assert again.headers["Idempotent-Replayed"] == "true"
     assert api.client.get("/api/history/complaint/C1", headers=api.auth("auditor")).json()["total"] == 1
-    assert store.get("agent-1", "k-crash").state == "done"
+    assert store.get(api.key_ids["agent"], "k-crash").state == "done"
 
 
 def test_key_left_pending_by_a_crash_before_the_save_runs_the_command_once(api):
@@ -119,7 +119,7 @@ def test_refused_command_releases_its_key_so_a_corrected_retry_runs(api):
     again = api.client.post("/api/complaints/C1/close", headers={**api.auth("agent"), "Idempotency-Key": "k-2"},
                             json={})
     assert again.status_code == 409 and again.json()["type"] == "urn:vip:refused"
-    assert api.client.app.state.idempotency.get("agent-1", "k-2") is None
+    assert api.client.app.state.idempotency.get(api.key_ids["agent"], "k-2") is None
 
 
 def test_stale_if_match_gets_412_and_current_version_passes(api):

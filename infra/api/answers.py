@@ -83,7 +83,7 @@ def revenue(system, as_of: datetime | None) -> dict:
 
 
 def kpis(system, as_of: datetime | None) -> list[dict]:
-    return queries.complaint_kpis(_store(system, as_of), system.app.policy)
+    return queries.complaint_kpis(_store(system, as_of), system.app.policy, now_or(system, as_of))
 
 
 def overdue(system, as_of: datetime | None) -> dict:
@@ -92,7 +92,7 @@ def overdue(system, as_of: datetime | None) -> dict:
 
 def complaints(system, as_of: datetime | None, member_id: str | None, status: str | None) -> list[dict]:
     """Complaint rows (newest first), optionally of one member or in one status."""
-    rows = _store(system, as_of).view("complaints").values()
+    rows = queries.complaint_rows(_store(system, as_of), now_or(system, as_of))
     out = [r for r in rows if (member_id is None or r["member_id"] == member_id)
            and (status is None or r["status"] == status)]
     return sorted(out, key=lambda r: (r["filed_at"], r["complaint_id"]), reverse=True)

@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from infra.api import ops, problems
+from infra.api.guard import Guard, Throttle
 from infra.api.idempotency import IdempotencyStore
 from infra.api.keys import ApiKeyStore
 from infra.api.routes_audit import router as audit_routes
@@ -32,7 +33,9 @@ def create_app(system: System, keys: ApiKeyStore | None = None,
 
     Tests pass a system built with a controllable clock.
     """
-    app = FastAPI(title="VIP backend", version="1.0.0",
+    # No Swagger UI or ReDoc: both load scripts from a CDN, which the CSP forbids; the
+    # OpenAPI document stays at /openapi.json for any viewer the operator trusts.
+    app = FastAPI(title="VIP backend", version="1.0.0", docs_url=None, redoc_url=None,
                   description="Members, contracts and complaints of a VIP program: every command and "
                               "query of the `vip` CLI, with roles. Errors are RFC 9457 problem details.")
     app.state.system = system
@@ -40,8 +43,11 @@ def create_app(system: System, keys: ApiKeyStore | None = None,
     app.state.idempotency = idempotency or IdempotencyStore(system.settings.data_dir / "idempotency.db")
     # The engine, its read store and timer index are single-threaded objects.
     app.state.lock = threading.RLock()
+    app.state.throttle = Throttle()
     problems.install(app)
     ops.install(app)
+    # Outermost: authentication and the body limit before any route reads the body.
+    app.add_middleware(Guard, throttle=app.state.throttle)
     for router in (member_routes, complaint_routes, contract_routes, audit_routes, key_routes):
         app.include_router(router, prefix="/api")
     app.mount("/console", StaticFiles(directory=STATIC, html=True), name="console")

@@ -52,8 +52,8 @@ def allowed(role: str, permission: str) -> bool:
 def principal(request: Request,
               credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
     """The caller, from ``Authorization: Bearer <token>``; 401 otherwise (and logged)."""
-    found = None
-    if credentials is not None and credentials.scheme.lower() == "bearer":
+    found = getattr(request.state, "principal", None)  # the guard verified it on the headers
+    if found is None and credentials is not None and credentials.scheme.lower() == "bearer":
         found = request.app.state.keys.verify(credentials.credentials)
     if found is None:
         log.warning("401 %s %s: %s", request.method, request.url.path,

@@ -8,6 +8,8 @@ import threading
 import click
 import uvicorn
 
+from domain.limits import unsafe_character
+
 from infra.api.app import create_app
 from infra.api.keys import ROLES, ApiKeyStore, KeyError_
 from infra.api.ops import json_logs
@@ -20,7 +22,11 @@ log = logging.getLogger("vip.api")
 def _keys() -> ApiKeyStore:
     settings = Settings.from_env()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return ApiKeyStore(settings.data_dir / "api_keys.db")
+    keys = ApiKeyStore(settings.data_dir / "api_keys.db")
+    for old, new in keys.migrated:
+        click.echo(f"key {old} is now {new}: key ids no longer show part of the secret "
+                   "(its token still works)", err=True)
+    return keys
 
 
 @click.group("api-key")
@@ -55,10 +61,16 @@ def list_keys(as_json: bool) -> None:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     for row in rows:
-        click.echo("  ".join(str(row[c] or "-") for c in ("key_id", "role", "subject", "created_at",
-                                                          "revoked_at")))
+        # A subject stored before subjects were checked may hold a newline or U+202E: escaped.
+        click.echo("  ".join(_cell(row[c]) for c in ("key_id", "role", "subject", "created_at",
+                                                     "revoked_at")))
     if not rows:
         click.echo("(no keys)")
+
+
+def _cell(value) -> str:
+    text = str(value or "-")
+    return ascii(text) if unsafe_character(text) else text
 
 
 @api_key.command("revoke")
@@ -97,10 +109,10 @@ def api(host: str, port: int, tick_seconds: float, demo_key: bool) -> None:
     demo_id = None
     if demo_key:
         demo_id, token = app.state.keys.create("admin", "demo")
-        click.echo(f"console: {url}/console/   API: {url}/docs   sign-in key (admin): {token}")
+        click.echo(f"console: {url}/console/   API: {url}/openapi.json   sign-in key (admin): {token}")
         click.echo("Ctrl-C stops it.")
     else:
-        click.echo(f"console: {url}/console/   API: {url}/docs   (`vip api-key create` makes keys)")
+        click.echo(f"console: {url}/console/   API: {url}/openapi.json   (`vip api-key create` makes keys)")
     try:
         uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
     finally:

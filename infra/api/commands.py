@@ -77,12 +77,12 @@ def describe_member(m) -> dict:
 
 
 def describe_contract(c, terms: bool) -> dict:
-    """The contract's state; its terms only for roles cleared to see them (seed 000 §7)."""
+    """The contract's state; its terms and invoices only for roles cleared to see them (seed 000 §7)."""
     out = {"contract_id": c.contract_id, "kind": c.kind, "status": c.status,
-           "terms_version": c.terms_version, "valid_until": c.valid_until,
-           "invoices": {k: {"status": v["status"], "outstanding_fen": c.outstanding(k)}
-                        for k, v in c.invoices.items()}, "version": c.version}
+           "terms_version": c.terms_version, "valid_until": c.valid_until, "version": c.version}
     if terms:
+        out["invoices"] = {k: {"status": v["status"], "outstanding_fen": c.outstanding(k)}
+                           for k, v in c.invoices.items()}
         out["terms"] = c.terms
     return out
 

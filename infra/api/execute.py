@@ -6,10 +6,9 @@ engine, its read store and its timer index are single-threaded objects.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -17,8 +16,25 @@ from domain.base import NotFoundError
 from infra.api.commands import ACTIONS, aggregate
 from infra.api.idempotency import fingerprint
 from infra.api.keys import Principal
+from infra.api.models import state_json
 from infra.api.problems import Problem
 from infra.api.ops import COMMANDS
+
+
+# How far after the server's clock a caller's ``at`` may be (clock skew between machines).
+# Further only for admins: a later ``at`` would move the log's clock for everyone.
+MAX_AT_SKEW = timedelta(seconds=5)
+
+
+def check_at(system, who: Principal, at: datetime | None) -> None:
+    """Refuse an ``at`` in the future beyond ``MAX_AT_SKEW`` unless the caller is an admin (422)."""
+    if at is None or who.role == "admin":
+        return
+    now = system.engine.clock()
+    if at > now + MAX_AT_SKEW:
+        raise Problem(422, f"at {at.isoformat()} is after the server's clock ({now.isoformat()}) by more "
+                           f"than {MAX_AT_SKEW.total_seconds():g} s: give a time no later than now, or "
+                           "leave at out to mean now", "urn:vip:at-in-future")
 
 
 def etag(version: int) -> str:
@@ -51,10 +67,12 @@ def execute(state, who: Principal, kind: str, name: str, business_id: str, body:
     expected = parse_if_match(if_match)
     code = 201 if created else 200
     fp = fingerprint("POST", path, body.model_dump_json().encode())
-    cause = f"idem:{who.subject}:{idempotency_key}" if idempotency_key else f"api:{correlation_id}"
+    # Scoped by key, not subject: two keys of one person never answer each other's requests.
+    owner = who.key_id
+    cause = f"idem:{owner}:{idempotency_key}" if idempotency_key else f"api:{correlation_id}"
     with state.lock:
         if idempotency_key:
-            stored = store.get(who.subject, idempotency_key)
+            stored = store.get(owner, idempotency_key)
             if stored is not None and stored.fingerprint != fp:
                 raise Problem(422, "this Idempotency-Key was used for a different request; "
                                    "use a new key for a new request", "urn:vip:idempotency-key-reused")
@@ -64,10 +82,10 @@ def execute(state, who: Principal, kind: str, name: str, business_id: str, body:
                 raise _in_progress()
             if stored is not None and (done := _effect_logged(system.app, kind, business_id, cause)):
                 # A crash after the command saved but before its response was kept.
-                answer = jsonable_encoder(describe(done))
-                store.finish(who.subject, idempotency_key, code, answer, etag(done.version))
+                answer = state_json(kind, describe(done))
+                store.finish(owner, idempotency_key, code, answer, etag(done.version))
                 return _response(answer, code, etag(done.version), replayed=True)
-            if not store.reserve(who.subject, idempotency_key, fp):
+            if not store.reserve(owner, idempotency_key, fp):
                 raise _in_progress()  # another process claimed it between our read and our claim
         try:
             if expected is not None:
@@ -77,6 +95,7 @@ def execute(state, who: Principal, kind: str, name: str, business_id: str, body:
                                        "someone changed it; reload it and decide again",
                                   "urn:vip:stale-version", headers={"ETag": etag(current)})
             if at is not None:
+                check_at(system, who, at)
                 system.engine.check_command_at(at, "at")
             action = ACTIONS[kind][name]
             result = system.engine.run(at, lambda ctx: action(system.app, ctx, business_id, fields),
@@ -85,14 +104,14 @@ def execute(state, who: Principal, kind: str, name: str, business_id: str, body:
             system.engine.flush()
         except BaseException:
             if idempotency_key:
-                store.release(who.subject, idempotency_key)
+                store.release(owner, idempotency_key)
             COMMANDS.labels(kind, name, "refused").inc()
             raise
         COMMANDS.labels(kind, name, "ok").inc()
-        answer = jsonable_encoder(describe(result))
+        answer = state_json(kind, describe(result))
         tag = etag(result.version)
         if idempotency_key:
-            store.finish(who.subject, idempotency_key, code, answer, tag)
+            store.finish(owner, idempotency_key, code, answer, tag)
     return _response(answer, code, tag)
 
 

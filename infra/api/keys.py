@@ -2,12 +2,15 @@
 
 A key has a role and a subject (the person or system it belongs to); the
 subject is the actor on every event the key's requests cause. The token is
-shown once, when the key is made; the store keeps its hash and a short
-prefix (so an operator can tell keys apart in a listing).
+shown once, when the key is made; the store keeps its hash and a random key
+id (independent of the secret) that names the key in listings and revocations.
+Keys made before the ids were random had the token's first 8 secret characters
+as id: opening the store gives them new ids (the tokens keep working) and says so.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import sqlite3
 import threading
@@ -15,8 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from domain.limits import subject_problem
+
+log = logging.getLogger("vip.api.keys")
 ROLES = ("agent", "supervisor", "finance", "auditor", "admin")
 TOKEN_PREFIX = "vip_"
+KEY_ID_PREFIX = "key_"
 
 
 class KeyError_(ValueError):
@@ -30,6 +37,11 @@ class Principal:
     key_id: str
     role: str
     subject: str
+
+
+def _new_id() -> str:
+    """A key id that tells nothing about the key's secret."""
+    return KEY_ID_PREFIX + secrets.token_hex(6)
 
 
 def _hash(token: str) -> str:
@@ -46,16 +58,29 @@ class ApiKeyStore:
         self.db.execute("CREATE TABLE IF NOT EXISTS api_keys (key_id TEXT PRIMARY KEY,"
                         " hash TEXT UNIQUE NOT NULL, role TEXT NOT NULL, subject TEXT NOT NULL,"
                         " created_at TEXT NOT NULL, revoked_at TEXT)")
+        self.migrated = self._new_ids_for_old_keys()
+
+    def _new_ids_for_old_keys(self) -> list[tuple[str, str]]:
+        """Old keys' ids were part of their secret: give them random ids; ``(old, new)`` pairs."""
+        with self.lock:
+            old = [r[0] for r in self.db.execute("SELECT key_id FROM api_keys WHERE key_id NOT LIKE ?",
+                                                 (KEY_ID_PREFIX + "%",))]
+            pairs = [(key_id, _new_id()) for key_id in old]
+            for key_id, new in pairs:
+                self.db.execute("UPDATE api_keys SET key_id = ? WHERE key_id = ?", (new, key_id))
+                log.warning("API key %s is now %s: key ids no longer show part of the secret "
+                            "(its token still works)", key_id, new)
+        return pairs
 
     def create(self, role: str, subject: str) -> tuple[str, str]:
         """Make a key; returns ``(key_id, token)``. The token is not stored."""
         if role not in ROLES:
             raise KeyError_(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
-        subject = (subject or "").strip()
-        if not subject:
-            raise KeyError_("a key needs a subject: the person or system it belongs to")
+        problem = subject_problem(subject)
+        if problem:
+            raise KeyError_(problem)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        key_id = token[len(TOKEN_PREFIX):len(TOKEN_PREFIX) + 8]
+        key_id = _new_id()
         with self.lock:
             self.db.execute("INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, NULL)",
                             (key_id, _hash(token), role, subject,

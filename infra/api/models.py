@@ -1,40 +1,66 @@
-"""Request and response bodies of the API (validated by pydantic, published in OpenAPI)."""
-from typing import Any, Literal
+"""Request and response bodies of the API (validated by pydantic, published in OpenAPI).
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+Every bound comes from :mod:`domain.limits`, the same rules the CLI and the
+ingest edges apply: text is checked for control characters and lone
+surrogates, JSON objects for size, depth and non-finite numbers, instants for
+their year range. Replies are typed too, so nothing can fail to encode.
+"""
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-Text = Field(min_length=1, max_length=2000)
-Id = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from domain import limits
+
+
+def _checked(problem_of):
+    """A pydantic validator from a ``limits`` problem function (its message is the error)."""
+    def check(value):
+        problem = problem_of(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+    return AfterValidator(check)
+
+
+Text = Field(min_length=1, max_length=limits.MAX_TEXT_LENGTH)
+Id = Field(min_length=1, max_length=limits.MAX_ID_LENGTH, pattern=limits.ID_PATTERN)
 Tier = Literal["member", "silver", "gold", "platinum", "diamond"]
 Currency = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+Money = Field(gt=0, le=limits.MAX_AMOUNT_FEN)
+FreeText = Annotated[str, _checked(lambda v: limits.text_problem(v, "text", required=False))]
+Name = Annotated[str, _checked(lambda v: limits.name_problem(v, "name"))]
+Instant = Annotated[AwareDatetime, _checked(lambda v: limits.instant_problem(v, "time"))]
+Document = Annotated[dict[str, Any], _checked(lambda v: limits.json_problem(v, "document"))]
 
 
 class Command(BaseModel):
     """Every command may say when it happened (data entry of a past action); default now."""
 
     model_config = ConfigDict(extra="forbid")
-    at: AwareDatetime | None = Field(default=None, description="When it happened (ISO-8601 with zone)")
+    at: Instant | None = Field(default=None, description="When it happened (ISO-8601 with zone); "
+                               "at most a few seconds after the server's clock unless the caller is admin")
 
 
 class Reason(Command):
-    reason: str = Text
+    reason: FreeText = Text
 
 
 class ClearOverride(Command):
-    reason: str = Field(default="cleared by operator", min_length=1, max_length=2000)
+    reason: FreeText = Field(default="cleared by operator", min_length=1, max_length=limits.MAX_TEXT_LENGTH)
 
 
 class Override(Command):
     kind: Literal["pin", "floor"]
     tier: Tier
-    reason: str = Text
-    expires: AwareDatetime
+    reason: FreeText = Text
+    expires: Instant
 
 
 class Draft(Command):
     contract_id: str = Id
     kind: Literal["cooperation", "member_agreement"]
-    terms: dict[str, Any] = Field(description="Parties, validity, fees, milestones... (see README)")
+    terms: Document = Field(description="Parties, validity, fees, milestones... (see README)")
 
 
 class Sign(Command):
@@ -47,7 +73,7 @@ class Milestone(Command):
 
 class Amendment(Command):
     amendment_id: str = Id
-    changes: dict[str, Any]
+    changes: Document
     kind: Literal["amendment", "supplement"] = "amendment"
 
 
@@ -58,23 +84,23 @@ class Consent(Command):
 
 class Breach(Command):
     party_id: str = Id
-    description: str = Text
-    compensation_fen: int = Field(default=0, ge=0)
+    description: FreeText = Text
+    compensation_fen: int = Field(default=0, ge=0, le=limits.MAX_AMOUNT_FEN)
     currency: str = Currency
 
 
 class Dispute(Command):
     party_id: str = Id
-    reason: str = Text
+    reason: FreeText = Text
 
 
 class SettleDispute(Command):
-    outcome: str = Text
+    outcome: FreeText = Text
 
 
 class Terminate(Command):
-    reason: str = Text
-    settlement: dict[str, Any] | None = Field(default=None,
+    reason: FreeText = Text
+    settlement: Document | None = Field(default=None,
                                               description='{"amount_fen": .., "payer": .., "payee": ..}')
 
 
@@ -85,37 +111,37 @@ class Renew(Command):
 class Invoice(Command):
     invoice_id: str = Id
     payer: str = Id
-    amount_fen: int = Field(gt=0)
+    amount_fen: int = Money
     currency: str = Currency
     kind: Literal["membership_fee", "service_fee", "settlement", "compensation"] = "service_fee"
-    due: AwareDatetime | None = None
+    due: Instant | None = None
 
 
 class Pay(Command):
     invoice_id: str = Id
-    amount_fen: int = Field(gt=0)
+    amount_fen: int = Money
     currency: str = Currency
     payment_id: str = Id
 
 
 class Discount(Command):
     invoice_id: str = Id
-    amount_fen: int = Field(gt=0)
-    reason: str = Text
+    amount_fen: int = Money
+    reason: FreeText = Text
 
 
 class Waive(Command):
     invoice_id: str = Id
-    reason: str = Text
+    reason: FreeText = Text
 
 
 class File(Command):
     complaint_id: str = Id
     member_id: str = Id
     channel: Literal["phone", "web", "email", "app"]
-    category: str = Field(min_length=1, max_length=100)
+    category: Name = Field(min_length=1, max_length=limits.MAX_NAME_LENGTH)
     severity: Literal["low", "medium", "high", "critical"] = "medium"
-    description: str = Text
+    description: FreeText = Text
 
 
 class Assign(Command):
@@ -123,15 +149,23 @@ class Assign(Command):
 
 
 class Wait(Command):
-    reason: str = Field(default="", max_length=2000)
+    reason: FreeText = Field(default="", max_length=limits.MAX_TEXT_LENGTH)
 
 
 class Resolve(Command):
-    resolution: str = Text
+    resolution: FreeText = Text
 
 
 class Rate(Command):
     score: int = Field(ge=1, le=5)
+
+
+class OverrideState(BaseModel):
+    kind: str
+    tier: str
+    reason: str
+    actor: str
+    expires_at: datetime
 
 
 class MemberState(BaseModel):
@@ -139,9 +173,14 @@ class MemberState(BaseModel):
     tier: str
     effective_tier: str
     vip_status: str
-    override: dict[str, Any] | None
+    override: OverrideState | None
     erased: bool
     version: int
+
+
+class InvoiceState(BaseModel):
+    status: str
+    outstanding_fen: int
 
 
 class ContractState(BaseModel):
@@ -149,8 +188,9 @@ class ContractState(BaseModel):
     kind: str
     status: str
     terms_version: int
-    valid_until: str | None
-    invoices: dict[str, dict[str, Any]]
+    valid_until: datetime | None
+    invoices: dict[str, InvoiceState] | None = Field(
+        default=None, description="Only for finance, auditor, admin (amounts are confidential)")
     version: int
     terms: dict[str, Any] | None = Field(default=None, description="Only for finance, auditor, admin")
 
@@ -174,3 +214,15 @@ class Page(BaseModel):
     limit: int
     offset: int
     next_offset: int | None
+
+
+STATE_MODELS = {"member": MemberState, "contract": ContractState, "complaint": ComplaintState}
+
+
+def state_json(kind: str, data: dict) -> dict:
+    """An aggregate's description as JSON-ready data, through its typed model (datetimes as ISO text)."""
+    out = STATE_MODELS[kind].model_validate(data).model_dump(mode="json")
+    for confidential in ("terms", "invoices"):  # absent for roles not cleared for the terms
+        if out.get(confidential, ...) is None:
+            del out[confidential]
+    return out

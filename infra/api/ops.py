@@ -126,7 +126,8 @@ def install(app: FastAPI) -> None:
 
     @app.middleware("http")
     async def correlate(request: Request, call_next):
-        cid = request.headers.get("X-Correlation-ID") or uuid.uuid4().hex
+        # The guard outside has chosen it (a caller's id only if it is safe to log).
+        cid = getattr(request.state, "correlation_id", None) or uuid.uuid4().hex
         request.state.correlation_id = cid
         token = correlation.set(cid)
         start = time.perf_counter()

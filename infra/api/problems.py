@@ -1,17 +1,19 @@
 """RFC 9457 problem details: every error says what went wrong and what to fix."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.base import DomainError, NotFoundError
 from domain.base import DuplicateError
+from domain.limits import show
 from infra.service_layer.asof import AsOfError
 from infra.policy_file import PolicyFileError
 
@@ -26,6 +28,7 @@ class ProblemModel(BaseModel):
     status: int
     detail: str
     instance: str | None = None
+    correlation_id: str | None = Field(default=None, description="Quote it when reporting a problem")
     errors: list[dict[str, Any]] | None = None
 
 
@@ -37,8 +40,9 @@ def responses(*codes: int) -> dict:
 
 
 TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
-          409: "Conflict", 412: "Precondition failed", 422: "Unprocessable request",
-          428: "Precondition required", 500: "Internal error"}
+          409: "Conflict", 412: "Precondition failed", 413: "Content too large",
+          422: "Unprocessable request", 428: "Precondition required", 429: "Too many requests",
+          500: "Internal error"}
 
 
 class Problem(Exception):
@@ -51,13 +55,23 @@ class Problem(Exception):
         self.headers, self.errors = headers or {}, errors
 
 
+class AsciiJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: a lone surrogate echoed from a refused
+    request (a field name, say) cannot fail to encode."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, default=str,
+                          separators=(",", ":")).encode("ascii")
+
+
 def problem_response(request: Request, problem: Problem) -> JSONResponse:
     body = {"type": problem.type, "title": TITLES.get(problem.status, "Error"),
-            "status": problem.status, "detail": problem.detail, "instance": request.url.path}
+            "status": problem.status, "detail": problem.detail, "instance": request.url.path,
+            "correlation_id": getattr(request.state, "correlation_id", None)}
     if problem.errors:
         body["errors"] = problem.errors
-    return JSONResponse(body, status_code=problem.status, headers=problem.headers,
-                        media_type=PROBLEM_JSON)
+    return AsciiJSONResponse(body, status_code=problem.status, headers=problem.headers,
+                             media_type=PROBLEM_JSON)
 
 
 def as_problem(exc: Exception) -> Problem:
@@ -95,8 +109,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-                  for e in exc.errors()]
+        # Never the refused input itself (it may be huge or hostile): where, and what to fix.
+        errors = [{"loc": [p if isinstance(p, int) else show(p) for p in e.get("loc", ())],
+                   "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
         where = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5])
         return problem_response(request, Problem(422, f"fix the request: {where}", "urn:vip:invalid",
                                                  errors=errors))

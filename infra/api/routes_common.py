@@ -11,10 +11,8 @@ from infra.api.auth import allowed, principal, route
 from infra.api.commands import describe_complaint, describe_contract, describe_member
 from infra.api.execute import execute
 from infra.api.keys import Principal
-from infra.api.models import ComplaintState, ContractState, MemberState
-
-STATE_MODELS = {"member": MemberState, "contract": ContractState, "complaint": ComplaintState}
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+from infra.api.models import STATE_MODELS
+from domain.limits import ID_PATTERN, MAX_ID_LENGTH
 MAX_PAGE = 500
 
 
@@ -46,7 +44,7 @@ def command_route(router: APIRouter, kind: str, name: str, path: str, permission
                        created=id_field is not None)
 
     if id_field is None:
-        def handler(request: Request, id: str = Path(min_length=1, max_length=100, pattern=ID_PATTERN),
+        def handler(request: Request, id: str = Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN),
                     body: model = Body(), who: Principal = Depends(principal),
                     if_match: str | None = IF_MATCH, key: str | None = IDEMPOTENCY):
             return run(request, id, body, who, if_match, key)

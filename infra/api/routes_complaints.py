@@ -46,7 +46,8 @@ def complaint_state(request: Request, id: str = Path(min_length=1, max_length=10
     state = request.app.state
     with state.lock:
         complaint = aggregate(state.system.app, "complaint", id)
-        return JSONResponse(describe_complaint(complaint), headers={"ETag": etag(complaint.version)})
+        return JSONResponse(m.state_json("complaint", describe_complaint(complaint)),
+                            headers={"ETag": etag(complaint.version)})
 
 
 @route(router, "GET", "/breaches", "complaint:read", response_model=m.Page, tags=["complaints"],

@@ -4,7 +4,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
 from infra.api import answers, models as m
-from infra.api.auth import principal, route
+from infra.api.auth import allowed, principal, route
 from infra.api.commands import aggregate
 from infra.api.execute import etag
 from infra.api.keys import Principal
@@ -32,12 +32,22 @@ for name, model, summary in (
     command_route(router, "contract", name, f"/contracts/{{id}}/{name}", "contract:write", model, summary)
 
 
+# What a role without ``contract:terms`` sees of a contract row: nothing the terms say
+# (parties, member, milestones with titles and dates, invoices with payers and amounts).
+UNCLASSIFIED = ("contract_id", "kind", "status", "terms_version", "effective_at", "valid_until")
+
+
 @route(router, "GET", "/contracts", "contract:read", response_model=m.Page, tags=["contracts"],
-       summary="Contracts with status, parties, milestones and invoices (no terms)")
+       summary="Contracts with status and validity; parties, milestones and invoices only for "
+               "finance, auditor, admin")
 def contracts(request: Request, as_of: AwareDatetime | None = AS_OF,
-              limit: int = Query(50, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0)) -> dict:
+              limit: int = Query(50, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0),
+              who: Principal = Depends(principal)) -> dict:
     with request.app.state.lock:
-        return page(answers.contracts(request.app.state.system, as_of), limit, offset)
+        rows = answers.contracts(request.app.state.system, as_of)
+    if not allowed(who.role, "contract:terms"):
+        rows = [{k: row.get(k) for k in UNCLASSIFIED} for row in rows]
+    return page(rows, limit, offset)
 
 
 @route(router, "GET", "/contracts/{id}", "contract:read", 404, response_model=m.ContractState,
@@ -47,5 +57,5 @@ def contract_state(request: Request, id: str = Path(min_length=1, max_length=100
     state = request.app.state
     with state.lock:
         contract = aggregate(state.system.app, "contract", id)
-        body = describer("contract", who)(contract)
+        body = m.state_json("contract", describer("contract", who)(contract))
     return JSONResponse(body, headers={"ETag": etag(contract.version)})

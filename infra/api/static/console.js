@@ -99,8 +99,8 @@ const loaders = {
     $("overdue-milestones").innerHTML = table(o.milestones, ["contract_id", "milestone", "title", "due_at"]);
     const c = await api("GET", "/api/contracts?limit=200");
     $("contract-list").innerHTML = table(c.items, ["contract_id", "kind", "status", "valid_until",
-      { label: "milestones", html: (r) => Object.entries(r.milestones).map(([k, m]) => `${esc(k)}: ${esc(m.status || "open")} (due ${esc(m.due_at)})`).join("<br>") },
-      { label: "invoices", html: (r) => Object.entries(r.invoices).map(([k, i]) => `${esc(k)}: ${esc(i.status)} ${fen(i.amount_fen - i.settled_fen)} open`).join("<br>") }]);
+      { label: "milestones", html: (r) => Object.entries(r.milestones || {}).map(([k, m]) => `${esc(k)}: ${esc(m.status || "open")} (due ${esc(m.due_at)})`).join("<br>") },
+      { label: "invoices", html: (r) => Object.entries(r.invoices || {}).map(([k, i]) => `${esc(k)}: ${esc(i.status)} ${fen(i.amount_fen - i.settled_fen)} open`).join("<br>") }]);
   },
   async tiers() {
     const d = await api("GET", "/api/tiers/distribution");
