@@ -16,6 +16,10 @@ events for it, so a refusal leaves exactly the state the step found.
 The map outlives a commit (it then holds committed state, and saves a read
 per input); it is dropped whenever another writer may have changed the log
 (see ``Engine.begin``) and when it grows past its bound.
+
+A step also notes which aggregates it got and the latest instant their
+histories held when it got them (:attr:`UnitOfWork.got`, :attr:`UnitOfWork.latest`):
+the engine judges the step on those aggregates' own timelines (DOMAIN.md "Time").
 """
 from __future__ import annotations
 
@@ -43,6 +47,9 @@ class UnitOfWork:
         self.steps = 0                        # inputs and timers tried in this batch
         self.touched: set = set()             # aggregate ids the current step got
         self.evicted: set = set()             # ids whose map entry a rollback dropped
+        self.got: dict = {}                   # id -> aggregate the current step got (existing ones)
+        self.latest = None                    # the latest instant of their histories, as got
+        self.latest_holder = None             # the aggregate whose history holds it
         if len(aggregates) > limit:
             aggregates.clear()
 
@@ -71,6 +78,8 @@ class UnitOfWork:
         self.touched.add(aggregate_id)
         aggregate = self.aggregates.get(aggregate_id)
         if aggregate is not None:
+            if aggregate_id not in self.got:
+                self._saw(aggregate_id, aggregate)
             return aggregate
         # What earlier steps of this batch did to an aggregate a refused step evicted
         replay = [e for e in self.events if e.originator_id == aggregate_id] \
@@ -89,13 +98,22 @@ class UnitOfWork:
         for event in replay:
             aggregate = event.mutate(aggregate)
         self.aggregates[aggregate_id] = aggregate
+        self._saw(aggregate_id, aggregate)
         return aggregate
+
+    def _saw(self, aggregate_id: Any, aggregate: Any) -> None:
+        # First sight in this step: its history's latest instant, before the step changes it.
+        self.got[aggregate_id] = aggregate
+        when = aggregate.modified_on
+        if self.latest is None or when > self.latest:
+            self.latest, self.latest_holder = when, aggregate
 
     # -- steps ------------------------------------------------------------------------
 
     def mark(self) -> tuple[int, int, Tracking | None]:
         """Where a step starts; pass it to :meth:`rollback` if the step is refused."""
         self.touched = set()
+        self.got, self.latest, self.latest_holder = {}, None, None
         self.steps += 1
         return len(self.events), len(self.receipts), self.tracking
 
@@ -112,6 +130,7 @@ class UnitOfWork:
             self.aggregates.pop(aggregate_id, None)
         self.evicted |= stale
         self.touched = set()
+        self.got, self.latest, self.latest_holder = {}, None, None
 
     def unfolded(self) -> list:
         """Events not yet folded into the views (and now counted as folded)."""

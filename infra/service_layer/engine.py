@@ -1,15 +1,14 @@
-"""The engine: one timeline for commands, inputs and scheduled work.
+"""The engine: commands, inputs and scheduled work, each on its aggregates' own timelines.
 
-Before anything with time ``t`` is applied, every timer due at or before
-``t`` fires, earliest first, each at its own due instant. The timeline only
-moves forward: an input older than what the system already saw (a late
-arrival) is stamped with the timeline's time and keeps its own occurred-at,
-so it counts in windows by when it happened and never rewrites history.
+Before a command or an input at ``t``, the work of the aggregates it touches
+due at or before ``t`` fires, earliest first, each at its own due instant;
+the scheduler (:meth:`Engine.tick`) fires all work due at the wall clock.
+A command dated before an aggregate's history is refused; a late input is
+stamped at it and keeps its occurred-at (``infra.service_layer.timelines``).
 The same code runs live (wall clock) and over historical files.
 """
 from __future__ import annotations
 
-import heapq
 import logging
 import sqlite3
 from contextlib import contextmanager
@@ -23,6 +22,9 @@ from infra.service_layer.app import VipApp
 from infra.service_layer.batch import UnitOfWork
 from infra.service_layer.prefetch import prefetch_rows
 from infra.service_layer.runner import Runner
+from infra.service_layer.timelines import (REDO_LIMIT, Frame, LateCommandError, Redo, judge, late_command,
+                                           latest_of)
+from infra.service_layer.timer_index import FIRE, TimerIndex
 from infra.stores.readstore import StaleStoreError
 from projections.common import iso, parse
 
@@ -35,68 +37,11 @@ class ConflictError(RuntimeError):
     """Other processes kept changing the same aggregates; nothing of this step was saved."""
 
 
-class LateCommandError(DomainError):
-    """A command dated before what the log already holds."""
-
-
-class TimerIndex:
-    """Earliest-first index over the timers view; stale entries are skipped on peek.
-
-    Every refresh pushes a key's timers again, so stale entries pile up in
-    the heap with every event that touches a timer row; when they outnumber
-    the live timers, the heap is rebuilt from the live ones (kept per key),
-    so it stays proportional to the live timers, not to the history.
-    """
-
-    def __init__(self, rows: dict) -> None:
-        self.rows = rows
-        self.heap: list = []
-        self.skipped: set = set()
-        self.live: dict = {}  # key -> {name: due} as of the key's last refresh
-        self.live_count = 0
-        for key, row in rows.items():  # one scan of a keyed store, not a read per key
-            timers = row.get("timers", {})
-            if timers:
-                self.live[key] = dict(timers)
-                self.live_count += len(timers)
-            for name, due in timers.items():
-                self.heap.append((due, key, name))
-        heapq.heapify(self.heap)
-
-    def refresh(self, keys) -> None:
-        for key in keys:
-            row = self.rows.get(key)
-            timers = (row or {}).get("timers", {})
-            self.live_count -= len(self.live.pop(key, ()))
-            if timers:
-                self.live[key] = dict(timers)
-                self.live_count += len(timers)
-            for name, due in timers.items():
-                heapq.heappush(self.heap, (due, key, name))
-        self._compact()
-
-    def _compact(self) -> None:
-        # Amortised: a rebuild costs the live count and happens only once the heap doubled.
-        if len(self.heap) <= 2 * self.live_count + 64:
-            return
-        self.heap = [(due, key, name) for key, timers in self.live.items()
-                     for name, due in timers.items() if (due, key, name) not in self.skipped]
-        heapq.heapify(self.heap)
-
-    def peek(self, until: str) -> tuple | None:
-        while self.heap:
-            due, key, name = self.heap[0]
-            row = self.rows.get(key)
-            current = (row or {}).get("timers", {}).get(name)
-            if current != due or (due, key, name) in self.skipped:
-                heapq.heappop(self.heap)
-                continue
-            return self.heap[0] if due <= until else None
-        return None
+__all__ = ["ConflictError", "Engine", "FIRE", "LateCommandError", "TimerIndex"]
 
 
 class Engine:
-    """Applies commands and inputs on one timeline, firing due work first."""
+    """Applies commands and inputs on their aggregates' timelines, firing their due work first."""
 
     def __init__(self, app: VipApp, runner: Runner, clock: Callable[[], datetime],
                  future_tolerance: timedelta = timedelta(minutes=5), read_only: bool = False,
@@ -114,6 +59,7 @@ class Engine:
         self.runner.catch_up(flush=False)
         self._timers: TimerIndex | None = None
         self.runner.touched.clear()
+        self._frame: Frame | None = None  # the command or input being run (see in_batch)
 
     @property
     def timers(self) -> TimerIndex:
@@ -128,8 +74,13 @@ class Engine:
         return self.app.policy
 
     def timeline(self) -> datetime | None:
-        """The latest instant any event was stamped with."""
+        """The latest instant any event in the log was stamped with (a figure for reports).
+
+        Not a rule: each command or input is judged on the timelines of the
+        aggregates it touches (:meth:`check_command_at`, :meth:`stamp`)."""
         return parse(self.runner.clock)
+
+    latest_of = staticmethod(latest_of)
 
     def refuse_future(self, at: datetime, what: str = "the instant") -> datetime:
         """Refuse an instant further after the wall clock than the tolerance (a typo, a bad clock).
@@ -145,21 +96,19 @@ class Engine:
                 f"(VIP_FUTURE_TOLERANCE_SECONDS sets the tolerance)")
         return at
 
-    def check_command_at(self, at: datetime, what: str = "the instant") -> datetime:
+    def check_command_at(self, at: datetime, what: str = "the instant", aggregates=()) -> datetime:
         """The rule for an operator's instant (CLI ``--at``, the API's ``at``): when the thing
-        happened, so neither before the log's latest instant nor far after the wall clock."""
-        return self.refuse_past(self.refuse_future(at, what), what)
+        happened, so not far after the wall clock, nor before the latest instant of the given
+        ``aggregates`` (the later of them). :meth:`run` judges the aggregates a command touches
+        by itself, so the edge may give none."""
+        return self.refuse_past(self.refuse_future(at, what), what, self.latest_of(*aggregates))
 
-    def refuse_past(self, at: datetime, what: str = "the instant") -> datetime:
-        """Refuse a command dated before the log's latest instant (commands only: inputs arriving
-        late follow the late-arrival rule of :meth:`stamp`)."""
-        line = self.timeline()
-        if line is not None and at < line:
-            shown = line.astimezone(at.tzinfo) if at.tzinfo else line
-            raise LateCommandError(
-                f"{what} {at.isoformat()} is before the log's latest instant {shown.isoformat()}: "
-                f"the log only moves forward; give {shown.isoformat()} or later (a past action is "
-                f"entered with the instant it is entered at, and its own dates in its fields)")
+    def refuse_past(self, at: datetime, what: str = "the instant",
+                    latest: datetime | None = None) -> datetime:
+        """Refuse a command dated before ``latest``, an aggregate's latest instant (commands only:
+        inputs arriving late follow the late-arrival rule of :meth:`stamp`)."""
+        if latest is not None and at < latest:
+            raise late_command(what, at, latest)
         return at
 
     def retrying(self, step: Callable[[], Any], what: str = "this step") -> Any:
@@ -176,29 +125,45 @@ class Engine:
         raise ConflictError(f"other processes kept changing the same records; {what} was not saved "
                             f"after {CONFLICT_ATTEMPTS} tries: run it again")
 
-    def stamp(self, at: datetime) -> datetime:
-        """The instant a thing that happened at ``at`` is applied at: never before the timeline."""
-        line = self.timeline()
+    def stamp(self, at: datetime, *aggregates: Any) -> datetime:
+        """The instant a thing that happened at ``at`` is applied at: never before the latest
+        instant of the aggregates it touches (given, or learned by the step being run)."""
+        frame = self._frame
+        line = latest_of(*aggregates, frame and frame.floor)
         return at if line is None or at >= line else line
 
     def ctx(self, at: datetime, actor: str = "system", causation_id: str = "",
-            correlation_id: str = "") -> Ctx:
-        return Ctx(at=self.stamp(at), actor=actor, causation_id=causation_id,
-                   correlation_id=correlation_id)
+            correlation_id: str = "", aggregates=()) -> Ctx:
+        """The context of a step at ``at``, stamped by :meth:`stamp`; the step being run is then
+        judged on the aggregates it touched (see ``infra.service_layer.timelines``)."""
+        stamped = self.stamp(at, *aggregates)
+        if self._frame is not None:
+            self._frame.stamp = stamped
+        return Ctx(at=stamped, actor=actor, causation_id=causation_id, correlation_id=correlation_id)
 
     def advance(self, until: datetime) -> int:
-        """Fire every timer due at or before ``until``, in due order. Returns how many fired.
-
-        Each firing is a step of the open batch (one is opened if none is).
-        """
+        """Fire timers due at or before ``until``, in due order; how many fired. Each firing is a
+        step of the open batch (one is opened if none is). In a command's or an input's frame,
+        only the work of the aggregates its step touches (see :meth:`step`); elsewhere, all."""
         self._writable()
         if self.app.uow is None:
-            return self.in_batch(lambda: self.advance(until), "the scheduled work")
+            return self.in_batch(lambda: self._fire_due(until), "the scheduled work")
+        frame = self._frame
+        if frame is not None and frame.fire_first:
+            if frame.floor is not None and frame.floor > until:
+                until = frame.floor
+            return self._fire_due(until, frame.keys)
+        return self._fire_due(until)
+
+    def _fire_due(self, until: datetime, keys=None) -> int:
+        # ``keys`` (timer keys) limits the firing to those aggregates' work
+        if keys is not None and not keys:
+            return 0
         fired = 0
         limit = iso(until)
         while True:
             self.sync()
-            top = self.timers.peek(limit)
+            top = self.timers.peek(limit) if keys is None else self.timers.first_due(keys, limit)
             if top is None:
                 return fired
             self._fire(*top)
@@ -261,16 +226,31 @@ class Engine:
     @contextmanager
     def step(self) -> Iterator[None]:
         """One input or one timer in the open batch: refused, it leaves no trace; applied, its
-        new events are folded into the views before the next step."""
+        new events are folded into the views before the next step.
+
+        In a command's or an input's frame, the step is judged on the timelines of the
+        aggregates it touched before it is kept (``infra.service_layer.timelines.judge``):
+        run again after their due work or at their latest instant, or refused as dated too early.
+        """
         uow = self.app.uow
         if uow is None:
             raise RuntimeError("no batch is open (Engine.begin)")
+        frame = self._frame
         mark = uow.mark()
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
+            # A refusal may come from state the due work would have changed, or from an instant
+            # before the aggregate's history: that verdict comes first.
+            verdict = judge(frame, uow, self.timers) if frame and isinstance(exc, DomainError) else None
             uow.rollback(mark)
+            if verdict is not None:
+                raise verdict from None
             raise
+        verdict = judge(frame, uow, self.timers) if frame else None
+        if verdict is not None:
+            uow.rollback(mark)
+            raise verdict
         self.sync()
 
     def commit(self) -> None:
@@ -303,19 +283,29 @@ class Engine:
             self.runner.rewind()
             self._refresh_timers()
 
-    def in_batch(self, work: Callable[[], Any], what: str = "this step") -> Any:
+    def in_batch(self, work: Callable[[], Any], what: str = "this step", late: str = "stamp",
+                 instant: str = "the instant") -> Any:
         """Run ``work`` in a batch of its own (or in the open one), committed, retried on conflicts.
+
+        ``work`` is one command or input (its due work, then its step): it runs in a frame
+        that judges its step on the timelines of the aggregates it touches, and is run again
+        when they ask for it (their due work first, or a later stamp). ``late`` is what a step
+        dated before those timelines gets: ``"stamp"`` (an input arriving late) or
+        ``"refuse"`` (a dated command; ``instant`` names its instant in the refusal).
 
         A refusal (:class:`DomainError`) still commits what came before it in the
         batch (the timers due before a refused command), then propagates.
         """
+        def framed():
+            return self._framed(work, Frame(late=late, what=instant))
+
         if self.app.uow is not None:
-            return work()
+            return framed()
 
         def attempt():
             self.begin()
             try:
-                result = work()
+                result = framed()
             except DomainError:
                 self.commit()
                 raise
@@ -325,6 +315,20 @@ class Engine:
             self.commit()
             return result
         return self.retrying(attempt, what)
+
+    def _framed(self, work: Callable[[], Any], frame: Frame) -> Any:
+        """Run ``work`` in ``frame``, again for as long as its step asks (bounded)."""
+        outer, self._frame = self._frame, frame
+        try:
+            for _ in range(REDO_LIMIT):
+                try:
+                    return work()
+                except Redo:
+                    frame.stamp = None
+            raise RuntimeError(f"a step kept asking to be run again ({REDO_LIMIT} times); nothing of it "
+                               f"was saved")
+        finally:
+            self._frame = outer
 
     def flush(self) -> None:
         """Commit the views. The read store is derived data: when it cannot be written (a full
@@ -345,55 +349,50 @@ class Engine:
             raise RuntimeError("this engine was opened read-only (a query): it records nothing")
 
     def run(self, at: datetime | None, action: Callable[[Ctx], Any], actor: str = "operator",
-            causation_id: str = "", correlation_id: str = "") -> Any:
-        """Run one command at ``at`` (the wall clock if None) after the work due before it.
+            causation_id: str = "", correlation_id: str = "", what: str = "the instant") -> Any:
+        """Run one command at ``at`` after the due work of the aggregates it touches.
 
+        A dated command (``at`` given) before the latest instant of an aggregate it touches
+        (the later of them) is refused naming that instant (:class:`LateCommandError`); with
+        ``at`` None it runs at the wall clock, or at that latest instant when it is later
+        (a clock a few seconds behind). ``what`` names the instant in a refusal.
         A save that collides with another process's is run again on fresh state.
         """
         self._writable()
+        late = "stamp" if at is None else "refuse"
         at = at or self.clock()
 
         def work():
             self.advance(at)
             with self.step():
                 return action(self.ctx(at, actor, causation_id, correlation_id))
-        return self.in_batch(work, "the command")
+        return self.in_batch(work, "the command", late=late, instant=what)
 
     def tick(self) -> int:
         """Live: fire what the wall clock says is due (one batch), and commit the views (the scheduler)."""
         self._writable()
-        fired = self.in_batch(lambda: self.advance(self.clock()), "the scheduled work")
+        fired = self.in_batch(lambda: self._fire_due(self.clock()), "the scheduled work")
         self.flush()
         return fired
 
     # -- firing -----------------------------------------------------------------------
 
     def _fire(self, due: str, key: str, name: str) -> None:
+        # Stamped at its due instant, or at the latest instant of what it touches when that is
+        # later (a due date in a record's past); it fires no other work first.
         _, business_id = key.split(":", 1)
         kind, _, item = name.partition(":")
-        ctx = self.ctx(parse(due), actor="scheduler", causation_id=f"timer:{key}:{name}:{due}")
+
+        def body():
+            with self.step():
+                ctx = self.ctx(parse(due), actor="scheduler", causation_id=f"timer:{key}:{name}:{due}")
+                FIRE[kind](self.app, business_id, item, ctx)
         try:
             if kind not in FIRE:
                 raise DomainError(f"no scheduled work is known for timer kind {kind!r}")
-            with self.step():
-                FIRE[kind](self.app, business_id, item, ctx)
+            self._framed(body, Frame(fire_first=False))
         except DomainError as exc:
             # The views and the aggregate disagree on what is due; the aggregate
             # is the authority, so the timer is dropped (and logged), not retried.
             log.warning("timer %s %s at %s skipped: %s", key, name, due, exc)
             self.timers.skipped.add((due, key, name))
-
-
-Fire = Callable[[VipApp, str, str, Ctx], Any]
-
-# What a due timer does, by its kind: a timer is named ``kind`` or ``kind:item``
-# (projections/timers.py); each entry takes (app, business id, item, ctx).
-FIRE: dict[str, Fire] = {
-    "review": lambda app, member_id, _, ctx: app.review_member(ctx, member_id),
-    "override_expiry": lambda app, member_id, _, ctx: app.expire_override(ctx, member_id),
-    "at_risk": lambda app, complaint_id, clock, ctx: app.mark_complaint_at_risk(ctx, complaint_id, clock),
-    "breach": lambda app, complaint_id, clock, ctx: app.mark_complaint_breached(ctx, complaint_id, clock),
-    "milestone": lambda app, contract_id, item, ctx: app.mark_milestone_overdue(ctx, contract_id, item),
-    "invoice": lambda app, contract_id, item, ctx: app.mark_invoice_overdue(ctx, contract_id, item),
-    "expire": lambda app, contract_id, _, ctx: app.expire_contract(ctx, contract_id),
-}

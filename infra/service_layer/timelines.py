@@ -1,0 +1,105 @@
+"""One timeline per aggregate (DOMAIN.md "Time"): how a step is judged on the aggregates it touches.
+
+Each member, contract and complaint holds its own timeline: the timestamp of
+its latest event (``modified_on``). A step (a command, an upstream input, a
+fired timer) runs first at the instant it was given; it then shows which
+aggregates it got (:attr:`UnitOfWork.got`) and the latest instant their
+histories held (:attr:`UnitOfWork.latest`). :func:`judge` decides on those
+alone, never on other aggregates or on the read store, so one member's or
+caller's instant never moves another's stamps, and the log of an aggregate
+does not depend on how inputs of different aggregates interleave:
+
+* an aggregate it touched has work due at or before the step's instant that
+  has not fired: the step is run again after that work (:class:`Redo`);
+* a command dated before the later of those latest instants is refused
+  (:class:`LateCommandError`, naming that instant);
+* an input (or a timer, or a command at "now") dated before it is a late
+  arrival: run again stamped at that instant (it keeps its own dates).
+
+The engine keeps one :class:`Frame` per command or input while it runs
+(``Engine.in_batch``), so what a first run learned (the aggregates, their
+latest instant) holds when the step is run again.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from domain.base import DomainError
+from projections.common import iso
+
+# A step is run again at most this many times (each rerun learns more aggregates or a
+# later instant, so a handful is already more than any command needs).
+REDO_LIMIT = 16
+
+
+class LateCommandError(DomainError):
+    """A command dated before what the history of an aggregate it touches already holds."""
+
+
+class Redo(Exception):
+    """Internal: run the step again, after its aggregates' due work or at their latest instant.
+
+    Not a :class:`DomainError`: it never leaves the engine."""
+
+
+@dataclass
+class Frame:
+    """What the engine knows about the command or input being run, across its reruns."""
+
+    late: str = "stamp"          # "refuse" (a dated command) or "stamp" (late arrival rule)
+    fire_first: bool = True      # fire due work of the touched aggregates before the step
+    what: str = "the instant"    # how the instant is named in a refusal (``--at``, ``at``)
+    keys: set = field(default_factory=set)   # timer keys of the aggregates seen so far
+    floor: datetime | None = None            # stamp no earlier than this (late arrival)
+    stamp: datetime | None = None            # the instant the current run stamps with
+
+
+def latest_of(*aggregates: Any) -> datetime | None:
+    """The later of the aggregates' latest instants (their latest events'), None for none;
+    an instant given among them counts as itself."""
+    instants = [a if isinstance(a, datetime) else a.modified_on for a in aggregates if a is not None]
+    return max(instants) if instants else None
+
+
+def timer_key(aggregate: Any) -> str:
+    """The timers view's key of an aggregate: ``member:M1``, ``contract:K1``, ``complaint:C1``."""
+    return f"{type(aggregate).__name__.lower()}:{getattr(aggregate, aggregate.KEY)}"
+
+
+def describe(aggregate: Any) -> str:
+    """``member M1``: how a refusal names the aggregate whose timeline it quotes."""
+    return f"{type(aggregate).__name__.lower()} {getattr(aggregate, aggregate.KEY, '')}".rstrip()
+
+
+def late_command(what: str, at: datetime, latest: datetime, holder: Any = None) -> LateCommandError:
+    """The refusal of a command dated before an aggregate's latest instant, naming that instant."""
+    shown = latest.astimezone(at.tzinfo) if at.tzinfo else latest
+    whose = f" for {describe(holder)}" if holder is not None else ""
+    return LateCommandError(
+        f"{what} {at.isoformat()} is before the log's latest instant{whose}, {shown.isoformat()}: "
+        f"a record's history only moves forward; give {shown.isoformat()} or later (a past action "
+        f"is entered with the instant it is entered at, and its own dates in its fields)")
+
+
+def judge(frame: Frame, uow: Any, timers: Any) -> Exception | None:
+    """The verdict on a step that just ran (its events still pending): None to keep it, or the
+    exception to raise after rolling it back (:class:`Redo` or :class:`LateCommandError`)."""
+    stamp = frame.stamp
+    if stamp is None:  # the step asked for no instant: nothing to judge
+        return None
+    if frame.fire_first and uow.got:
+        keys = {timer_key(aggregate) for aggregate in uow.got.values()}
+        new = keys - frame.keys
+        if new:
+            frame.keys |= new
+            if timers.first_due(new, iso(stamp)) is not None:
+                return Redo()
+    latest = uow.latest
+    if latest is None or latest <= stamp:
+        return None
+    if frame.late == "refuse":
+        return late_command(frame.what, stamp, latest, uow.latest_holder)
+    frame.floor = latest
+    return Redo()
