@@ -19,10 +19,10 @@ from infra.api.app import create_app
 from infra.api.server import ApiThread
 from infra.bootstrap import build
 from infra.kafka.bus import Topics, group_id, make_producer
-from infra.kafka.relay import Relay, RelayError, StopFlag
+from infra.kafka.relay import Relay, RelayError, RelayLeader, StopFlag
 from infra.logs import setup_logging
 from infra.settings import Settings
-from infra.stores.leases import AdvisoryLease, relay_lease, serve_lease
+from infra.stores.leases import relay_lease, serve_lease
 
 log = logging.getLogger("vip.serve")
 
@@ -47,7 +47,7 @@ def serve(settings=None, *, group: str | None = None, tick_seconds: float = 5.0,
     producer = make_producer(settings.kafka_bootstrap)
     consumer = None
     publisher = Relay(system.app, producer, topics) if relay else None
-    leader = RelayLeader(relay_lease(settings), echo) if relay else None
+    leader = RelayLeader(relay_lease(settings), echo, publisher) if relay else None
     api = ApiThread(create_app(system), api_host, api_port) if api_port else None
     guard = api.app.state.lock if api else nullcontext()
     fired = 0
@@ -111,42 +111,6 @@ def serve(settings=None, *, group: str | None = None, tick_seconds: float = 5.0,
     if echo:
         echo(f"serve: stopped {result}")
     return result
-
-
-class RelayLeader:
-    """Whether this process publishes: always on one machine; on PostgreSQL, the lease holder.
-
-    A process without the lease tries again every few seconds, so when the
-    publishing process dies (its session, and so its lock, ends) another one
-    takes over within that time.
-    """
-
-    RETRY_SECONDS = 2.0
-
-    def __init__(self, lease: AdvisoryLease | None, echo: Callable[[str], None] | None = None) -> None:
-        self.lease, self.echo = lease, echo
-        self.checked = 0.0
-        self.leading = lease is None
-
-    def leads(self) -> bool:
-        if self.lease is None:
-            return True
-        now = time.monotonic()
-        if now - self.checked >= self.RETRY_SECONDS:
-            self.checked = now
-            was = self.leading
-            self.leading = self.lease.still_held() if was else self.lease.acquire()
-            if self.leading != was:
-                line = "relay: this process publishes now" if self.leading else \
-                    "relay: lost the relay lease; another process publishes"
-                log.info(line)
-                if self.echo:
-                    self.echo(line)
-        return self.leading
-
-    def release(self) -> None:
-        if self.lease is not None:
-            self.lease.release()
 
 
 def main() -> None:  # python -m consumers.service  (the same as `vip serve`)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.service import RelayLeader
+from infra.kafka.relay import RelayLeader
 from infra.settings import Settings
 from infra.stores.leases import AdvisoryLease, LeaseHeldError, relay_lease, serve_lease
 

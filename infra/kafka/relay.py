@@ -18,6 +18,11 @@ is the same message with the same event id, so readers dedupe on it.
 Personal fields are sealed in the events themselves (``pii:v1:...``), so an
 erased member stays erased on every topic.
 
+On PostgreSQL one relay publishes at a time, the holder of the relay lease
+(:class:`RelayLeader`); a process that takes the lease, first or again,
+starts from the position recorded then (:meth:`Relay.resume`), so a takeover
+sends again only what the previous holder had sent and not yet recorded.
+
 Run it alone with ``vip relay`` (or ``python -m infra.kafka.relay``); ``vip serve``
 runs it beside the consumers.
 """
@@ -38,7 +43,7 @@ from infra.kafka.bus import Topics, dead_letter_headers, make_producer
 from infra.logs import setup_logging
 from infra.service_layer.envelope import envelope
 from infra.settings import Settings
-from infra.stores.leases import relay_lease
+from infra.stores.leases import AdvisoryLease, relay_lease
 from schemas.codec import HEADER_SIZE, MAGIC, CodecError
 from schemas.events import encode_event, headers
 
@@ -69,6 +74,18 @@ class Relay:
     def recorded_position(self) -> int:
         """The last notification id known to be on the broker."""
         return self.app.recorder.max_tracking_id(self.name) or 0
+
+    def resume(self) -> None:
+        """Go on from the recorded position, dropping what this instance had in flight.
+
+        Called when this process takes the relay lease, first or again: while
+        another held it the log was published up to about the recorded position,
+        so only the previous holder's unrecorded tail (its in-flight window and
+        what was acknowledged since its last position write) is sent again.
+        """
+        self.in_flight.clear()
+        self.position = self.sent_to = self.acknowledged = self.recorded_position()
+        self.tracked_at = time.monotonic()
 
     def message(self, note) -> tuple[str, bytes, bytes, list]:
         """(topic, key, value, headers) of one notification."""
@@ -191,10 +208,14 @@ class Relay:
         self.settle(wait=True)
         return total
 
-    def run(self, stop: Callable[[], bool], idle: float = 0.05) -> int:
-        """Publish until ``stop()`` is true; a broker failure is retried with backoff."""
+    def run(self, stop: Callable[[], bool], idle: float = 0.05, leads: Callable[[], bool] = lambda: True) -> int:
+        """Publish until ``stop()`` is true, while ``leads()`` (this process holds the relay
+        lease); a broker failure is retried with backoff."""
         backoff, total = idle, 0
         while not stop():
+            if not leads():
+                _sleep(idle, stop)
+                continue
             try:
                 count = self.send(block=True)
                 if not count:
@@ -208,10 +229,52 @@ class Relay:
             if not count:
                 _sleep(backoff, stop)
         try:
-            self.settle(wait=True)
+            if leads():
+                self.settle(wait=True)
         except RelayError as exc:
             log.warning("%s; the next start sends it again", exc)
         return total
+
+
+class RelayLeader:
+    """Whether this process publishes: always on one machine; on PostgreSQL, the lease holder.
+
+    A process without the lease tries again every few seconds, so when the
+    publishing process dies (its session, and so its lock, ends) another one
+    takes over within that time. On taking the lease, first or again, the
+    ``relay`` goes on from the position recorded now (:meth:`Relay.resume`),
+    not from where it stood when it started or last published.
+    """
+
+    RETRY_SECONDS = 2.0
+
+    def __init__(self, lease: AdvisoryLease | None, echo: Callable[[str], None] | None = None,
+                 relay: Relay | None = None) -> None:
+        self.lease, self.echo, self.relay = lease, echo, relay
+        self.checked = 0.0
+        self.leading = lease is None or lease.held
+
+    def leads(self) -> bool:
+        if self.lease is None:
+            return True
+        now = time.monotonic()
+        if now - self.checked >= self.RETRY_SECONDS:
+            self.checked = now
+            was = self.leading
+            self.leading = self.lease.still_held() if was else self.lease.acquire()
+            if self.leading and not was and self.relay is not None:
+                self.relay.resume()
+            if self.leading != was:
+                line = "relay: this process publishes now" if self.leading else \
+                    "relay: lost the relay lease; another process publishes"
+                log.info(line)
+                if self.echo:
+                    self.echo(line)
+        return self.leading
+
+    def release(self) -> None:
+        if self.lease is not None:
+            self.lease.release()
 
 
 def _sleep(seconds: float, stop: Callable[[], bool]) -> None:
@@ -273,7 +336,7 @@ def run_relay(settings=None, *, batch: int = 500, idle: float = 0.05, stop: Stop
         if echo:
             echo(f"relay: {settings.kafka_bootstrap} from position {relay.position} to "
                  f"{', '.join(topics.domain_topics)}")
-        relay.run(stop, idle)
+        relay.run(stop, idle, leads=RelayLeader(lease, echo, relay).leads)
         if echo:
             echo(f"relay: stopped at position {relay.position} ({relay.published} published)")
         return relay.published
