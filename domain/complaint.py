@@ -18,6 +18,7 @@ from eventsourcing.domain import event
 
 from domain.base import Ctx, DomainError, VipAggregate, aggregate_id
 from domain import sla
+from domain.deadlines import missed
 from domain.calendar import Calendar
 from domain.policy import Policy, tier_rank
 
@@ -242,9 +243,9 @@ class Complaint(VipAggregate):
         self.clocks = {**self.clocks, clock: {**self.clocks[clock], "at_risk_marked": True}}
 
     def mark_breached(self, ctx: Ctx, clock: str) -> None:
-        """Scheduled at the deadline; escalates automatically."""
+        """Scheduled just after the deadline (met at it, missed only after it); escalates automatically."""
         state = self._clock(clock)
-        if not sla.running(state) or state.get("breached") or state["deadline"] > ctx.at:
+        if not sla.running(state) or state.get("breached") or not missed(state["deadline"], ctx.at):
             raise ComplaintError(f"clock {clock} of {self.complaint_id} is not breached at {ctx.at}")
         self._use(ctx)
         self._sla_breached(clock=clock, deadline=state["deadline"])

@@ -16,6 +16,7 @@ from eventsourcing.domain import event
 
 from domain.base import Ctx, DomainError, VipAggregate, aggregate_id, parse_instant, require_aware
 from domain.claims import CLAIM_KINDS, add_claim, claim_problem
+from domain.deadlines import missed
 from domain.months import DEFAULT_ZONE, add_months
 from domain.terms import KINDS as TERMS_KINDS, money_problem, settlement_problem, terms_problems
 
@@ -127,7 +128,7 @@ class Contract(VipAggregate):
         if milestone["status"] == "completed":
             raise ContractError(f"milestone {milestone_id} is already completed")
         self._use(ctx)
-        self._milestone_completed(milestone_id=milestone_id, late=ctx.at > milestone["due_at"],
+        self._milestone_completed(milestone_id=milestone_id, late=missed(milestone["due_at"], ctx.at),
                                   timestamp=ctx.at)
 
     @event("MilestoneCompleted")
@@ -136,9 +137,9 @@ class Contract(VipAggregate):
             **self.milestones[milestone_id], "status": "completed", "completed_at": timestamp}}
 
     def mark_milestone_overdue(self, ctx: Ctx, milestone_id: str) -> None:
-        """Scheduled at the milestone's due date."""
+        """Scheduled just after the milestone's due instant (completing at it is on time)."""
         milestone = self._milestone(milestone_id)
-        if milestone["status"] != "pending" or milestone["due_at"] > ctx.at or self.status not in LIVE:
+        if milestone["status"] != "pending" or not missed(milestone["due_at"], ctx.at) or self.status not in LIVE:
             raise ContractError(f"milestone {milestone_id} is not overdue at {ctx.at}")
         self._use(ctx)
         self._milestone_overdue(milestone_id=milestone_id, due_at=milestone["due_at"])
@@ -256,9 +257,9 @@ class Contract(VipAggregate):
             inv["status"] = "paid"
 
     def mark_invoice_overdue(self, ctx: Ctx, invoice_id: str) -> None:
-        """Scheduled at the invoice's due date."""
+        """Scheduled just after the invoice's due instant (paying at it is on time)."""
         inv = self._invoice(invoice_id)
-        if inv["status"] != "open" or inv["due_at"] > ctx.at:
+        if inv["status"] != "open" or not missed(inv["due_at"], ctx.at):
             raise ContractError(f"invoice {invoice_id} is not overdue at {ctx.at}")
         self._use(ctx)
         self._invoice_overdue(invoice_id=invoice_id, due_at=inv["due_at"],

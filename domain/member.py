@@ -288,21 +288,21 @@ class Member(VipAggregate):
     def review(self, ctx: Ctx, policy: Policy) -> None:
         """The annual review (seed 002 §2.3.1): lower by at most the policy's steps, never raise.
 
-        Falling from silver to member loses the VIP standing automatically.
+        Falling to member ends the VIP standing; judged on the effective tier, as approval is.
         """
         if self.next_review_at is None or ctx.at < self.next_review_at:
             raise MemberError(f"member {self.member_id} has no review due at {ctx.at.isoformat()}")
         due = self.next_review_at
         now = self.standing_at(due, policy)
         floor = max(0, tier_rank(self.tier) - policy.tiers.max_downgrade_steps)
-        new_rank = min(tier_rank(self.tier), max(tier_rank(now.tier), floor))
-        new_tier = TIERS[new_rank]
-        following = next_anniversary(self.first_silver_at, due) if new_tier != "member" else None
+        new_tier = TIERS[min(tier_rank(self.tier), max(tier_rank(now.tier), floor))]
+        standing = effective_tier(new_tier, self.override, due)
+        following = next_anniversary(self.first_silver_at, due) if standing != "member" else None
         self._use(ctx)
         self._tier_reviewed(review_at=due, from_tier=self.tier, to_tier=new_tier,
                             policy_version=policy.version, standing=now.as_dict(),
                             next_review_at=following)
-        if new_tier == "member" and flow.allowed(self.vip_status, "disqualify"):
+        if standing == "member" and flow.allowed(self.vip_status, "disqualify"):
             self._vip_disqualified(reason="annual review: the VIP standard is no longer met",
                                    policy_version=policy.version)
 

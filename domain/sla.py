@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from domain.calendar import Calendar
+from domain.deadlines import over_budget
 
 
 def running(clock: dict) -> bool:
@@ -62,7 +63,7 @@ def stop_all(clocks: dict, names: list, at: datetime, calendar: Calendar) -> dic
         if clock.get("running_since"):
             clock["used_s"] += calendar.elapsed(clock["running_since"], at)
         clock.update(running_since=None, stopped_at=at,
-                     met=clock["used_s"] <= clock["budget_s"] and not clock.get("breached"))
+                     met=not over_budget(clock["used_s"], clock["budget_s"]) and not clock.get("breached"))
     return out
 
 
@@ -72,6 +73,6 @@ def paused_state(clock: dict, ratio: float) -> str | None:
     ``ratio`` is the at-risk ratio recorded at filing.
     """
     used, budget = clock["used_s"], clock["budget_s"]
-    if clock.get("breached") or used >= budget:
+    if clock.get("breached") or over_budget(used, budget):
         return "breached"
     return "at_risk" if clock.get("at_risk_marked") or used >= ratio * budget else None

@@ -64,6 +64,27 @@ def _flag(clocks: dict, name: str, **flags) -> dict:
     return {**clocks, name: {**clocks[name], **flags}}
 
 
+def as_at(row: dict, now: str) -> dict:
+    """The row at the instant ``now`` (ISO text), as the scheduler leaves it by then.
+
+    Each running clock whose deadline passed before ``now`` is breached and
+    escalates the complaint once (``Complaint.mark_breached``), whether or not
+    ``tick`` has recorded it yet: an answer depends on the stored deadlines
+    and the query's instant, never on when the scheduler ran.
+    """
+    due = [name for name, clock in row["clocks"].items()
+           if clock.get("running_since") and not clock.get("stopped_at") and not clock.get("breached")
+           and clock["deadline"] < now]  # met at the deadline, breached only after it
+    if not due:
+        return row
+    clocks = row["clocks"]
+    for name in due:
+        clocks = _flag(clocks, name, breached=True, at_risk_marked=True)
+    # Running clocks are never those of a complaint waiting for the customer (they pause).
+    return {**row, "clocks": clocks, "breached": sorted(set(row["breached"]) | set(due)),
+            "escalation_level": row["escalation_level"] + len(due), "status": "escalated"}
+
+
 def alert_at(row: dict) -> str | None:
     """From when an open complaint may be at risk or breached ("" = already), None = never.
 

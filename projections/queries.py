@@ -14,6 +14,7 @@ from domain.policy import TIERS, Policy, tier_rank
 from domain.tiering import effective_tier, live_override, order_inputs, standing
 from domain.window import AT
 from projections.common import iso, parse
+from projections.complaints import as_at
 from projections.ledger import OWN
 
 
@@ -85,6 +86,7 @@ def pending_breaches(store, at: datetime, policy: Policy) -> list[dict]:
     for row in store.listing("complaints", now):  # only rows whose alert instant has come
         if row["status"] in ("resolved", "closed"):
             continue
+        row = as_at(row, now)  # breaches due by now, recorded or not (and their escalation)
         for name, clock in row["clocks"].items():
             # The ratio recorded at filing; a row folded before it was kept
             # (until `vip replay`) falls back to the policy's.
@@ -109,7 +111,7 @@ def _clock_state(clock: dict, now: str, ratio: float) -> str | None:
     if clock.get("stopped_at"):
         return None
     if clock.get("running_since"):
-        if clock["deadline"] <= now or clock.get("breached"):
+        if clock.get("breached"):
             return "breached"
         return "at_risk" if clock["at_risk_at"] <= now or clock.get("at_risk_marked") else None
     return sla.paused_state(clock, ratio)
@@ -158,10 +160,27 @@ def _postings(store, limit: str | None):
     return store.listing("ledger", limit) if limit else store.view("ledger").values()
 
 
-def complaint_kpis(store, policy: Policy) -> list[dict]:
-    """Per tier and month of filing: volumes, response and resolution percentiles, satisfaction."""
+def complaint_rows(store, at: datetime) -> list[dict]:
+    """Every complaint row at ``at``: status and breaches judged from the stored deadlines."""
+    now = iso(at)
+    return [as_at(row, now) for row in store.view("complaints").values()]
+
+
+def complaint_kpis(store, policy: Policy, at: datetime | None = None) -> list[dict]:
+    """Per tier and month of filing: volumes, response and resolution percentiles, satisfaction.
+
+    ``breached`` counts the complaints with a clock breached at ``at``, judged
+    from the stored deadlines (:func:`projections.complaints.as_at`), so it
+    does not depend on when the scheduler ran; without ``at``, only the
+    breaches recorded so far. Business-hours tiers measure business seconds
+    (the clocks' own calendar); groups are the tier at filing and the month
+    of filing in the policy's zone.
+    """
     groups: dict = defaultdict(lambda: {"filed": 0, "fr": [], "res": [], "ratings": [], "breached": 0})
+    now = iso(at) if at else None
     for row in store.view("complaints").values():
+        if now:
+            row = as_at(row, now)
         group = groups[(row["tier"], policy.month_of(parse(row["filed_at"])))]
         group["filed"] += 1
         if row["first_response_s"] is not None:
@@ -201,12 +220,12 @@ def overdue(store, at: datetime) -> dict:
         expired = bool(row.get("valid_until")) and row["valid_until"] <= now
         live = row["status"] in ("effective", "disputed") and not expired
         for mid, m in row["milestones"].items():
-            if live and m["status"] != "completed" and m["due_at"] <= now:
+            if live and m["status"] != "completed" and m["due_at"] < now:  # on time at the due instant
                 milestones.append({"contract_id": row["contract_id"], "milestone": mid,
                                    "title": m["title"], "due_at": m["due_at"],
                                    "overdue_s": (at - parse(m["due_at"])).total_seconds()})
         for iid, inv in row["invoices"].items():
-            if inv["status"] != "paid" and inv["due_at"] <= now:
+            if inv["status"] != "paid" and inv["due_at"] < now:
                 invoices.append({"contract_id": row["contract_id"], "invoice": iid,
                                  "payer": inv["payer"], "due_at": inv["due_at"],
                                  "outstanding_fen": inv["amount_fen"] - inv["settled_fen"],

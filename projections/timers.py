@@ -3,12 +3,15 @@
 Reviews on anniversaries, override expiries, SLA at-risk and breach
 instants, milestone and invoice due dates and contract expiry. The
 scheduler fires the earliest due first; a fired timer's own event clears it.
+A breach or an overdue is due at the first instant after its deadline
+(domain.deadlines): an action at the deadline itself is still on time.
 """
 from __future__ import annotations
 
 from domain.complaint import Complaint
 from domain.contract import Contract
-from projections.common import iso, isoify
+from domain.deadlines import first_missed
+from projections.common import iso, isoify, parse
 from projections.view import View, event_types
 
 # The member events that set or clear a timer (:func:`_member`); every other member event
@@ -61,7 +64,7 @@ def _next_due(clock: dict):
     running = clock.get("running_since") and not clock.get("stopped_at")
     if not running or clock.get("breached"):
         return None
-    return iso(clock["deadline"] if clock.get("at_risk_marked") else clock["at_risk_at"])
+    return _after(clock["deadline"]) if clock.get("at_risk_marked") else iso(clock["at_risk_at"])
 
 
 def _contract(timers: dict, state: dict, event: dict):
@@ -69,11 +72,11 @@ def _contract(timers: dict, state: dict, event: dict):
     if kind == "ContractBecameEffective":
         _set(timers, "expire", data["valid_until"])
         for mid, m in data["milestones"].items():
-            _set(timers, f"milestone:{mid}", m["due_at"])
+            _set(timers, f"milestone:{mid}", _after(m["due_at"]))
     elif kind in ("MilestoneCompleted", "MilestoneOverdue"):
         timers.pop(f"milestone:{data['milestone_id']}", None)
     elif kind == "InvoiceIssued":
-        _set(timers, f"invoice:{data['invoice_id']}", data["due_at"])
+        _set(timers, f"invoice:{data['invoice_id']}", _after(data["due_at"]))
         state[data["invoice_id"]] = data["amount_fen"]
     elif kind in ("PaymentReceived", "InvoiceCredited"):
         left = state.get(data["invoice_id"], 0) - data["amount_fen"]
@@ -90,11 +93,16 @@ def _contract(timers: dict, state: dict, event: dict):
         timers = {k: v for k, v in timers.items() if not k.startswith("milestone:")}
         for mid, m in data["milestones"].items():
             if m["status"] == "pending":
-                _set(timers, f"milestone:{mid}", m["due_at"])
+                _set(timers, f"milestone:{mid}", _after(m["due_at"]))
     elif kind in ("ContractTerminated", "ContractExpired"):
         # Money owed outlives the contract: unpaid invoices still fall due.
         timers = {k: v for k, v in timers.items() if k.startswith("invoice:")}
     return timers, state
+
+
+def _after(deadline) -> str:
+    """When a missed ``deadline`` (a datetime or a row's ISO text) is recorded."""
+    return iso(first_missed(parse(deadline) if isinstance(deadline, str) else deadline))
 
 
 def _set(timers: dict, name: str, due) -> None:
@@ -104,5 +112,6 @@ def _set(timers: dict, name: str, due) -> None:
         timers[name] = iso(due)
 
 
-TIMERS = View("timers", timer_keys, fold_timers, 1,
+# 2: breach, milestone and invoice timers fall due just after their deadline, not at it
+TIMERS = View("timers", timer_keys, fold_timers, 2,
               types=MEMBER_TIMER_TYPES | event_types(Complaint) | event_types(Contract))

@@ -256,9 +256,12 @@ def test_breach_is_marked_only_at_or_after_the_deadline_and_records_the_deadline
         c.mark_breached(ctx(looked), "first_response")
 
 
-def test_breach_exactly_at_the_deadline_is_allowed():
+def test_a_breach_is_refused_at_the_deadline_and_recorded_just_after_it():
+    """DOMAIN.md settled rules: a deadline is met at it and breached only after it."""
     c = file(tier="platinum")
-    c.mark_breached(ctx(T + 8 * HOUR), "resolution")
+    with pytest.raises(ComplaintError, match="not breached"):
+        c.mark_breached(ctx(T + 8 * HOUR), "resolution")
+    c.mark_breached(ctx(T + 8 * HOUR + US), "resolution")
     assert c.clocks["resolution"]["breached"] is True
 
 

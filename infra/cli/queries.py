@@ -91,7 +91,8 @@ def _print_ledger(answer: dict) -> None:
 def kpis_cmd(ctx, as_of, as_json):
     """Complaint KPIs per tier and month: response/resolution percentiles, satisfaction."""
     system = system_of(ctx, read_only=True)
-    rows = queries.complaint_kpis(store_as_of(system, when(as_of)), system.app.policy)
+    at = when(as_of)
+    rows = queries.complaint_kpis(store_as_of(system, at), system.app.policy, now_or(system, at))
     emit(rows, as_json, lambda rs: print_table(rs, list(rs[0]) if rs else []))
 
 
