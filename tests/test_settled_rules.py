@@ -48,6 +48,15 @@ def _active_vip(s, t: datetime, amount_fen: int, fee_fen: int = 0) -> None:
                                                        "membership_fee"))
         s.engine.run(t, lambda c: s.app.pay_invoice(c, "AG-1", "FEE-1", fee_fen, "CNY", "P1"))
     assert s.app.member("M1").vip_status == "active"
+    _books_square(s)
+
+
+def _books_square(s) -> None:
+    """The trial balance is zero and nothing invoiced and paid is still receivable."""
+    s.engine.flush()
+    books = queries.ledger(s.store, None, s.app.policy)
+    assert all(t["balanced"] for t in books["trial_balance"].values())
+    assert all(v == 0 for p in books["by_party"].values() for k, v in p.items() if k.startswith("receivable"))
 
 
 def _clock_answers(s, at: datetime) -> dict:
@@ -86,6 +95,7 @@ def test_breach_answers_as_of_an_instant_do_not_depend_on_when_the_scheduler_ran
     assert _clock_answers(s, asked) == fed_until_t          # the full system as of T says the same
     recorded = [e for e in history(s.app, "complaint", "C1") if e["type"] == "ComplaintSlaBreached"]
     assert [e["data"]["deadline"] for e in recorded] == [filed + timedelta(hours=24)]
+    _books_square(s)
 
 
 def test_kpis_of_the_read_store_count_a_breach_the_scheduler_has_not_recorded(make_system, event_store):
@@ -167,6 +177,7 @@ def test_the_annual_review_keeps_a_standing_the_floor_override_holds(make_system
     # The standard is judged again at the next anniversary, when the floor has expired.
     s.engine.advance(datetime(2027, 1, 11, tzinfo=Z))
     assert s.app.member("M1").vip_status == "disqualified"
+    _books_square(s)
 
 
 def test_fees_follow_the_effective_tier(make_system, event_store):
@@ -189,6 +200,11 @@ def test_fees_follow_the_effective_tier(make_system, event_store):
     assert s.app.member("M1").vip_status == "active"
     s.engine.run(t + timedelta(days=30), lambda c: s.app.renew_contract(c, "AG-1"))
     assert s.app.contract("AG-1").invoices["renewal-1-fee"]["amount_fen"] == 49_900
+    s.engine.run(t + timedelta(days=31), lambda c: s.app.pay_invoice(
+        c, "AG-1", "renewal-1-fee", 49_900, "CNY", "P2"))
+    s.engine.flush()
+    books = queries.ledger(s.store, None, s.app.policy)
+    assert books["trial_balance"]["CNY"]["balanced"] and books["by_party"]["M1"]["receivable CNY"] == 0
 
 
 def test_member_orders_never_post_to_the_ledger(make_system, event_store):
@@ -199,3 +215,64 @@ def test_member_orders_never_post_to_the_ledger(make_system, event_store):
     s.engine.flush()
     books = queries.ledger(s.store, None, s.app.policy)
     assert books["postings"] == 0 and books["accounts"] == {}
+
+
+# -- settled: KPIs and ratings ----------------------------------------------------------------
+
+
+def test_kpis_measure_business_seconds_by_the_tier_and_shanghai_month_of_filing(make_system, event_store):
+    s = make_system(event_store, clock=CLOCK)
+    friday = datetime(2025, 6, 6, 17, tzinfo=Z)               # a working Friday, one hour before closing
+    _order(s, 1, "OrderPaid", friday - timedelta(days=1), "O1", 100)   # M1 is a plain member
+    s.engine.run(friday, lambda c: s.app.file_complaint(c, "C1", "M1", "web", "billing", "medium", "x"))
+    monday = datetime(2025, 6, 9, 10, tzinfo=Z)
+    s.engine.run(monday, lambda c: s.app.acknowledge_complaint(c, "C1"))
+    s.engine.run(monday + timedelta(hours=1), lambda c: s.app.resolve_complaint(c, "C1", "done"))
+    # M1 becomes a gold VIP; a complaint filed 00:30 on 1 July in Shanghai (30 June in UTC).
+    _active_vip_after(s, datetime(2025, 6, 20, 10, tzinfo=Z))
+    july = datetime(2025, 7, 1, 0, 30, tzinfo=Z)
+    s.engine.run(july, lambda c: s.app.file_complaint(c, "C2", "M1", "web", "billing", "medium", "x"))
+    s.engine.run(july + timedelta(minutes=20), lambda c: s.app.acknowledge_complaint(c, "C2"))
+    s.engine.flush()
+    answer = queries.complaint_kpis(s.store, s.app.policy, july + timedelta(hours=1))
+    kpis = {(k["tier"], k["month"]): k for k in answer}
+    assert set(kpis) == {("member", "2025-06"), ("gold", "2025-07")}
+    member = kpis[("member", "2025-06")]                         # still grouped by the tier at filing
+    assert member["first_response_p50_s"] == 2 * 3600           # Fri 17-18 and Mon 9-10, not 65 h
+    assert member["resolution_p50_s"] == 3 * 3600 and member["breached"] == 0
+    assert kpis[("gold", "2025-07")]["first_response_p50_s"] == 20 * 60
+
+
+def _active_vip_after(s, t: datetime) -> None:
+    _order(s, 2, "OrderPaid", t, "O2", 2_500_000)
+    for step in (s.app.apply_for_vip, s.app.start_vip_review, s.app.approve_vip):
+        s.engine.run(t, lambda c, step=step: step(c, "M1"))
+    terms = {"parties": [{"id": "platform"}, {"id": "M1"}], "member_id": "M1", "validity_months": 12}
+    s.engine.run(t, lambda c: s.app.draft_contract(c, "AG-1", "member_agreement", terms))
+    for party in ("M1", "platform"):
+        s.engine.run(t, lambda c, party=party: s.app.sign_contract(c, "AG-1", party))
+    s.engine.run(t, lambda c: s.app.issue_invoice(c, "AG-1", "FEE-1", "M1", 19_900, "CNY", "membership_fee"))
+    s.engine.run(t, lambda c: s.app.pay_invoice(c, "AG-1", "FEE-1", 19_900, "CNY", "P1"))
+    assert s.app.member("M1").has_benefits
+
+
+def test_reopening_keeps_the_earlier_rating_in_history_and_asks_for_a_new_one(make_system, event_store):
+    s = make_system(event_store, clock=CLOCK)
+    t = datetime(2025, 9, 1, 10, tzinfo=Z)
+    _active_vip(s, t, 2_500_000, 19_900)
+    s.engine.run(t, lambda c: s.app.file_complaint(c, "C1", "M1", "web", "billing", "medium", "x"))
+    s.engine.run(t + timedelta(hours=1), lambda c: s.app.resolve_complaint(c, "C1", "refunded"))
+    s.engine.run(t + timedelta(hours=2), lambda c: s.app.rate_complaint(c, "C1", 2), actor="member:M1")
+    s.engine.run(t + timedelta(hours=3), lambda c: s.app.reopen_complaint(c, "C1", "not fixed"))
+    s.engine.flush()
+    [row] = queries.complaint_rows(s.store, t + timedelta(hours=3))
+    assert (row["status"], row["rating"]) == ("reopened", None)  # a new rating is asked for
+    assert queries.complaint_kpis(s.store, s.app.policy, t + timedelta(hours=3))[0]["rated"] == 0
+    s.engine.run(t + timedelta(hours=4), lambda c: s.app.resolve_complaint(c, "C1", "fixed"))
+    s.engine.run(t + timedelta(hours=5), lambda c: s.app.rate_complaint(c, "C1", 5), actor="member:M1")
+    rated = [e["data"]["score"] for e in history(s.app, "complaint", "C1") if e["type"] == "ComplaintRated"]
+    assert rated == [2, 5]                                       # the earlier rating stays in history
+    s.engine.flush()
+    [kpi] = queries.complaint_kpis(s.store, s.app.policy, t + timedelta(hours=5))
+    assert (kpi["satisfaction_avg"], kpi["rated"]) == (5, 1)
+    _books_square(s)
