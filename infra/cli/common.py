@@ -129,7 +129,7 @@ def summarise(store, at: datetime, policy) -> dict:
             "pending_breaches": queries.pending_breaches(store, at, policy),
             "trial_balance": ledger["trial_balance"], "accounts": ledger["accounts"],
             "by_party": ledger["by_party"],
-            "kpis": queries.complaint_kpis(store, policy), "overdue": queries.overdue(store, at)}
+            "kpis": queries.complaint_kpis(store, policy, at), "overdue": queries.overdue(store, at)}
 
 
 def print_summary(s: dict) -> None:
