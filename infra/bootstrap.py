@@ -89,8 +89,10 @@ def _embedded_views(app: VipApp, settings: Settings, memory_views: bool, read_on
     runner = Runner(app, store, VIEWS)
     problem = runner.mismatch()
     if problem:
-        log.warning("read store %s does not match the event log (%s): rebuilding it%s",
-                    getattr(store, "path", "(memory)"), problem, " in memory" if read_only else "")
+        aside = None if read_only else store.set_aside()  # another log's rows are kept, not deleted
+        log.warning("read store %s does not match the event log (%s): %srebuilding it%s",
+                    getattr(store, "path", "(memory)"), problem, f"set aside as {aside}; " if aside else "",
+                    " in memory" if read_only else "")
         runner.restart()
     elif read_only:
         serve_stale(app, store)

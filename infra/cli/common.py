@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 from datetime import datetime
 from functools import wraps
 from typing import Any
@@ -16,7 +18,10 @@ from infra.service_layer.engine import ConflictError
 from infra.service_layer.asof import now_or, store_as_of  # noqa: F401  (the queries' instants)
 from infra.settings import Settings
 from infra.stores.pii import KeyStoreError
+from infra.stores.readstore import damage
 from projections import queries
+
+log = logging.getLogger("vip.cli")
 
 
 def when(value: str | None) -> datetime | None:
@@ -88,6 +93,22 @@ class Context:
             self._system.close()
             self._system = None
 
+    def answer_from_memory(self, exc: sqlite3.DatabaseError) -> bool:
+        """After a query's read failed: if the read store file is damaged (a corrupt page where
+        the open did not look), the query is answered from a replay in memory, after one
+        warning, and True; else False (the error is another's). A query writes nothing, so
+        the file stays as it is for ``vip replay`` to set aside."""
+        system = self._system
+        path = getattr(system.store, "path", None) if system is not None and system.read_only else None
+        problem = damage(path) if path else None
+        if not problem:
+            return False
+        log.warning("read store %s cannot be read (%s; %s): answering from a replay in memory; "
+                    "`vip replay` sets it aside and rebuilds it", path, exc, problem)
+        self.close()
+        self._system = build(Settings.from_env(), read_only=True, memory_views=True)
+        return True
+
 
 def domain_errors(func):
     """Refused commands print what is wrong and exit 1, with no traceback."""
@@ -108,10 +129,23 @@ def system_of(ctx: click.Context, read_only: bool = False):
     return context.system
 
 
+def from_memory_if_damaged(func):
+    """A query whose read store turns out damaged is asked again, answered from a replay in memory."""
+    @wraps(func)
+    def wrapper(ctx, *args, **kwargs):
+        try:
+            return func(ctx, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if not ctx.find_object(Context).answer_from_memory(exc):
+                raise
+            return func(ctx, *args, **kwargs)
+    return wrapper
+
+
 def query(name: str, as_of: bool = True):
     """A read-only command: ``--json`` always, ``--as-of`` unless told otherwise."""
     def wrap(func):
-        func = click.pass_context(domain_errors(func))
+        func = click.pass_context(from_memory_if_damaged(domain_errors(func)))
         func = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func)
         if as_of:
             func = click.option("--as-of", "as_of", help="Answer as of this instant (ISO-8601).")(func)

@@ -131,6 +131,11 @@ class KeyedStore(MemoryStore):
         """Write every view's dirty rows, the position and each view's version atomically."""
         if self.read_only:
             raise RuntimeError("this read store was opened read-only")
+        if not self.position:
+            # Folded from the first event: every view is current, also one no event touched
+            # yet (left unmarked, it would read as stale and be answered from a replay).
+            for name in self.views:
+                self.view(name)
         keyed = {name: rows for name, rows in self.rows.items() if isinstance(rows, KeyedRows)}
         with self.write():
             # Compare-and-set: rows folded from an older position must not

@@ -47,6 +47,12 @@ class MemoryStore:
         self.position, self.clock = position, clock
         self.log_id, self.last_hash = log_id, last_hash
 
+    def set_aside(self):
+        """Keep the rows of a store that must be folded again somewhere out of the way; returns
+        where (a file store: :meth:`SqliteReadStore.set_aside`), or None: in memory or a shared
+        database nothing is kept, the :meth:`reset` that follows forgets them."""
+        return None
+
     def reset(self) -> None:
         for rows in self.rows.values():
             rows.clear()  # in place: the engine's timer index holds the dicts
