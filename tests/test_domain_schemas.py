@@ -183,7 +183,7 @@ def scenario() -> list[dict]:
     calendar = policy.calendar(k.calendar_id)
     k.mark_at_risk(run.ctx(at=k.clocks["first_response"]["at_risk_at"], actor="system"), "first_response")
     run.take(k)
-    k.mark_breached(run.ctx(at=k.clocks["first_response"]["deadline"], actor="system"), "first_response")
+    k.mark_breached(run.ctx(at=k.clocks["first_response"]["deadline"] + timedelta(microseconds=1), actor="system"), "first_response")
     run.take(k)
     k.acknowledge(run.ctx(actor="agent-7"), calendar)
     k.assign(run.ctx(), "agent-7")
