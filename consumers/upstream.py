@@ -19,7 +19,8 @@ Kafka, as a courtesy for monitoring tools and lag dashboards.
 fingerprint, carries invalid values, or is refused by the domain goes to
 ``<topic>.dlq`` with the original key, value and headers plus
 ``dlq_reason`` (``<reason>: <detail>``, the reason one of the codec's
-``bad-magic``, ``unknown-fingerprint``, ``decode-failed``, ... or
+``bad-magic``, ``unknown-fingerprint``, ``decode-failed``, ... or ``too-large`` (over
+``MAX_INPUT_BYTES``, refused unread), or
 ``invalid``, ``refused``, ``error``), ``dlq_original_topic``,
 ``dlq_original_partition`` and ``dlq_original_offset``. The dead letter is
 acknowledged by the broker first, then the position is recorded with its
@@ -48,6 +49,7 @@ from infra.bootstrap import build
 from infra.kafka.bus import Topics, dead_letter_headers, group_id, make_consumer, make_producer, tracking_name
 from infra.kafka.relay import StopFlag
 from infra.logs import setup_logging
+from infra.service_layer.masking import MAX_INPUT_BYTES
 from infra.service_layer.upstream import SOURCES, Input, InputError, apply_input, parse
 from infra.settings import Settings
 from schemas.codec import CodecError, SchemaRegistry, decode
@@ -69,6 +71,10 @@ def decode_message(source: str, value: bytes | None, registry: SchemaRegistry | 
     """One upstream message's bytes -> a validated :class:`Input`; raises :class:`DeadLetter`."""
     if value is None:
         raise DeadLetter("bad-magic: the message has no value (a tombstone)")
+    if len(value) > MAX_INPUT_BYTES:
+        # Refused by its size alone: never decoded, scanned or copied into the reason.
+        raise DeadLetter(f"too-large: the message is {len(value)} bytes; an upstream event is at most "
+                         f"{MAX_INPUT_BYTES} bytes")
     try:
         decoded = decode(value, registry=registry)
     except CodecError as exc:

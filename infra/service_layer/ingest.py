@@ -28,7 +28,9 @@ from eventsourcing.persistence import PersistenceError
 from domain.base import DomainError
 from infra.progress import bar as _bar
 from infra.service_layer.engine import Engine
-from infra.service_layer.upstream import InputError, apply_input, mask_text, parse
+from infra.service_layer.masking import MAX_INPUT_BYTES, PREFIX_CHARS, masked_input
+from infra.service_layer.upstream import InputError, apply_input, parse
+from infra.stores.private import private_file
 from infra.stores.pii import KeyStoreError
 
 log = logging.getLogger("vip.ingest")
@@ -76,9 +78,15 @@ def _scan(source: str, path: Path, report: IngestReport) -> Iterator[tuple]:
         utf16 = head in (b"\xff\xfe", b"\xfe\xff") or (size > 1 and nuls * 4 > size)
         handle.seek(0)
         offset = 0
-        for number, line in enumerate(handle, 1):
+        for number, line, length, content in _lines(handle):
             chunk = line[:-1] if line.endswith(b"\n") else line
-            at, offset = offset, offset + len(line)
+            at, offset = offset, offset + length
+            if content > MAX_INPUT_BYTES:
+                report.lines += 1
+                report.rejected.append((number, f"the line is {content} bytes long; an upstream event "
+                                        f"is at most {MAX_INPUT_BYTES} bytes (not read further)",
+                                        line.decode("utf-8", "ignore")))
+                continue
             if not chunk.strip(b" \t\r\x00\xff\xfe"):
                 continue
             report.lines += 1
@@ -100,6 +108,25 @@ def _scan(source: str, path: Path, report: IngestReport) -> Iterator[tuple]:
                 report.rejected.append((number, "not valid JSON: nested too deeply", raw))
             except (InputError, ValueError) as exc:
                 report.rejected.append((number, str(exc), raw))
+
+
+def _lines(handle) -> Iterator[tuple[int, bytes, int, int]]:
+    """(line number, line, its length in bytes, its content's length) of each line. A line whose
+    content is longer than ``MAX_INPUT_BYTES`` is skipped in blocks and only its first
+    ``PREFIX_CHARS * 2`` bytes are kept, so a huge line costs its reading and nothing else."""
+    number = 0
+    while line := handle.readline(MAX_INPUT_BYTES + 1):
+        number += 1
+        if len(line) <= MAX_INPUT_BYTES or line.endswith(b"\n"):
+            yield number, line, len(line), len(line) - line.endswith(b"\n")
+            continue
+        length, head = len(line), line[:PREFIX_CHARS * 2]
+        while not line.endswith(b"\n"):
+            line = handle.readline(1 << 16)
+            if not line:
+                break
+            length += len(line)
+        yield number, head, length, length - line.endswith(b"\n")
 
 
 # One packed entry per parsed line, sorted as bytes: occurred-at (UTC microseconds, biased so
@@ -234,8 +261,9 @@ def _batch(engine: Engine, items: list, start: int, size: int, name: str) -> lis
 
 
 def _write_rejects(report: IngestReport) -> None:
-    with open(report.rejects_file, "w", encoding="utf-8") as out:
+    # Owner-only from its creation (a reject may be a customer's record, however masked).
+    with open(private_file(report.rejects_file, truncate=True), "w", encoding="utf-8") as out:
         for number, reason, raw in sorted(report.rejected, key=lambda r: r[0]):
-            # Personal fields never reach the rejects file in clear (PIPL).
-            out.write(json.dumps({"line": number, "reason": reason, "raw": mask_text(raw.rstrip("\r\n"))},
+            # Personal fields never reach the rejects file in clear (PIPL); unknown fields not at all.
+            out.write(json.dumps({"line": number, "reason": reason, **masked_input(raw.rstrip("\r\n"))},
                                  ensure_ascii=False) + "\n")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -20,6 +19,13 @@ from domain.base import DomainError, InstantError, parse_instant
 from domain.currencies import is_currency
 from domain.member import ACTIVITY_KINDS, Member
 from infra.service_layer.engine import Engine
+from infra.service_layer.masking import (  # noqa: F401  (the masks' public names, used here before)
+    MASK,
+    MAX_INPUT_BYTES,
+    PERSONAL_FIELDS,
+    mask_record,
+    mask_text,
+)
 from infra.stores.recorders import Receipt
 
 ORDER_TYPES = ("OrderPaid", "OrderRefunded", "OrderCancelled")
@@ -33,46 +39,6 @@ MAX_TEXT = 200
 # Instants must survive a conversion to UTC and the arithmetic of windows and
 # deadlines (years, not centuries, either side), so years 1 and 9999 are out.
 MIN_YEAR, MAX_YEAR = 1900, 9000
-
-
-# Fields of an upstream event that are personal information (PIPL) or free
-# text that may hold it: never written in clear outside a member's sealed data.
-PERSONAL_FIELDS = ("name", "phone", "email", "detail", "description", "reason", "comment", "note",
-                   "address")
-MASK = "[masked]"
-_EMAIL = re.compile(r"[^\s\"'@,;:{}]+@[^\s\"'@,;:{}]+")
-# Phone-like digit runs, but not ISO dates (a masked date would hide what to fix).
-_DIGITS = re.compile(r"(?<![\w-])(?!\d{4}-\d\d-\d\d)\+?\d[\d \-]{5,}\d")
-_QUOTED = re.compile(r'("(?:%s)"\s*:\s*)"(?:[^"\\]|\\.)*"' % "|".join(PERSONAL_FIELDS))
-# ``name: Zhang San`` or ``phone=139...`` in a line that is not JSON.
-_UNQUOTED = re.compile(r"\b((?:%s)\s*[:=]\s*)[^,;{}\"\n]+" % "|".join(PERSONAL_FIELDS), re.IGNORECASE)
-
-
-def mask_record(record: Any) -> Any:
-    """A copy of a decoded record with every personal field masked."""
-    if not isinstance(record, dict):
-        return record
-    return {k: (MASK if k in PERSONAL_FIELDS and v not in (None, "") else v) for k, v in record.items()}
-
-
-def mask_text(raw: str) -> str:
-    """A raw input line with personal values masked, even when it is not valid JSON.
-
-    A JSON object has its personal fields masked; anything else has quoted
-    personal fields, e-mail addresses and phone-like digit runs masked.
-    """
-    try:
-        record = json.loads(raw)
-    except (ValueError, RecursionError):
-        record = None
-    if isinstance(record, dict):
-        return json.dumps(mask_record(record), ensure_ascii=False)
-    if "\x00" in raw or "\ufffd" in raw:
-        # Not text we can read (UTF-16, binary): nothing of it is copied.
-        return f"[{len(raw)} characters not copied: not UTF-8 text]"
-    text = _QUOTED.sub(lambda m: m.group(1) + f'"{MASK}"', raw)
-    text = _UNQUOTED.sub(lambda m: m.group(1) + MASK, text)
-    return _DIGITS.sub(MASK, _EMAIL.sub(MASK, text))
 
 
 class InputConflictError(DomainError):

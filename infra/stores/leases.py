@@ -20,6 +20,7 @@ from pathlib import Path
 import psycopg
 
 from infra.settings import Settings
+from infra.stores.private import private_dir
 
 
 class LeaseHeldError(RuntimeError):
@@ -112,7 +113,7 @@ def serve_lease(settings: Settings) -> FileLease | None:
     """The one-``vip serve``-per-data-dir lease of the embedded SQLite store (None elsewhere)."""
     if settings.event_store != "sqlite":
         return None
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     lease = FileLease(settings.data_dir / "serve.lock")
     if not lease.acquire():
         raise LeaseHeldError(

@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from domain.base import ERASED, SEALED_PREFIX, DomainError
+from infra.stores.private import check_private, private_file
 
 VERSION = "v1"
 UNREADABLE = "[unreadable]"
@@ -63,9 +64,11 @@ class KeyStore:
                                 "its backup (VIP_KEY_STORE names another path); no new key store is made")
         try:
             if self.read_only:
+                check_private(self.path)
                 db = sqlite3.connect(f"file:{quote(str(Path(self.path).resolve()))}?mode=ro", uri=True,
                                      check_same_thread=False, isolation_level=None)
             else:
+                private_file(self.path)  # the keys undo erasure if others can read them: owner-only
                 db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
                 db.execute("PRAGMA secure_delete = ON")
                 db.execute("PRAGMA journal_mode = DELETE")

@@ -26,6 +26,7 @@ from infra.stores.keyed_rows import KeyedRows
 from infra.stores.leases import FileLease, LeaseHeldError, schema_lock
 from infra.stores.memory import MemoryStore
 from infra.stores.pgstore import PostgresSql
+from infra.stores.private import private_dir
 from infra.stores.readstore import SqliteSql, connect
 
 log = logging.getLogger("vip.streamstore")
@@ -248,7 +249,7 @@ def open_stream_store(settings: Settings, read_only: bool = False, views=()) -> 
         if read_only and not path.exists():
             return MemoryStore()
         if not read_only:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
         return SqliteStreamStore(path, views, read_only)
     except (psycopg.Error, sqlite3.Error, OSError) as exc:
         where = "VIP_STREAMS_STORE" if url else f"{streams_path(settings)}"
@@ -260,7 +261,7 @@ def worker_lease(settings: Settings) -> FileLease | None:
     url = settings.streams_store
     if url and url.startswith(_PG):
         return None
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     lease = FileLease(settings.data_dir / "streams.lock")
     if not lease.acquire():
         raise LeaseHeldError(
