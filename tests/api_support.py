@@ -53,9 +53,9 @@ def seed_member(system, member_id: str = "M1", spend_fen: int = 2_500_000, at: d
     system.engine.flush()
 
 
-@pytest.fixture
-def api(make_system) -> Api:
-    system = make_system("sqlite", name="api")
+def build_api(make_system, store: str = "sqlite", name: str = "api") -> Api:
+    """The API over a fresh system on ``store`` (SQLite or a PostgreSQL url), member M1 seeded."""
+    system = make_system(store, name=name)
     system.clock.at = T0
     seed_member(system)
     app = create_app(system)
@@ -63,3 +63,8 @@ def api(make_system) -> Api:
     for role in ROLES:
         result.key_ids[role], result.tokens[role] = app.state.keys.create(role, f"{role}-1")
     return result
+
+
+@pytest.fixture
+def api(make_system) -> Api:
+    return build_api(make_system)

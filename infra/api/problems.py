@@ -12,7 +12,8 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.base import DomainError, NotFoundError
-from domain.base import DuplicateError
+from domain.base import DuplicateError, InstantError
+from domain.contract import TermsError
 from domain.limits import show
 from infra.service_layer.asof import AsOfError
 from infra.policy_file import PolicyFileError
@@ -82,6 +83,9 @@ def as_problem(exc: Exception) -> Problem:
         return Problem(404, str(exc), "urn:vip:not-found")
     if isinstance(exc, AsOfError):
         return Problem(422, str(exc), "urn:vip:invalid-as-of")
+    if isinstance(exc, (TermsError, InstantError)):
+        # Malformed input, not a refusal in the aggregate's state: fix the request.
+        return Problem(422, str(exc), "urn:vip:invalid")
     if isinstance(exc, DuplicateError):
         return Problem(409, str(exc), "urn:vip:duplicate")
     if isinstance(exc, DomainError):
