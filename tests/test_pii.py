@@ -84,7 +84,8 @@ def test_erasure_never_blocks_a_complaint_and_later_free_text_is_not_kept(make_s
     s.engine.run(t, lambda c: s.app.file_complaint(c, "C2", "M1", "web", "x", "low", "new text 幸福路"))
     s.engine.flush()
     assert app.complaint("C1").status == "resolved" and app.complaint("C2").status == "filed"
-    assert len(app.notices) == 5 and all("not kept" in n and "M1" in n for n in app.notices)
+    # five texts and C2's category (sealed like its description since issue 16)
+    assert len(app.notices) == 6 and all("not kept" in n and "M1" in n for n in app.notices)
     for value in (PHONE, "幸福路", "new text"):
         assert _found(s.settings.data_dir, value.encode()) == []
     events = history(app, "complaint", "C1")

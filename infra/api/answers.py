@@ -11,6 +11,7 @@ from datetime import datetime
 from domain.base import NotFoundError
 from infra.service_layer.asof import now_or, store_as_of
 from infra.service_layer.replay import history as aggregate_history
+from infra.service_layer.reveal import reveal, reveal_rows
 from projections import queries
 
 
@@ -41,7 +42,7 @@ def tier_with_why(system, member_id: str, as_of: datetime | None) -> dict:
         "override": answer["override"],
         "summary": _why_sentence(answer, rule, last),
     }
-    return answer
+    return reveal(system.app, member_id, answer)  # sealed reasons opened (or [erased])
 
 
 def _why_sentence(answer: dict, rule, last: dict | None) -> str:
@@ -59,7 +60,7 @@ def _why_sentence(answer: dict, rule, last: dict | None) -> str:
 
 
 def tier_history(system, member_id: str, as_of: datetime | None) -> list[dict]:
-    return queries.tier_history(_store(system, as_of), member_id)
+    return reveal(system.app, member_id, queries.tier_history(_store(system, as_of), member_id))
 
 
 def tiers(system, as_of: datetime | None) -> list[dict]:
@@ -95,7 +96,8 @@ def complaints(system, as_of: datetime | None, member_id: str | None, status: st
     rows = queries.complaint_rows(_store(system, as_of), now_or(system, as_of))
     out = [r for r in rows if (member_id is None or r["member_id"] == member_id)
            and (status is None or r["status"] == status)]
-    return sorted(out, key=lambda r: (r["filed_at"], r["complaint_id"]), reverse=True)
+    out = sorted(out, key=lambda r: (r["filed_at"], r["complaint_id"]), reverse=True)
+    return reveal_rows(system.app, out)  # sealed categories opened (or [erased])
 
 
 def contracts(system, as_of: datetime | None) -> list[dict]:

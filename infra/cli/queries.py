@@ -29,6 +29,7 @@ from infra.kafka.topic_replay import TopicReplayError, replay_topics
 from infra.policy_file import load_policy
 from infra.service_layer.app import utc_now
 from infra.service_layer.replay import history, rebuild, rebuild_views, replay
+from infra.service_layer.reveal import reveal
 from infra.settings import Settings
 from projections import queries
 
@@ -43,7 +44,8 @@ def tier_cmd(ctx, member_id, as_of, as_json):
     row = store.get("current_tier", member_id)
     if row is None:
         raise NotFoundError(f"no member {member_id!r}; check the id (`vip tiers` lists the members)")
-    answer = queries.member_answer(store, member_id, row, now_or(system, at), system.app.policy)
+    answer = reveal(system.app, member_id,
+                    queries.member_answer(store, member_id, row, now_or(system, at), system.app.policy))
     emit(answer, as_json, lambda r: print_table([r], list(r)))
 
 
@@ -118,7 +120,7 @@ def tier_history_cmd(ctx, member_id, as_json):
     store = store_as_of(system, None)
     if store.get("current_tier", member_id) is None:
         raise NotFoundError(f"no member {member_id!r}; check the id (`vip tiers` lists the members)")
-    rows = queries.tier_history(store, member_id)
+    rows = reveal(system.app, member_id, queries.tier_history(store, member_id))
     emit(rows, as_json, lambda rs: print_table(rs, ["at", "event", "from", "to", "reason", "actor",
                                                    "policy_version", "standing"]))
 

@@ -14,12 +14,14 @@ class ComplaintServices:
     def file_complaint(self, ctx: Ctx, complaint_id: str, member_id: str, channel: str,
                        category: str, severity: str, description: str) -> Complaint:
         """File a complaint: clocks start with the tier's budgets scaled by the severity's factor;
-        the description is sealed with the member's key."""
+        the category and the description are sealed with the member's key (a category is typed
+        by an agent and often names what happened to the customer)."""
         if self._exists(Complaint, complaint_id):
             raise DuplicateError(f"complaint {complaint_id} already exists; pick another id")
         member = self.member(member_id)
         tier = member.effective_tier if member.has_benefits else "member"
-        sealed = self.seal_for(member_id, description, "description")
+        sealed = self.seal_text(member_id, description, "description")
+        category = self.seal_text(member_id, category, "category")
         complaint = Complaint.file(ctx, complaint_id, member_id, channel, category, severity,
                                    sealed, tier, self.policy)
         self.save(complaint)
@@ -28,10 +30,17 @@ class ComplaintServices:
     def resolve_complaint(self, ctx: Ctx, complaint_id: str, resolution: str) -> Complaint:
         """The resolution text may identify the customer, so it is sealed like the description."""
         complaint = self.complaint(complaint_id)
-        sealed = self.seal_for(complaint.member_id, resolution, "resolution")
+        sealed = self.seal_text(complaint.member_id, resolution, "resolution")
         complaint.resolve(ctx, sealed, self.policy.calendar(complaint.calendar_id))
         self.save(complaint)
         return complaint
+
+    def seal_text(self, member_id: str, text: str, what: str) -> str:
+        """Free text about a member sealed with their key (:meth:`seal_for`); text that is empty
+        or blank is passed on as it is, so the domain's "needs a ..." rules still see it."""
+        if not isinstance(text, str) or not text.strip():
+            return text
+        return self.seal_for(member_id, text, what)
 
     def _change_complaint(self, ctx: Ctx, complaint_id: str,
                           change: Callable[[Complaint], Any]) -> Complaint:
@@ -46,7 +55,7 @@ class ComplaintServices:
 
     def _seal_reason(self, complaint: Complaint, reason: str) -> str:
         # A reason is often the customer's own words: sealed like the description.
-        return self.seal_for(complaint.member_id, reason, "reason") if reason else reason
+        return self.seal_text(complaint.member_id, reason, "reason")
 
     def acknowledge_complaint(self, ctx: Ctx, complaint_id: str) -> Complaint:
         """The first response: stops the first-response clock."""

@@ -80,21 +80,25 @@ class ContractServices:
     def record_breach(self, ctx: Ctx, contract_id: str, party_id: str, description: str,
                       compensation_fen: int = 0, currency: str = "CNY") -> Contract:
         """Record a party's breach with the compensation owed (seed 000 §8)."""
+        description = self._agreement_text(contract_id, description, "breach description")
         return self._change_contract(ctx, contract_id, lambda k: k.record_breach(
             ctx, party_id, description, compensation_fen, currency))
 
     def open_dispute(self, ctx: Ctx, contract_id: str, party_id: str, reason: str) -> Contract:
         """A party opens a dispute (seed 000 §9)."""
+        reason = self._agreement_text(contract_id, reason, "dispute reason")
         return self._change_contract(ctx, contract_id, lambda k: k.open_dispute(ctx, party_id, reason))
 
     def settle_dispute(self, ctx: Ctx, contract_id: str, outcome: str) -> Contract:
         """Settle the open dispute."""
+        outcome = self._agreement_text(contract_id, outcome, "dispute outcome")
         return self._change_contract(ctx, contract_id, lambda k: k.settle_dispute(ctx, outcome))
 
     def terminate_contract(self, ctx: Ctx, contract_id: str, reason: str,
                            settlement: dict | None = None) -> Contract:
         """Terminate with a reason and an optional settlement ``{"amount_fen", "payer", "payee"}``
         (seed 000 §10); a member agreement's termination lapses its member."""
+        reason = self._agreement_text(contract_id, reason, "termination reason")
         return self._change_contract(ctx, contract_id, lambda k: k.terminate(ctx, reason, settlement))
 
     def expire_contract(self, ctx: Ctx, contract_id: str) -> Contract:
@@ -138,11 +142,13 @@ class ContractServices:
     def grant_discount(self, ctx: Ctx, contract_id: str, invoice_id: str, amount_fen: int,
                        reason: str) -> Contract:
         """Grant a discount on an invoice (seed 002 §6.3); counts like a payment for a membership fee."""
+        reason = self._agreement_text(contract_id, reason, "discount reason")
         return self._settle(ctx, contract_id, invoice_id, "grant_discount", lambda k: k.grant_discount(
             ctx, invoice_id, amount_fen=amount_fen, reason=reason))
 
     def waive_invoice(self, ctx: Ctx, contract_id: str, invoice_id: str, reason: str) -> Contract:
         """Waive what is still owed on an invoice (seed 002 §6.3)."""
+        reason = self._agreement_text(contract_id, reason, "waiver reason")
         return self._settle(ctx, contract_id, invoice_id, "waive",
                             lambda k: k.waive(ctx, invoice_id, reason=reason))
 
@@ -162,6 +168,14 @@ class ContractServices:
                                    self.policy)
         self.save(contract, member)
         return contract
+
+    def _agreement_text(self, contract_id: str, text: str, what: str) -> str:
+        """Free text on a member's own agreement is about that member: sealed with their key
+        (:meth:`seal_text`); on a contract between companies it stays as given."""
+        contract = self.contract(contract_id)
+        if contract.kind != "member_agreement":
+            return text
+        return self.seal_text(contract.terms["member_id"], text, what)
 
     def _member_of(self, contract: Contract) -> Member | None:
         if contract.kind != "member_agreement":

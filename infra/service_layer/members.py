@@ -36,13 +36,16 @@ class MemberServices:
 
     def set_override(self, ctx: Ctx, member_id: str, kind: str, tier: str, reason: str,
                      expires_at: datetime) -> Member:
-        """Pin the member's tier (``kind="pin"``) or give it a floor (``"floor"``) until ``expires_at``."""
+        """Pin the member's tier (``kind="pin"``) or give it a floor (``"floor"``) until ``expires_at``;
+        the reason is sealed with the member's key (it is often about the customer)."""
+        sealed = self.seal_text(member_id, reason, "override reason")
         return self._change_member(ctx, member_id,
-                                   lambda m: m.set_override(ctx, kind, tier, reason, expires_at))
+                                   lambda m: m.set_override(ctx, kind, tier, sealed, expires_at))
 
     def clear_override(self, ctx: Ctx, member_id: str, reason: str) -> Member:
-        """Remove the member's manual tier override."""
-        return self._change_member(ctx, member_id, lambda m: m.clear_override(ctx, reason))
+        """Remove the member's manual tier override; the reason is sealed."""
+        sealed = self.seal_text(member_id, reason, "reason")
+        return self._change_member(ctx, member_id, lambda m: m.clear_override(ctx, sealed))
 
     def expire_override(self, ctx: Ctx, member_id: str) -> Member:
         """End an override at its expiry (run by the scheduler)."""
@@ -61,16 +64,19 @@ class MemberServices:
         return self._change_member(ctx, member_id, lambda m: m.approve(ctx, self.policy))
 
     def reject_vip(self, ctx: Ctx, member_id: str, reason: str) -> Member:
-        """Reject the VIP application, with a reason (staff text, not sealed)."""
-        return self._change_member(ctx, member_id, lambda m: m.reject(ctx, reason))
+        """Reject the VIP application, with a reason the customer is told (sealed: it is about them)."""
+        sealed = self.seal_text(member_id, reason, "rejection reason")
+        return self._change_member(ctx, member_id, lambda m: m.reject(ctx, sealed))
 
     def revoke_vip(self, ctx: Ctx, member_id: str, reason: str) -> Member:
-        """Cancel the member's VIP status, with a reason (§2.3.2)."""
-        return self._change_member(ctx, member_id, lambda m: m.revoke(ctx, reason))
+        """Cancel the member's VIP status, with a reason (§2.3.2; sealed)."""
+        sealed = self.seal_text(member_id, reason, "revocation reason")
+        return self._change_member(ctx, member_id, lambda m: m.revoke(ctx, sealed))
 
     def terminate_rights(self, ctx: Ctx, member_id: str, reason: str) -> Member:
-        """End the member's rights for breach (seed 000 §4.3.2)."""
-        return self._change_member(ctx, member_id, lambda m: m.terminate_rights(ctx, reason))
+        """End the member's rights for breach (seed 000 §4.3.2); the reason is sealed."""
+        sealed = self.seal_text(member_id, reason, "termination reason")
+        return self._change_member(ctx, member_id, lambda m: m.terminate_rights(ctx, sealed))
 
     def erase_member(self, ctx: Ctx, member_id: str, input_id: str = "") -> Member:
         """Destroy the member's key, and note the erasure in the log."""
