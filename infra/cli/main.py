@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from infra.api import cli as api_cli
-from infra.cli import bus, devdb, export, ops, queries
+from infra.cli import audit, bus, devdb, export, ops, queries
 from infra.cli.common import (
     Context,
     domain_errors,
@@ -127,6 +127,7 @@ bus.register_streams(main)
 api_cli.register(main)
 devdb.register(main)
 export.register(main)
+audit.register(main)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@ the caller retries on fresh state (where it finds the receipt).
 Receipts live beside the log, not inside the ``Member`` aggregate, so a
 member's state does not grow with every input it ever received.
 
+The same transaction writes each event's chain hash to ``event_chain``
+(:mod:`infra.audit.chain`), so ``vip verify`` can show that the log replayed
+is the log written. The previous hash of an aggregate comes from a bounded
+cache that holds only committed hashes, else from one batched lookup.
+
 The library's documented hooks choose these classes: ``PROCESS_RECORDER_TOPIC``
 for SQLite and PostgreSQL, and a factory (``PERSISTENCE_MODULE``) for the
 in-memory store, whose factory has no such hook.
@@ -25,6 +30,12 @@ from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
 from psycopg.sql import SQL, Identifier
 
+from infra.audit.chain import ChainCache, Key, link, oid_text
+from infra.audit.sql import PgNames, sqlite_chained, sqlite_create, sqlite_history, sqlite_insert_chain
+
+# The last hash of this many aggregates stays in each recorder (about 120 bytes each).
+CHAIN_CACHE_SIZE = 50_000
+
 
 class Receipt(NamedTuple):
     """One input id as first applied: its id, content digest and member."""
@@ -37,17 +48,41 @@ class Receipt(NamedTuple):
 class SQLiteReceiptRecorder(SQLiteProcessRecorder):
     """SQLite process recorder with an ``input_receipts`` table."""
 
+    def __init__(self, datastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        self.chain = ChainCache(CHAIN_CACHE_SIZE)
+
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(),
                 "CREATE TABLE IF NOT EXISTS input_receipts (input_id TEXT PRIMARY KEY,"
-                " digest TEXT NOT NULL, member_id TEXT NOT NULL) WITHOUT ROWID"]
+                " digest TEXT NOT NULL, member_id TEXT NOT NULL) WITHOUT ROWID",
+                *sqlite_create(self.events_table_name)]
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any):
+        try:
+            returning = super().insert_events(stored_events, **kwargs)
+        except BaseException:
+            self.chain.discard()
+            raise
+        self.chain.commit()  # the transaction committed: its hashes may be linked to now
+        return returning
 
     def _insert_events(self, c, stored_events: Sequence[StoredEvent], **kwargs: Any):
         returning = super()._insert_events(c, stored_events, **kwargs)
         receipts = kwargs.get("receipts") or ()
         if receipts:
             c.executemany("INSERT INTO input_receipts VALUES (?, ?, ?)", [tuple(r) for r in receipts])
+        if stored_events:
+            rows = link(stored_events, self.chain, lambda keys: sqlite_chained(c, keys),
+                        lambda wanted: sqlite_history(c, self.events_table_name, wanted))
+            sqlite_insert_chain(c, rows)
+            self.chain.stage(rows)
         return returning
+
+    def event_hashes(self, keys: Sequence[Key]) -> dict[Key, bytes]:
+        """The stored chain hash of each (originator id as text, version) that has one."""
+        with self.datastore.transaction(commit=False) as c:
+            return sqlite_chained(c, keys)
 
     def receipt(self, input_id: str) -> Receipt | None:
         """The receipt of an input id, or None if it was never applied."""
@@ -76,6 +111,25 @@ class PostgresReceiptRecorder(PostgresProcessRecorder):
         self.sql_create_statements.append(SQL(
             "CREATE TABLE IF NOT EXISTS {0} (input_id text PRIMARY KEY,"
             " digest text NOT NULL, member_id text NOT NULL)").format(self._receipts))
+        self._audit = PgNames(datastore, self.events_table_name)
+        self.sql_create_statements.extend(self._audit.create())
+        self.chain = ChainCache(CHAIN_CACHE_SIZE)
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any):
+        try:
+            returning = super().insert_events(stored_events, **kwargs)
+        except BaseException:
+            self.chain.discard()
+            raise
+        self.chain.commit()  # the transaction committed: its hashes may be linked to now
+        return returning
+
+    def event_hashes(self, keys: Sequence[Key]) -> dict[Key, bytes]:
+        """The stored chain hash of each (originator id as text, version) that has one."""
+        if not keys:
+            return {}
+        with self.datastore.transaction(commit=False) as curs:
+            return self._audit.chained(curs, keys)
 
     def _insert_events(self, curs, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         receipts = kwargs.get("receipts") or ()
@@ -90,6 +144,11 @@ class PostgresReceiptRecorder(PostgresProcessRecorder):
             if len(taken) < len(receipts):
                 raise IntegrityError(f"input receipts already recorded: "
                                      f"{sorted({r.input_id for r in receipts} - taken)}")
+        if stored_events:
+            rows = link(stored_events, self.chain, lambda keys: self._audit.chained(curs, keys),
+                        lambda wanted: self._audit.history(curs, wanted))
+            self._audit.insert_chain(curs, rows)
+            self.chain.stage(rows)
         super()._insert_events(curs, stored_events, **kwargs)
 
     def receipt(self, input_id: str) -> Receipt | None:
@@ -111,6 +170,7 @@ class POPOReceiptRecorder(POPOProcessRecorder):
     def __init__(self) -> None:
         super().__init__()
         self._receipts: dict[str, Receipt] = {}
+        self._chain: dict[Key, bytes] = {}
 
     def _assert_uniqueness(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         super()._assert_uniqueness(stored_events, **kwargs)
@@ -122,7 +182,18 @@ class POPOReceiptRecorder(POPOProcessRecorder):
         ids = super()._update_table(stored_events, **kwargs)
         for receipt in kwargs.get("receipts") or ():
             self._receipts[receipt.input_id] = Receipt(*receipt)
+        # Under the recorder's lock, after the uniqueness check: nothing here can fail.
+        for originator_id, version, h in link(stored_events, None, self._chained, lambda wanted: {}):
+            self._chain[(oid_text(originator_id), version)] = h
         return ids
+
+    def _chained(self, keys: Sequence[Key]) -> dict[Key, bytes]:
+        return {k: self._chain[k] for k in keys if k in self._chain}
+
+    def event_hashes(self, keys: Sequence[Key]) -> dict[Key, bytes]:
+        """The chain hash of each (originator id as text, version) that has one."""
+        with self._database_lock:
+            return self._chained(keys)
 
     def receipt(self, input_id: str) -> Receipt | None:
         """The receipt of an input id, or None if it was never applied."""
