@@ -18,6 +18,7 @@ from infra.settings import Settings
 from infra.stores.pgstore import PostgresReadStore
 from infra.stores.leases import schema_lock
 from infra.stores.pii import KeyStore, PiiCipher
+from infra.stores.private import check_private, private_dir, private_file
 from infra.stores.readstore import MemoryStore, StaleStoreError, open_read_store
 from infra.stores.streamstore import open_stream_store
 from projections.complaints import COMPLAINTS
@@ -156,7 +157,11 @@ def open_app(settings: Settings | None = None, read_only: bool = False) -> tuple
     policy = load_policy(settings.policy_file)
     keys = KeyStore(settings.path(settings.key_store, "keys.db"), create=False, read_only=read_only)
     if not read_only:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
+        if settings.event_store == "sqlite":
+            private_file(settings.data_dir / "events.db")  # before SQLite makes it (and its -wal, -shm)
+    elif settings.event_store == "sqlite":
+        check_private(settings.data_dir / "events.db")
     app = _open_app(policy, PiiCipher(keys), settings, read_only)
     if not read_only and not app.recorder.max_notification_id():
         # A new log: its key store is made now, so from the first event on a

@@ -15,13 +15,14 @@ from infra.api.keys import ROLES, ApiKeyStore, KeyError_
 from infra.api.ops import json_logs
 from infra.bootstrap import build
 from infra.settings import Settings
+from infra.stores.private import private_dir
 
 log = logging.getLogger("vip.api")
 
 
 def _keys() -> ApiKeyStore:
     settings = Settings.from_env()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     keys = ApiKeyStore(settings.data_dir / "api_keys.db")
     for old, new in keys.migrated:
         click.echo(f"key {old} is now {new}: key ids no longer show part of the secret "

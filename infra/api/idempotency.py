@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.stores.private import private_file
+
 IN_FLIGHT_S = 30.0  # longer than any one command takes; a pending key older than this was a crash
 
 
@@ -47,7 +49,7 @@ class IdempotencyStore:
     """Key -> first response, in SQLite beside the event store."""
 
     def __init__(self, path: str | Path) -> None:
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db = sqlite3.connect(str(private_file(path)), isolation_level=None, check_same_thread=False)
         self.lock = threading.Lock()
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("PRAGMA synchronous = FULL")  # a written response must survive a crash

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from domain.limits import subject_problem
+from infra.stores.private import private_file
 
 log = logging.getLogger("vip.api.keys")
 ROLES = ("agent", "supervisor", "finance", "auditor", "admin")
@@ -52,7 +53,7 @@ class ApiKeyStore:
     """Hashed API keys in a small SQLite file in the data directory."""
 
     def __init__(self, path: str | Path) -> None:
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db = sqlite3.connect(str(private_file(path)), isolation_level=None, check_same_thread=False)
         self.lock = threading.Lock()
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS api_keys (key_id TEXT PRIMARY KEY,"

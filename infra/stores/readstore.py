@@ -25,6 +25,7 @@ from urllib.parse import quote
 from infra.stores.keyed import KeyedStore
 from infra.stores.keyed_rows import KeyedRows
 from infra.stores.memory import MemoryStore, StaleStoreError
+from infra.stores.private import check_private, private_file
 
 __all__ = ["MemoryStore", "ReadStoreDamagedError", "SqliteReadStore", "SqliteSql", "StaleStoreError", "connect",
            "damage", "open_read_store", "set_aside"]
@@ -51,7 +52,9 @@ def connect(path: str, read_only: bool = False) -> sqlite3.Connection:
     """A store file's connection: read-only (see :func:`connect_read_only`), or read-write in WAL
     mode with ``synchronous=NORMAL`` (a store is derived data: a lost last commit is folded again)."""
     if read_only:
+        check_private(path)
         return connect_read_only(path)
+    private_file(path)  # owner-only before SQLite makes it (its -wal and -shm take its mode)
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
