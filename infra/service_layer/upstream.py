@@ -17,6 +17,7 @@ from eventsourcing.persistence import Tracking
 
 from domain.base import DomainError, InstantError, parse_instant
 from domain.currencies import is_currency
+from domain.limits import id_problem, name_problem
 from domain.member import ACTIVITY_KINDS, Member
 from infra.service_layer.engine import Engine
 from infra.service_layer.masking import (  # noqa: F401  (the masks' public names, used here before)
@@ -34,8 +35,6 @@ SOURCES = {"orders": ORDER_TYPES, "crm": CRM_TYPES}
 # One order or refund: 10 billion CNY in fen. Far above any real basket, far below
 # what an Avro long carries even when a year of them is summed (2**63 - 1).
 MAX_AMOUNT_FEN = 1_000_000_000_000
-# Ids and kinds are keys, not documents.
-MAX_TEXT = 200
 # Instants must survive a conversion to UTC and the arithmetic of windows and
 # deadlines (years, not centuries, either side), so years 1 and 9999 are out.
 MIN_YEAR, MAX_YEAR = 1900, 9000
@@ -98,10 +97,9 @@ def parse(source: str, record: dict[str, Any], type_hint: str | None = None) -> 
     elif kind in ("CustomerRegistered", "ProfileUpdated"):
         fields["profile"] = {k: record[k] for k in ("name", "phone", "email") if record.get(k)}
         for k, v in fields["profile"].items():
-            if not isinstance(v, str):
-                raise InputError(f"{k} must be text")
-            if len(v) > MAX_TEXT:
-                raise InputError(f"{k} is {len(v)} characters long; at most {MAX_TEXT}")
+            problem = name_problem(v, k)  # the shared bounds of a one-line name (domain.limits)
+            if problem:
+                raise InputError(problem)
         if kind == "CustomerRegistered" and "name" not in fields["profile"]:
             raise InputError("CustomerRegistered needs a name")
     elif kind == "ActivityRecorded":
@@ -115,11 +113,13 @@ def parse(source: str, record: dict[str, Any], type_hint: str | None = None) -> 
 
 
 def _text(record: dict, name: str) -> str:
+    """An id field: the shared id bounds (``domain.limits``: length and characters)."""
     value = record.get(name)
     if not isinstance(value, str) or not value.strip():
         raise InputError(f"{name} is required and must be non-empty text")
-    if len(value) > MAX_TEXT:
-        raise InputError(f"{name} is {len(value)} characters long; at most {MAX_TEXT}")
+    problem = id_problem(value, name)
+    if problem:
+        raise InputError(problem)
     return value
 
 
