@@ -247,7 +247,7 @@ class Engine:
             if verdict is not None:
                 raise verdict from None
             raise
-        verdict = judge(frame, uow, self.timers) if frame else None
+        verdict = judge(frame, uow, self.timers, len(uow.events) > mark[0]) if frame else None
         if verdict is not None:
             uow.rollback(mark)
             raise verdict

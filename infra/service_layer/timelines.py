@@ -63,9 +63,22 @@ def latest_of(*aggregates: Any) -> datetime | None:
     return max(instants) if instants else None
 
 
+_KINDS: dict = {}  # aggregate class -> "member", "contract", "complaint"
+
+
 def timer_key(aggregate: Any) -> str:
     """The timers view's key of an aggregate: ``member:M1``, ``contract:K1``, ``complaint:C1``."""
-    return f"{type(aggregate).__name__.lower()}:{getattr(aggregate, aggregate.KEY)}"
+    cls = type(aggregate)
+    kind = _KINDS.get(cls) or _KINDS.setdefault(cls, cls.__name__.lower())
+    return f"{kind}:{getattr(aggregate, cls.KEY)}"
+
+
+def timer_keys(aggregate: Any) -> tuple:
+    """The keys of the work that moves the aggregate: its own, and for a member its agreement's
+    (the agreement's expiry lapses the member, so it is the member's scheduled work too)."""
+    agreement = getattr(aggregate, "agreement_id", None)
+    own = timer_key(aggregate)
+    return (own, f"contract:{agreement}") if agreement else (own,)
 
 
 def describe(aggregate: Any) -> str:
@@ -83,19 +96,28 @@ def late_command(what: str, at: datetime, latest: datetime, holder: Any = None) 
         f"is entered with the instant it is entered at, and its own dates in its fields)")
 
 
-def judge(frame: Frame, uow: Any, timers: Any) -> Exception | None:
+def judge(frame: Frame, uow: Any, timers: Any, recorded: bool = True) -> Exception | None:
     """The verdict on a step that just ran (its events still pending): None to keep it, or the
-    exception to raise after rolling it back (:class:`Redo` or :class:`LateCommandError`)."""
+    exception to raise after rolling it back (:class:`Redo` or :class:`LateCommandError`).
+
+    An input or a timer that ``recorded`` nothing (a duplicate delivery) stamped nothing: it is
+    kept as it is, with no rerun (a rerun reloads its aggregates from the store)."""
     stamp = frame.stamp
-    if stamp is None:  # the step asked for no instant: nothing to judge
+    if stamp is None or not (recorded or frame.late == "refuse"):  # nothing to judge
         return None
     if frame.fire_first and uow.got:
-        keys = {timer_key(aggregate) for aggregate in uow.got.values()}
-        new = keys - frame.keys
-        if new:
-            frame.keys |= new
-            if timers.first_due(new, iso(stamp)) is not None:
-                return Redo()
+        # On the hot path of ingest (once per input): most aggregates have no timer row at all.
+        live, due, limit = timers.live, False, None
+        for aggregate in uow.got.values():
+            for key in timer_keys(aggregate):
+                if key in frame.keys:
+                    continue
+                frame.keys.add(key)
+                if key in live:
+                    limit = limit or iso(stamp)
+                    due = due or timers.first_due((key,), limit) is not None
+        if due:
+            return Redo()
     latest = uow.latest
     if latest is None or latest <= stamp:
         return None
