@@ -38,6 +38,7 @@ from typing import Callable
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
+from infra.audit.chain import oid_text
 from infra.bootstrap import open_app
 from infra.kafka.bus import Topics, dead_letter_headers, make_producer
 from infra.logs import setup_logging
@@ -87,14 +88,18 @@ class Relay:
         self.position = self.sent_to = self.acknowledged = self.recorded_position()
         self.tracked_at = time.monotonic()
 
-    def message(self, note) -> tuple[str, bytes, bytes, list]:
-        """(topic, key, value, headers) of one notification."""
+    def message(self, note, event_hash: bytes | None = None) -> tuple[str, bytes, bytes, list]:
+        """(topic, key, value, headers) of one notification; ``event_hash`` (its chain hash in the
+        event store) travels as the ``event_hash`` header (hex), so a consumer can check what it read."""
         event = envelope(self.app.mapper.to_domain_event(note), note.id)
         value = encode_event(event)
         assert value[:len(MAGIC)] == MAGIC
         fingerprint = value[len(MAGIC):HEADER_SIZE]
         key = (event["key"] or event["aggregate_id"]).encode("utf-8")
-        return self.topics.domain(event["aggregate"]), key, value, headers(event, fingerprint)
+        hdrs = headers(event, fingerprint)
+        if event_hash is not None:
+            hdrs.append(("event_hash", event_hash.hex().encode("ascii")))
+        return self.topics.domain(event["aggregate"]), key, value, hdrs
 
     def dead_letter(self, note, exc: Exception) -> tuple[str, bytes, bytes, list]:
         """(topic, key, value, headers) parking an event that cannot be encoded.
@@ -137,9 +142,11 @@ class Relay:
         if not notes:
             return 0
         futures = []
+        hashes = self.app.recorder.event_hashes([(oid_text(n.originator_id), n.originator_version) for n in notes])
         for note in notes:
             try:
-                topic, key, value, hdrs = self.message(note)
+                topic, key, value, hdrs = self.message(
+                    note, hashes.get((oid_text(note.originator_id), note.originator_version)))
             except CodecError as exc:
                 # One event its schema cannot carry must not stop the bus for good:
                 # it goes to the domain dead-letter topic with the reason, loudly.
