@@ -183,7 +183,7 @@ def test_a_refused_write_leaves_no_hash_behind(make_system, event_store):
 
     first.insert_events([stored(1, b"one")])
     with pytest.raises(IntegrityError):
-        first.insert_events([stored(2, b"never stored"), stored(1, b"again")])
+        first.insert_events([stored(1, b"again"), stored(2, b"never stored")])
     first.insert_events([], tracking=Tracking("tests", 1))   # a save of nothing but a position
     second.insert_events([stored(2, b"two")])                  # another process writes version 2
     first.insert_events([stored(3, b"three")])
