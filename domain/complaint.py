@@ -17,6 +17,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain.base import Ctx, DomainError, VipAggregate, aggregate_id
+from domain.benefits import ROUTES
 from domain import sla
 from domain.deadlines import missed
 from domain.calendar import Calendar
@@ -90,12 +91,37 @@ class Complaint(VipAggregate):
         self.escalation_level = 0
         self.rating: int | None = None
         self.status_before_wait: str | None = None
+        self.route: str | None = None
+        self.priority = 0
 
     @property
     def is_open(self) -> bool:
         return self.status in OPEN
 
     # -- handling -------------------------------------------------------------
+
+    def route_to(self, ctx: Ctx, assignee: str, route: str, reason: str, priority: int,
+                 policy: Policy) -> None:
+        """Seed 002 §3.2: at filing, a VIP's complaint goes to their dedicated agent or to the
+        team queue (``domain.benefits.routing`` decides; the service passes the outcome)."""
+        if route not in ROUTES:
+            raise ComplaintError(f"route {route!r} is not one of {', '.join(ROUTES)}")
+        if self.status != "filed" or self.route is not None:
+            raise ComplaintError(f"complaint {self.complaint_id} is routed once, when it is filed")
+        if not assignee or not assignee.strip():
+            raise ComplaintError("routing needs the agent's or the queue's id")
+        self._use(ctx)
+        self._routed(assignee=assignee, route=route, reason=reason, priority=priority,
+                     policy_version=policy.version)
+
+    @event("ComplaintRouted")
+    def _routed(self, assignee: str, route: str, reason: str, priority: int,
+                policy_version: str) -> None:
+        self.assignee = assignee
+        self.route = route
+        self.priority = priority
+        if route == "dedicated_agent":
+            self.status = "assigned"
 
     def acknowledge(self, ctx: Ctx, calendar: Calendar) -> None:
         """The first response stops the first-response clock."""

@@ -12,11 +12,12 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from domain import vip_workflow as flow
+from domain import benefits, vip_workflow as flow
 from domain.base import Ctx, VipAggregate, aggregate_id, require_aware
+from domain.member_copy import copy_member
 from domain.member_inputs import (
     ACTIVITY_KINDS, OVERRIDE_KINDS, PROFILE_FIELDS, MemberError, NotQualifiedError, OrderError,
-    WorkflowError, check_amount, check_profile,
+    WorkflowError, check_amount, check_override, check_profile, not_qualified, unknown_order,
 )
 from domain.policy import TIERS, Policy, tier_rank
 from domain import tiering
@@ -31,6 +32,8 @@ class Member(VipAggregate):
     __slots__ = ("_index",)  # domain.window's running sums: derived, so never in a snapshot
     class_version = 2  # 2: orders are domain.window's lists (snapshots of 1 hold dicts)
     upcast_v1_v2 = staticmethod(window.upcast_snapshot_orders)
+    dedicated_agent = None  # seed 002 §3.2.1; a class default, so older snapshots load without it
+    __deepcopy__ = copy_member
 
     @staticmethod
     def create_id(member_id: str, **_: object) -> UUID:
@@ -68,24 +71,6 @@ class Member(VipAggregate):
         self.fee_paid_fen = 0
         self.agreement_id: str | None = None
         self.erased = False
-
-    def __deepcopy__(self, memo: dict) -> "Member":
-        # Repositories deep-copy cached aggregates on every get; the generic deepcopy walks every
-        # datetime of the orders. Entries hold only immutables, so copying containers is enough.
-        clone = object.__new__(type(self))
-        clone.__dict__.update(self.__dict__)
-        clone.__dict__.pop("_ctx", None)
-        clone._pending_events = list(self._pending_events)
-        clone.entries = [list(e) for e in self.entries]
-        clone.active_months = list(self.active_months)
-        clone.orders = {k: v.copy() for k, v in self.orders.items()}
-        clone.closed_orders = {k: v.copy() for k, v in self.closed_orders.items()}
-        clone.profile = dict(self.profile)
-        clone.override = dict(self.override) if self.override else None
-        index = getattr(self, "_index", None)
-        if index is not None:
-            clone._index = index.copy()
-        return clone
 
     def _window(self) -> WindowIndex:
         """The orders' running sums, built from the orders the first time they are needed."""
@@ -258,10 +243,7 @@ class Member(VipAggregate):
     def _order(self, order_id: str) -> list:
         order = self.orders.get(order_id) or self.closed_orders.get(order_id)
         if order is None:
-            forgotten = (f", or it was paid before {self.forgotten_before.isoformat()} and is no "
-                         "longer kept (a refund that old changes no tier)"
-                         if self.forgotten_before else "")
-            raise OrderError(f"order {order_id} has no recorded payment for this member{forgotten}")
+            raise unknown_order(order_id, self.forgotten_before)
         return order
 
     # -- tier ---------------------------------------------------------------
@@ -305,6 +287,7 @@ class Member(VipAggregate):
         if standing == "member" and flow.allowed(self.vip_status, "disqualify"):
             self._vip_disqualified(reason="annual review: the VIP standard is no longer met",
                                    policy_version=policy.version)
+            self._release_agent()
 
     @event("TierReviewed")
     def _tier_reviewed(self, review_at: datetime, from_tier: str, to_tier: str,
@@ -321,16 +304,7 @@ class Member(VipAggregate):
     def set_override(self, ctx: Ctx, kind: str, tier: str, reason: str,
                      expires_at: datetime) -> None:
         """A manual override pins the tier or sets a floor, with reason, actor and expiry."""
-        if kind not in OVERRIDE_KINDS:
-            raise MemberError(f"override kind must be 'pin' or 'floor', got {kind!r}")
-        tier_rank(tier)
-        if not reason or not reason.strip():
-            raise MemberError("an override needs a reason")
-        if ctx.actor in ("", "system"):
-            raise MemberError("an override needs a named actor")
-        require_aware(expires_at, "expires_at")
-        if expires_at <= ctx.at:
-            raise MemberError("an override must expire after the moment it is set")
+        check_override(kind, tier, reason, ctx.actor, expires_at, ctx.at)
         self._use(ctx)
         self._override_set(kind=kind, tier=tier, reason=reason, actor=ctx.actor,
                            expires_at=expires_at)
@@ -457,6 +431,7 @@ class Member(VipAggregate):
             raise WorkflowError("revoking VIP status needs a reason")
         self._use(ctx)
         self._vip_revoked(reason=reason, actor=ctx.actor)
+        self._release_agent()
 
     @event("VipRevoked")
     def _vip_revoked(self, reason: str, actor: str) -> None:
@@ -469,6 +444,7 @@ class Member(VipAggregate):
             raise WorkflowError("terminating rights for breach needs the breach as reason")
         self._use(ctx)
         self._vip_rights_terminated(reason=reason, actor=ctx.actor)
+        self._release_agent()
 
     @event("VipRightsTerminated")
     def _vip_rights_terminated(self, reason: str, actor: str) -> None:
@@ -484,6 +460,7 @@ class Member(VipAggregate):
             return
         self._use(ctx)
         self._vip_lapsed(agreement_id=agreement_id, reason=reason)
+        self._release_agent()
 
     @event("VipLapsed")
     def _vip_lapsed(self, agreement_id: str, reason: str) -> None:
@@ -511,6 +488,33 @@ class Member(VipAggregate):
     def _vip_renewed(self, agreement_id: str, tier: str, fee_due_fen: int, policy_version: str) -> None:
         self.vip_status = flow.after("renew")
 
+    # -- benefits (seed 002 §3.2, §4.1, §4.3.2) ---------------------------
+
+    def assign_dedicated_agent(self, ctx: Ctx, agent_id: str, basis: str, reason: str,
+                               policy: Policy) -> None:
+        """Give the member the dedicated agent the service layer chose (domain.benefits), or a
+        supervisor's reassignment (``basis="reassigned"``, with a reason, sealed by the caller)."""
+        agent = benefits.check_assignment(self.member_id, self.has_benefits, self.effective_tier,
+                                          self.dedicated_agent, agent_id, basis, reason, ctx.actor, policy)
+        self._use(ctx)
+        self._agent_assigned(agent_id=agent.id, team=agent.team, previous_agent_id=self.dedicated_agent,
+                             basis=basis, reason=reason or "", tier=self.effective_tier,
+                             policy_version=policy.version)
+
+    @event("DedicatedAgentAssigned")
+    def _agent_assigned(self, agent_id: str, team: str, previous_agent_id: str | None, basis: str,
+                        reason: str, tier: str, policy_version: str) -> None:
+        self.dedicated_agent = agent_id
+
+    def _release_agent(self) -> None:
+        # §4.3.2: benefits end with the standing, in the same save as the status change.
+        if self.dedicated_agent:
+            self._agent_released(agent_id=self.dedicated_agent, status=self.vip_status)
+
+    @event("DedicatedAgentReleased")
+    def _agent_released(self, agent_id: str, status: str) -> None:
+        self.dedicated_agent = None
+
     def _require_status(self, action: str, what: str) -> None:
         """Refuse ``action`` (described as ``what``) unless the workflow table allows it now."""
         if not flow.allowed(self.vip_status, action):
@@ -520,11 +524,7 @@ class Member(VipAggregate):
     def _require_qualified(self, at: datetime, policy: Policy) -> None:
         if self.effective_tier == "member":
             now = self.standing_at(at, policy)
-            silver = policy.tiers.rule("silver")
-            raise NotQualifiedError(
-                f"member {self.member_id} does not meet the VIP standard: net spend "
-                f"{now.spend_fen} fen and {now.points} points in the window, silver needs "
-                f"{silver.min_spend_fen} fen or {silver.min_points} points")
+            raise not_qualified(self.member_id, now.spend_fen, now.points, policy.tiers.rule("silver"))
 
 
 __all__ = ["Member", "MemberError", "NotQualifiedError", "WorkflowError", "OrderError"]

@@ -1,7 +1,10 @@
 """What a member command accepts: its errors, profile fields, activity kinds and amounts."""
 from __future__ import annotations
 
-from domain.base import DomainError
+from datetime import datetime
+
+from domain.base import DomainError, require_aware
+from domain.policy import tier_rank
 
 PROFILE_FIELDS = ("name", "phone", "email")
 ACTIVITY_KINDS = ("login", "vip_event", "review")
@@ -33,8 +36,38 @@ def check_amount(amount_fen: int, currency: str) -> None:
         raise OrderError(f"currency must be an ISO 4217 code like CNY, got {currency!r}")
 
 
+def check_override(kind: str, tier: str, reason: str, actor: str, expires_at: datetime,
+                   at: datetime) -> None:
+    """Refuse a manual override without a known kind and tier, a reason, a named actor, or an
+    expiry after ``at`` (the moment it is set)."""
+    if kind not in OVERRIDE_KINDS:
+        raise MemberError(f"override kind must be 'pin' or 'floor', got {kind!r}")
+    tier_rank(tier)
+    if not reason or not reason.strip():
+        raise MemberError("an override needs a reason")
+    if actor in ("", "system"):
+        raise MemberError("an override needs a named actor")
+    require_aware(expires_at, "expires_at")
+    if expires_at <= at:
+        raise MemberError("an override must expire after the moment it is set")
+
+
 def check_profile(profile: dict) -> None:
     """Refuse profile fields other than name, phone and email."""
     unknown = set(profile) - set(PROFILE_FIELDS)
     if unknown:
         raise MemberError(f"unknown profile fields {sorted(unknown)}; allowed: {PROFILE_FIELDS}")
+
+
+def not_qualified(member_id: str, spend_fen: int, points: int, silver) -> NotQualifiedError:
+    """The refusal of a member below the VIP standard: what they have and what silver asks."""
+    return NotQualifiedError(
+        f"member {member_id} does not meet the VIP standard: net spend {spend_fen} fen and {points} "
+        f"points in the window, silver needs {silver.min_spend_fen} fen or {silver.min_points} points")
+
+
+def unknown_order(order_id: str, forgotten_before) -> OrderError:
+    """The refusal of a refund of an order the member does not hold (or no longer keeps)."""
+    forgotten = (f", or it was paid before {forgotten_before.isoformat()} and is no longer kept "
+                 "(a refund that old changes no tier)" if forgotten_before else "")
+    return OrderError(f"order {order_id} has no recorded payment for this member{forgotten}")

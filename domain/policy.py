@@ -1,4 +1,4 @@
-"""Policies as versioned data: tier thresholds, fees, SLA targets, calendars.
+"""Policies as versioned data: tier thresholds, fees, SLA targets, calendars, benefits.
 
 A :class:`Policy` is loaded from a file the operator can replace (see
 ``infra/policy_file.py``); every event a policy decided records its version,
@@ -127,6 +127,56 @@ class SlaPolicy:
 
 
 @dataclass(frozen=True)
+class Agent:
+    """A service agent on the roster: the team they belong to, and whether they take work now."""
+
+    id: str
+    team: str
+    available: bool = True
+
+
+@dataclass(frozen=True)
+class Team:
+    """A team of agents and the queue its unassigned work waits in."""
+
+    id: str
+    queue: str
+
+
+@dataclass(frozen=True)
+class TierBenefits:
+    """What one tier's VIP standing gives (seed 002 §3.2, §4.1): a dedicated agent, a priority
+    rank in work queues (higher first), and the team that serves it."""
+
+    tier: str
+    dedicated_agent: bool
+    priority: int
+    team: str
+
+
+@dataclass(frozen=True)
+class BenefitsPolicy:
+    """Benefits per tier and the agent roster; a tier not listed has no benefits (priority 0)."""
+
+    tiers: tuple[TierBenefits, ...] = ()
+    teams: tuple[Team, ...] = ()
+    agents: tuple[Agent, ...] = ()
+
+    def for_tier(self, tier: str) -> TierBenefits | None:
+        return next((b for b in self.tiers if b.tier == tier), None)
+
+    def priority(self, tier: str) -> int:
+        found = self.for_tier(tier)
+        return found.priority if found else 0
+
+    def agent(self, agent_id: str | None) -> Agent | None:
+        return next((a for a in self.agents if a.id == agent_id), None)
+
+    def team(self, team_id: str) -> Team | None:
+        return next((t for t in self.teams if t.id == team_id), None)
+
+
+@dataclass(frozen=True)
 class Policy:
     """One versioned bundle of every rule the domain takes from data."""
 
@@ -135,6 +185,7 @@ class Policy:
     tiers: TierPolicy
     sla: SlaPolicy
     calendars: dict[str, Calendar]
+    benefits: BenefitsPolicy = field(default_factory=BenefitsPolicy)
 
     @property
     def tzinfo(self) -> ZoneInfo:

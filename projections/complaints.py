@@ -6,7 +6,7 @@ from domain.complaint import Complaint
 from projections.common import iso, isoify
 from projections.view import View, by_aggregate, event_types
 
-VERSION = 2  # 2: the listing index (when a complaint may show in pending breaches)
+VERSION = 3  # 2: the listing index (when a complaint may show in pending breaches); 3: routing
 
 
 def fold_complaint(row: dict | None, event: dict, key: str) -> dict | None:
@@ -16,7 +16,7 @@ def fold_complaint(row: dict | None, event: dict, key: str) -> dict | None:
                 "channel": data["channel"], "category": data["category"],
                 "severity": data["severity"], "policy_version": data["policy_version"],
                 "calendar": data["calendar"], "at_risk_ratio": data["at_risk_ratio"],
-                "status": "filed", "assignee": None,
+                "status": "filed", "assignee": None, "route": None, "priority": 0,
                 "filed_at": at, "first_response_at": None, "resolved_at": None,
                 "first_response_s": None, "resolution_s": None, "rating": None,
                 "escalation_level": 0, "breached": [], "clocks": isoify(data["clocks"])}
@@ -27,6 +27,11 @@ def fold_complaint(row: dict | None, event: dict, key: str) -> dict | None:
         row.update(status="acknowledged" if row["status"] == "filed" else row["status"],
                    first_response_at=at,
                    first_response_s=data["clocks"]["first_response"]["used_s"])
+    elif kind == "ComplaintRouted":  # seed 002 §3.2: at filing, to the dedicated agent or a team queue
+        row.update(assignee=data["assignee"], route=data["route"], priority=data["priority"],
+                   route_reason=data["reason"])
+        if data["route"] == "dedicated_agent":
+            row["status"] = "assigned"
     elif kind == "ComplaintAssigned":
         row["assignee"] = data["assignee"]
         if row["status"] in ("filed", "acknowledged"):

@@ -13,7 +13,8 @@ from projections.view import View, by_aggregate, event_types
 # Version 2: orders, activity entries and months are pruned at the member's own horizon
 # (``keep_from``/``forget_before`` on OrderPaid/ActivityRecorded v2): the row stays bounded.
 # 3: the row names the member's agreement (its expiry lapses the standing).
-VERSION = 4  # 4: orders are domain.window's lists [at, month, paid, reversed, counted], not dicts
+# 4: orders are domain.window's lists [at, month, paid, reversed, counted], not dicts.
+VERSION = 5  # 5: the dedicated agent (seed 002 §3.2.1), when and why it was assigned
 
 # The status each VIP event leads to, from the workflow table (the action the event records).
 STATUS = {event: flow.after(action) for event, action in {
@@ -68,6 +69,11 @@ def fold_member(row: dict | None, event: dict, key: str) -> dict | None:
         row["override"] = None
     elif kind == "VipAgreementSigned":
         row["agreement_id"] = data["agreement_id"]
+    elif kind == "DedicatedAgentAssigned":
+        row["agent"] = {"agent_id": data["agent_id"], "team": data["team"], "since": iso(event["timestamp"]),
+                        "basis": data["basis"], "policy_version": data["policy_version"]}
+    elif kind == "DedicatedAgentReleased":
+        row["agent"] = None
     if kind in ("OrderPaid", "ActivityRecorded") and data.get("keep_from"):
         _prune(row, data["keep_from"], kind == "OrderPaid")
     if kind in STATUS:
@@ -118,7 +124,8 @@ def _prune(row: dict, keep_from, fresh_orders: bool) -> None:
 
 HISTORY = ("TierUpgraded", "TierReviewed", "TierOverrideSet", "TierOverrideCleared",
            "VipDisqualified", "VipActivated", "VipRevoked", "VipRightsTerminated",
-           "VipLapsed", "VipRenewed")
+           "VipLapsed", "VipRenewed", "DedicatedAgentAssigned", "DedicatedAgentReleased")
+AGENT_EVENTS = ("DedicatedAgentAssigned", "DedicatedAgentReleased")
 
 
 def fold_history(row: dict | None, event: dict, key: str) -> dict | None:
@@ -126,13 +133,17 @@ def fold_history(row: dict | None, event: dict, key: str) -> dict | None:
     if event["type"] not in HISTORY:
         return row
     data = event["data"]
+    agent = event["type"] in AGENT_EVENTS  # a change of benefits, not of tier: no from/to tier
     change = {"at": iso(event["timestamp"]), "event": event["type"],
-              "from": data.get("from_tier"), "to": data.get("to_tier") or data.get("tier"),
+              "from": data.get("from_tier"), "to": None if agent else data.get("to_tier") or data.get("tier"),
               "policy_version": data.get("policy_version"), "actor": event["meta"].get("actor"),
               "reason": data.get("reason") or data.get("kind"),
               "standing": data.get("standing")}
     if event["type"] == "TierReviewed" and data["from_tier"] == data["to_tier"]:
         change["reason"] = "annual review: tier kept"
+    if agent:
+        change.update(agent=data["agent_id"], previous_agent=data.get("previous_agent_id"),
+                      reason=data.get("reason") or data.get("basis") or f"standing {data.get('status')}")
     changes = (row or {}).get("changes", [])
     return {"member_id": key, "changes": changes + [change]}
 
@@ -141,4 +152,5 @@ _member_keys = by_aggregate("member")
 
 
 CURRENT_TIER = View("current_tier", _member_keys, fold_member, VERSION, types=event_types(Member))
-TIER_HISTORY = View("tier_history", _member_keys, fold_history, 1, types=frozenset(HISTORY))
+# 2: dedicated agents assigned and released (with the reassignment's sealed reason)
+TIER_HISTORY = View("tier_history", _member_keys, fold_history, 2, types=frozenset(HISTORY))

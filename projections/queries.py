@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
 from domain import sla
+from domain.benefits import benefits_in_force, queue_key
 from domain.policy import TIERS, Policy, tier_rank
 from domain.tiering import effective_tier, live_override, order_inputs, standing
 from domain.window import AT
@@ -44,13 +45,26 @@ def tier_row(row: dict, at: datetime, policy: Policy, timers: dict | None = None
     effective = effective_tier(row["tier"], override)
     ends = (agreement or {}).get("valid_until")
     lapse_due = row["status"] == "active" and bool(ends) and ends <= iso(at)
+    status = "lapsed" if lapse_due else row["status"]
     return {"member_id": row["member_id"], "tier": row["tier"], "effective_tier": effective,
-            "since": row["since"], "vip_status": "lapsed" if lapse_due else row["status"],
-            "lapse_due": lapse_due,
+            "since": row["since"], "vip_status": status,
+            "lapse_due": lapse_due, "benefits": _benefits(row, status, effective, policy),
             "window_spend_fen": now.spend_fen, "window_points": now.points,
             "active_months": now.active_months, "policy_version": row["policy_version"],
             "override": override, "registered": row["registered"], "erased": row["erased"],
             "next_review_at": next_review, "review_due": bool(next_review and next_review <= iso(at))}
+
+
+def _benefits(row: dict, status: str, effective: str, policy: Policy) -> dict | None:
+    """Seed 002 §3.2, §4.1: what the member receives at the answer's instant, and why; None once
+    the standing ended (§4.3.2) or below the VIP standard."""
+    has = status == "active" and effective != "member"
+    agent = row.get("agent") if has else None
+    found = benefits_in_force(policy, has, effective, agent["agent_id"] if agent else None)
+    if found is not None:
+        found["why"] = {"tier": effective, "standing": status, "policy_version": policy.version,
+                        "agent_assigned": agent}
+    return found
 
 
 def member_timers(store, member_id: str) -> dict | None:
@@ -94,7 +108,8 @@ def pending_breaches(store, at: datetime, policy: Policy) -> list[dict]:
             if state is None:
                 continue
             entry = {"complaint_id": row["complaint_id"], "member_id": row["member_id"],
-                     "tier": row["tier"], "clock": name, "state": state,
+                     "tier": row["tier"], "severity": row["severity"], "priority": row.get("priority", 0),
+                     "clock": name, "state": state,
                      "status": row["status"], "assignee": row["assignee"],
                      "deadline": clock.get("deadline"),
                      "budget_s": clock["budget_s"], "used_s": round(clock["used_s"], 3)}
@@ -104,7 +119,43 @@ def pending_breaches(store, at: datetime, policy: Policy) -> list[dict]:
             else:
                 entry["left_s"] = max(clock["budget_s"] - clock["used_s"], 0.0)
             out.append(entry)
-    return sorted(out, key=lambda e: (-e.get("overdue_s", 0), e.get("left_s", 0), e["complaint_id"], e["clock"]))
+    return sorted(out, key=_priority_order)
+
+
+def _priority_order(entry: dict) -> tuple:
+    # Priority handling (seed 002 §3.2.2): time to breach (overdue first), then priority rank and
+    # tier, then severity (domain.benefits.queue_key); the ids only make the order total.
+    to_breach = entry["left_s"] if "left_s" in entry else -entry["overdue_s"]
+    return (*queue_key(to_breach, entry["priority"], entry["tier"], entry["severity"]),
+            entry["complaint_id"], entry["clock"])
+
+
+def work_queue(store, at: datetime) -> list[dict]:
+    """Every open complaint at ``at``, one entry each, in priority order: its clock nearest to
+    breach (a running clock by its deadline, a paused one by the budget it has left), then the
+    priority rank recorded at routing and the tier, then severity."""
+    out, now = [], iso(at)
+    for row in store.view("complaints").values():
+        if row["status"] in ("resolved", "closed"):
+            continue
+        row = as_at(row, now)
+        nearest = None
+        for name, clock in row["clocks"].items():
+            if clock.get("stopped_at"):
+                continue
+            left = ((parse(clock["deadline"]) - at).total_seconds() if clock.get("deadline")
+                    else max(clock["budget_s"] - clock["used_s"], 0.0))
+            if nearest is None or left < nearest[1]:
+                nearest = (name, left, clock.get("deadline"))
+        if nearest is None:
+            continue
+        out.append({"complaint_id": row["complaint_id"], "member_id": row["member_id"],
+                    "tier": row["tier"], "priority": row.get("priority", 0), "severity": row["severity"],
+                    "status": row["status"], "assignee": row["assignee"], "route": row.get("route"),
+                    "clock": nearest[0], "deadline": nearest[2], "time_to_breach_s": round(nearest[1], 3),
+                    "breached": row["breached"]})
+    return sorted(out, key=lambda e: (*queue_key(e["time_to_breach_s"], e["priority"], e["tier"],
+                                                 e["severity"]), e["complaint_id"]))
 
 
 def _clock_state(clock: dict, now: str, ratio: float) -> str | None:

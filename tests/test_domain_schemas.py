@@ -118,6 +118,8 @@ def scenario() -> list[dict]:
     m.approve(run.ctx(), policy)
     m.record_agreement_signed(run.ctx(), "AG-M001")
     m.record_fee_paid(run.ctx(), 19_900, "CNY", "pay-123", policy)  # -> VipActivated
+    m.assign_dedicated_agent(run.ctx(), "agent-care-1", "activated", "", policy)
+    m.assign_dedicated_agent(run.ctx(actor="sup-1"), "agent-care-2", "reassigned", "pii:v1:cmVhc29u", policy)
     m.lapse(run.ctx(), "AG-M001", "member agreement AG-M001 expired without renewal")
     m.renew_standing(run.ctx(), "AG-M001", policy)
     run.take(m)
@@ -179,6 +181,8 @@ def scenario() -> list[dict]:
     filed = run.t + timedelta(days=1)
     k = Complaint.file(run.ctx(at=filed, actor="M001"), "K001", "M001", "app", "billing", "high",
                        "pii:v1:ZGVzY3JpcHRpb24", "gold", policy)
+    k.route_to(run.ctx(at=filed, actor="M001"), "agent-care-2", "dedicated_agent",
+               "the member's dedicated agent", 2, policy)
     run.take(k)
     calendar = policy.calendar(k.calendar_id)
     k.mark_at_risk(run.ctx(at=k.clocks["first_response"]["at_risk_at"], actor="system"), "first_response")

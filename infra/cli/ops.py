@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from infra.cli import benefits
 from infra.cli.common import domain_errors, emit, system_of, when
 
 STAFF_TEXT = ("Staff wording, kept in clear in the log: do not paste the customer's personal data "
@@ -50,7 +51,8 @@ def run(ctx, at, actor, as_json, action, describe) -> None:
 
 def _member(m) -> dict:
     return {"member_id": m.member_id, "tier": m.tier, "effective_tier": m.effective_tier,
-            "vip_status": m.vip_status, "override": m.override, "version": m.version}
+            "vip_status": m.vip_status, "override": m.override, "dedicated_agent": m.dedicated_agent,
+            "version": m.version}
 
 
 def _contract(c) -> dict:
@@ -97,6 +99,7 @@ def register(main: click.Group) -> None:
     main.add_command(contract)
     main.add_command(complaint)
     main.add_command(erase)
+    main.add_command(benefits.queue_cmd)
 
 
 # -- members --------------------------------------------------------------------------
@@ -122,6 +125,10 @@ _member_op("revoke", "Cancel VIP status, with a reason (§2.3.2).",
            lambda app, c, mid, o: app.revoke_vip(c, mid, o["reason"]), _REASON)
 _member_op("terminate-rights", "End rights for breach (§4.3.2).",
            lambda app, c, mid, o: app.terminate_rights(c, mid, o["reason"]), _REASON)
+_member_op("assign-agent", "Reassign the member's dedicated agent (seed 002 §3.2.1), with a reason.",
+           lambda app, c, mid, o: app.assign_agent(c, mid, o["agent"], o["reason"]),
+           click.option("--agent", required=True, help="An agent id on the policy's roster."),
+           click.option("--reason", required=True, help="Why; stored sealed with the member's key."))
 _member_op("clear-override", "Remove a manual tier override.",
            lambda app, c, mid, o: app.clear_override(c, mid, o["reason"]),
            click.option("--reason", default="cleared by operator"))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from domain import benefits
 from domain.base import Ctx, DuplicateError
 from domain.complaint import Complaint
 
@@ -13,7 +14,8 @@ class ComplaintServices:
 
     def file_complaint(self, ctx: Ctx, complaint_id: str, member_id: str, channel: str,
                        category: str, severity: str, description: str) -> Complaint:
-        """File a complaint: clocks start with the tier's budgets scaled by the severity's factor;
+        """File a complaint: clocks start with the tier's budgets scaled by the severity's factor
+        and a VIP's complaint is routed (``domain.benefits.routing``);
         the category and the description are sealed with the member's key (a category is typed
         by an agent and often names what happened to the customer)."""
         if self._exists(Complaint, complaint_id):
@@ -24,6 +26,11 @@ class ComplaintServices:
         category = self.seal_text(member_id, category, "category")
         complaint = Complaint.file(ctx, complaint_id, member_id, channel, category, severity,
                                    sealed, tier, self.policy)
+        # Seed 002 §3.2: a VIP with benefits has it routed at filing (to the dedicated agent, or
+        # the team queue when the policy in force lists the agent unavailable), in the same save.
+        plan = benefits.routing(self.policy, tier, member.dedicated_agent) if member.has_benefits else None
+        if plan is not None:
+            complaint.route_to(ctx, plan.assignee, plan.route, plan.reason, plan.priority, self.policy)
         self.save(complaint)
         return complaint
 

@@ -34,7 +34,7 @@ class ContractServices:
             # Seed 002 §2.2.3: the agreement is signed after approval; the
             # last signature links it (nothing is saved if the member is not approved).
             member.record_agreement_signed(ctx, contract_id)
-        self.save(contract, member)
+        self.save(contract, self.provide_benefits(ctx, member))
         return contract
 
     def _change_contract(self, ctx: Ctx, contract_id: str,
@@ -43,7 +43,7 @@ class ContractServices:
         contract = self.contract(contract_id)
         change(contract)
         member = self._follow_agreement(ctx, contract)
-        self.save(contract, member)
+        self.save(contract, self.provide_benefits(ctx, member))
         return contract
 
     def complete_milestone(self, ctx: Ctx, contract_id: str, milestone_id: str) -> Contract:
@@ -166,7 +166,7 @@ class ContractServices:
                 and member.vip_status == "approved":
             member.record_fee_paid(ctx, settled, invoice["currency"], f"{contract_id}/{invoice_id}/{how}",
                                    self.policy)
-        self.save(contract, member)
+        self.save(contract, self.provide_benefits(ctx, member))
         return contract
 
     def _agreement_text(self, contract_id: str, text: str, what: str) -> str:

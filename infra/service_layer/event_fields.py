@@ -58,6 +58,8 @@ FIELDS: dict[str, dict[str, str]] = {
     "ComplaintRated": {},
     "ComplaintReopened": {"reason": SEALED},
     "ComplaintResolved": {"agent": ID, "resolution": SEALED},
+    # domain.benefits.routing's templates: "the member's dedicated agent", "... unavailable ...".
+    "ComplaintRouted": {"assignee": ID, "reason": SYSTEM, "policy_version": POLICY},
     "ComplaintSlaAtRisk": {},
     "ComplaintSlaBreached": {},
     "ComplaintWaitingForCustomer": {"reason": SEALED},
@@ -68,6 +70,10 @@ FIELDS: dict[str, dict[str, str]] = {
     "ContractSigned": {"party_id": ID},
     "ContractTerminated": {"reason": SEALED_ON_AGREEMENT, "settlement.currency": CURRENCY,
                            "settlement.payer": ID, "settlement.extra{}": TERMS},
+    # A supervisor's reassignment reason is about the member: sealed (empty when automatic).
+    "DedicatedAgentAssigned": {"agent_id": ID, "team": ID, "previous_agent_id": ID, "reason": SEALED,
+                               "policy_version": POLICY},
+    "DedicatedAgentReleased": {"agent_id": ID},
     "DisputeOpened": {"party_id": ID, "reason": SEALED_ON_AGREEMENT},
     "DisputeSettled": {"outcome": SEALED_ON_AGREEMENT},
     "InvoiceCredited": {"invoice_id": ID, "payer": ID, "payee": ID, "currency": CURRENCY,

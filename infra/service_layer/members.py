@@ -1,9 +1,10 @@
-"""Member services: registration, tier reviews and overrides, the VIP workflow, erasure."""
+"""Member services: registration, tier reviews and overrides, the VIP workflow, benefits, erasure."""
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Callable
 
+from domain import benefits
 from domain.base import Ctx
 from domain.member import Member
 
@@ -27,8 +28,28 @@ class MemberServices:
         # get, call, save: every member command below is this with its own call
         member = self.member(member_id)
         change(member)
-        self.save(member)
+        self.save(self.provide_benefits(ctx, member))
         return member
+
+    def provide_benefits(self, ctx: Ctx, member: Member | None) -> Member | None:
+        """Seed 002 §3.2.1: a member whose standing just became active (approval, signing, fee,
+        renewal) gets a dedicated agent in the same save, chosen here (``benefits.choose_agent``:
+        a stable pick from the roster of the policy in force) and recorded with why. Called after
+        every command that may activate a standing; a member with no agent due passes unchanged."""
+        if member is None or not benefits.agent_due(member.has_benefits, member.effective_tier,
+                                                    member.dedicated_agent, self.policy):
+            return member
+        agent = benefits.choose_agent(self.policy, member.effective_tier, member.member_id)
+        if agent is not None:
+            member.assign_dedicated_agent(ctx, agent.id, _basis(member), "", self.policy)
+        return member
+
+    def assign_agent(self, ctx: Ctx, member_id: str, agent_id: str, reason: str) -> Member:
+        """A supervisor reassigns the member's dedicated agent; the reason (about the member) is
+        sealed with the member's key like an override reason."""
+        sealed = self.seal_text(member_id, reason, "reassignment reason")
+        return self._change_member(ctx, member_id, lambda m: m.assign_dedicated_agent(
+            ctx, agent_id, "reassigned", sealed, self.policy))
 
     def review_member(self, ctx: Ctx, member_id: str) -> Member:
         """The annual tier review (seed 002 §3.1.2); the scheduler runs it on the anniversary."""
@@ -86,3 +107,9 @@ class MemberServices:
             member.record_erasure(ctx, input_id)
             self.save(member)
         return member
+
+
+def _basis(member: Member) -> str:
+    """Why an agent is due now, from what this command did to the member (its pending events)."""
+    done = {type(e).__name__ for e in member.pending_events}
+    return "renewed" if "VipRenewed" in done else "activated" if "VipActivated" in done else "due"
