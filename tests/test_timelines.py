@@ -14,7 +14,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from domain.base import DomainError
+from infra.service_layer.asof import VIEWS
 from infra.service_layer.engine import LateCommandError
+from infra.service_layer.replay import replay
 from infra.service_layer.upstream import apply_input, parse
 from tests.aggregate_logs import logs_by_aggregate
 from tests.conftest import FakeClock
@@ -201,3 +203,16 @@ def test_a_refusal_on_a_business_rule_is_still_a_domain_error_on_the_aggregates_
     with pytest.raises(DomainError) as refused:
         s.engine.run(t, lambda c: s.app.approve_vip(c, "M"))
     assert not isinstance(refused.value, LateCommandError)
+
+
+def test_an_answer_as_of_an_instant_holds_each_members_events_up_to_it_whatever_the_log_order(make_system):
+    """A's later events recorded before B's earlier ones do not hide B's from an as-of answer."""
+    when = D0 + timedelta(days=50)
+    answers = []
+    for n, rows in enumerate((A + B, B + A)):
+        s = make_system(name=f"asof{n}")
+        _apply_all(s, rows)
+        store = replay(s.app, VIEWS, until=when)
+        answers.append(dict(store.view("current_tier")))
+    assert answers[0] == answers[1]
+    assert set(answers[0]["A"]["orders"]) == {"a1"} and set(answers[0]["B"]["orders"]) == {"b1"}

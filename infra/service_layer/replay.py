@@ -65,7 +65,9 @@ def _fold_pages(app: VipApp, store, views, start: int, stop: int | None, until: 
                 return count, position, latest
             event = stored_envelope(mapper, note)
             if until is not None and event["timestamp"] > until:
-                return count, position, latest
+                # Each aggregate has its own timeline (DOMAIN.md "Time"): an event of one aggregate
+                # stamped after ``until`` may be followed in the log by another's stamped before it.
+                continue
             apply(store, views, event)
             position = note.id
             if latest is None or event["timestamp"] > latest:
