@@ -13,6 +13,7 @@ from infra.api.guard import Guard, Throttle
 from infra.api.idempotency import IdempotencyStore
 from infra.api.keys import ApiKeyStore
 from infra.api.routes_audit import router as audit_routes
+from infra.api.routes_benefits import router as benefit_routes
 from infra.api.routes_complaints import router as complaint_routes
 from infra.api.routes_contracts import router as contract_routes
 from infra.api.routes_keys import router as key_routes
@@ -49,7 +50,8 @@ def create_app(system: System, keys: ApiKeyStore | None = None,
     ops.install(app)
     # Outermost: authentication and the body limit before any route reads the body.
     app.add_middleware(Guard, throttle=app.state.throttle)
-    for router in (member_routes, complaint_routes, contract_routes, audit_routes, key_routes):
+    for router in (member_routes, complaint_routes, contract_routes, audit_routes, key_routes,
+                   benefit_routes):
         app.include_router(router, prefix="/api")
     app.include_router(registry_routes)  # /registry: the bus schemas, read-only, for registry clients
     app.mount("/console", StaticFiles(directory=STATIC, html=True), name="console")
