@@ -19,7 +19,7 @@ import struct
 import threading
 from collections import OrderedDict
 from hashlib import sha256
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 from uuid import UUID
 
 ZERO = bytes(32)
@@ -42,14 +42,6 @@ def event_hash(prev: bytes, topic: str, originator_id: Any, version: int, state:
     t, o = topic.encode("utf-8"), oid_text(originator_id).encode("utf-8")
     return sha256(b"".join((prev, _FRAME.pack(len(t), len(o), version, len(state)), t, o,
                             bytes(state)))).digest()
-
-
-def replay_chain(events: Iterable[tuple[int, str, bytes]], originator_id: Any) -> bytes:
-    """The hash after an aggregate's events 1..n given in version order (the virtual chain)."""
-    h = ZERO
-    for version, topic, state in events:
-        h = event_hash(h, topic, originator_id, version, state)
-    return h
 
 
 class ChainCache:
