@@ -50,6 +50,8 @@ class UnitOfWork:
         self.got: dict = {}                   # id -> aggregate the current step got (existing ones)
         self.latest = None                    # the latest instant of their histories, as got
         self.latest_holder = None             # the aggregate whose history holds it
+        self.on_sight: Callable | None = None  # the engine's check of an aggregate a step first gets
+        self.pristine: set = set()            # ids the check stopped at first sight: left unchanged
         if len(aggregates) > limit:
             aggregates.clear()
 
@@ -107,20 +109,28 @@ class UnitOfWork:
         when = aggregate.modified_on
         if self.latest is None or when > self.latest:
             self.latest, self.latest_holder = when, aggregate
+        if self.on_sight is not None:
+            try:
+                self.on_sight(aggregate)
+            except BaseException:
+                # Stopped before the step could change it: a rollback keeps it in the map
+                # (no reload from the store when the step is run again).
+                self.pristine.add(aggregate_id)
+                raise
 
     # -- steps ------------------------------------------------------------------------
 
     def mark(self) -> tuple[int, int, Tracking | None]:
         """Where a step starts; pass it to :meth:`rollback` if the step is refused."""
         self.touched = set()
-        self.got, self.latest, self.latest_holder = {}, None, None
+        self.got, self.latest, self.latest_holder, self.pristine = {}, None, None, set()
         self.steps += 1
         return len(self.events), len(self.receipts), self.tracking
 
     def rollback(self, mark: tuple[int, int, Tracking | None]) -> None:
         """Forget everything the step since ``mark`` did, in the map too."""
         events, receipts, tracking = mark
-        stale = self.touched | {event.originator_id for event in self.events[events:]}
+        stale = (self.touched - self.pristine) | {event.originator_id for event in self.events[events:]}
         del self.events[events:]
         for receipt in self.receipts[receipts:]:
             self.seen.pop(receipt.input_id, None)
@@ -130,7 +140,7 @@ class UnitOfWork:
             self.aggregates.pop(aggregate_id, None)
         self.evicted |= stale
         self.touched = set()
-        self.got, self.latest, self.latest_holder = {}, None, None
+        self.got, self.latest, self.latest_holder, self.pristine = {}, None, None, set()
 
     def unfolded(self) -> list:
         """Events not yet folded into the views (and now counted as folded)."""

@@ -23,7 +23,7 @@ from infra.service_layer.batch import UnitOfWork
 from infra.service_layer.prefetch import prefetch_rows
 from infra.service_layer.runner import Runner
 from infra.service_layer.timelines import (REDO_LIMIT, Frame, LateCommandError, Redo, judge, late_command,
-                                           latest_of)
+                                           latest_of, sight)
 from infra.service_layer.timer_index import FIRE, TimerIndex
 from infra.stores.readstore import StaleStoreError
 from projections.common import iso, parse
@@ -237,9 +237,11 @@ class Engine:
             raise RuntimeError("no batch is open (Engine.begin)")
         frame = self._frame
         mark = uow.mark()
+        uow.on_sight = (lambda aggregate: sight(frame, aggregate, self.timers)) if frame else None
         try:
             yield
         except BaseException as exc:
+            uow.on_sight = None
             # A refusal may come from state the due work would have changed, or from an instant
             # before the aggregate's history: that verdict comes first.
             verdict = judge(frame, uow, self.timers) if frame and isinstance(exc, DomainError) else None
@@ -247,6 +249,7 @@ class Engine:
             if verdict is not None:
                 raise verdict from None
             raise
+        uow.on_sight = None
         verdict = judge(frame, uow, self.timers, len(uow.events) > mark[0]) if frame else None
         if verdict is not None:
             uow.rollback(mark)
@@ -374,8 +377,6 @@ class Engine:
         fired = self.in_batch(lambda: self._fire_due(self.clock()), "the scheduled work")
         self.flush()
         return fired
-
-    # -- firing -----------------------------------------------------------------------
 
     def _fire(self, due: str, key: str, name: str) -> None:
         # Stamped at its due instant, or at the latest instant of what it touches when that is

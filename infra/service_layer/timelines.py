@@ -96,6 +96,36 @@ def late_command(what: str, at: datetime, latest: datetime, holder: Any = None) 
         f"is entered with the instant it is entered at, and its own dates in its fields)")
 
 
+def sight(frame: Frame, aggregate: Any, timers: Any) -> None:
+    """The check of an aggregate a step gets for the first time, before the step can change it:
+    raises :class:`Redo` when the aggregate has due work before the step's instant, or (an
+    input, a timer) when its history is later than that instant. Stopped here, the step is
+    run again without reloading the aggregate (late inputs on the bus cost no read)."""
+    stamp = frame.stamp
+    if stamp is None:
+        return
+    if frame.fire_first and _new_due_work(frame, (aggregate,), timers, stamp):
+        raise Redo()
+    if frame.late == "stamp" and aggregate.modified_on > stamp:
+        frame.floor = aggregate.modified_on if frame.floor is None else max(frame.floor, aggregate.modified_on)
+        raise Redo()
+
+
+def _new_due_work(frame: Frame, aggregates, timers: Any, stamp: datetime) -> bool:
+    # Whether aggregates not seen before in this frame have work due by ``stamp`` (noting them).
+    # On the hot path of ingest (once per input): most aggregates have no timer row at all.
+    live, due, limit = timers.live, False, None
+    for aggregate in aggregates:
+        for key in timer_keys(aggregate):
+            if key in frame.keys:
+                continue
+            frame.keys.add(key)
+            if key in live:
+                limit = limit or iso(stamp)
+                due = due or timers.first_due((key,), limit) is not None
+    return due
+
+
 def judge(frame: Frame, uow: Any, timers: Any, recorded: bool = True) -> Exception | None:
     """The verdict on a step that just ran (its events still pending): None to keep it, or the
     exception to raise after rolling it back (:class:`Redo` or :class:`LateCommandError`).
@@ -105,19 +135,8 @@ def judge(frame: Frame, uow: Any, timers: Any, recorded: bool = True) -> Excepti
     stamp = frame.stamp
     if stamp is None or not (recorded or frame.late == "refuse"):  # nothing to judge
         return None
-    if frame.fire_first and uow.got:
-        # On the hot path of ingest (once per input): most aggregates have no timer row at all.
-        live, due, limit = timers.live, False, None
-        for aggregate in uow.got.values():
-            for key in timer_keys(aggregate):
-                if key in frame.keys:
-                    continue
-                frame.keys.add(key)
-                if key in live:
-                    limit = limit or iso(stamp)
-                    due = due or timers.first_due((key,), limit) is not None
-        if due:
-            return Redo()
+    if frame.fire_first and uow.got and _new_due_work(frame, uow.got.values(), timers, stamp):
+        return Redo()
     latest = uow.latest
     if latest is None or latest <= stamp:
         return None
