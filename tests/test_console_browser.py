@@ -149,3 +149,72 @@ def test_console_works_a_complaint_to_breach_and_settles_an_invoice(console):
         page.wait_for_selector("#tier-trend td:has-text('2025-03')")
         page.screenshot(path=str(ARTIFACTS / "6-tiers.png"), full_page=True)
         browser.close()
+
+
+def _serve_page(html: str):
+    """A page on another local port (another origin), as a foreign site would serve it."""
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", _free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _browser(pw):
+    return pw.chromium.launch(executable_path=CHROMIUM, args=[
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+
+
+def test_the_console_refuses_to_render_in_a_foreign_frame(console):
+    url = console["url"] + "/console/"
+    foreign = _serve_page(f'<html><body><h1>win a prize</h1><iframe id="victim" src="{url}" '
+                          'width="800" height="600"></iframe></body></html>')
+    try:
+        with sync_api.sync_playwright() as pw:
+            browser = _browser(pw)
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{foreign.server_address[1]}/")
+            page.wait_for_selector("#victim")
+            page.wait_for_timeout(1500)
+            framed = [f for f in page.frames if f != page.main_frame]
+            assert framed, "the iframe element should exist"
+            # Blocked by frame-ancestors 'none' / X-Frame-Options: an error page, no console.
+            assert all(f.query_selector("#token") is None for f in framed)
+            # The same console opened directly does render (the check above is not vacuous).
+            direct = browser.new_page()
+            direct.goto(url)
+            assert direct.query_selector("#token") is not None
+            browser.close()
+    finally:
+        foreign.shutdown()
+
+
+def test_the_console_csp_blocks_an_injected_inline_script(console):
+    with sync_api.sync_playwright() as pw:
+        browser = _browser(pw)
+        page = browser.new_page()
+        violations = []
+        page.on("console", lambda m: violations.append(m.text))
+        page.goto(console["url"] + "/console/")
+        page.wait_for_selector("#token")
+        ran = page.evaluate("""() => new Promise((done) => {
+            document.addEventListener('securitypolicyviolation', (e) => done(['blocked', e.violatedDirective]));
+            const s = document.createElement('script');
+            s.textContent = 'window.__injected = 1';
+            document.body.appendChild(s);
+            setTimeout(() => done([window.__injected === 1 ? 'ran' : 'silent', '']), 1000);
+        })""")
+        assert ran[0] == "blocked" and ran[1].startswith("script-src"), (ran, violations)
+        browser.close()
