@@ -119,9 +119,7 @@ class Complaint(VipAggregate):
                 policy_version: str) -> None:
         self.assignee = assignee
         self.route = route
-        self.priority = priority
-        if route == "dedicated_agent":
-            self.status = "assigned"
+        self.priority = priority  # the status stays: acknowledging is still the first response
 
     def acknowledge(self, ctx: Ctx, calendar: Calendar) -> None:
         """The first response stops the first-response clock."""

@@ -30,8 +30,6 @@ def fold_complaint(row: dict | None, event: dict, key: str) -> dict | None:
     elif kind == "ComplaintRouted":  # seed 002 §3.2: at filing, to the dedicated agent or a team queue
         row.update(assignee=data["assignee"], route=data["route"], priority=data["priority"],
                    route_reason=data["reason"])
-        if data["route"] == "dedicated_agent":
-            row["status"] = "assigned"
     elif kind == "ComplaintAssigned":
         row["assignee"] = data["assignee"]
         if row["status"] in ("filed", "acknowledged"):
