@@ -244,13 +244,13 @@ class Engine:
             uow.on_sight = None
             # A refusal may come from state the due work would have changed, or from an instant
             # before the aggregate's history: that verdict comes first.
-            verdict = judge(frame, uow, self.timers) if frame and isinstance(exc, DomainError) else None
+            verdict = judge(frame, uow) if frame and isinstance(exc, DomainError) else None
             uow.rollback(mark)
             if verdict is not None:
                 raise verdict from None
             raise
         uow.on_sight = None
-        verdict = judge(frame, uow, self.timers, len(uow.events) > mark[0]) if frame else None
+        verdict = judge(frame, uow, len(uow.events) > mark[0]) if frame else None
         if verdict is not None:
             uow.rollback(mark)
             raise verdict

@@ -2,15 +2,17 @@
 
 Each member, contract and complaint holds its own timeline: the timestamp of
 its latest event (``modified_on``). A step (a command, an upstream input, a
-fired timer) runs first at the instant it was given; it then shows which
-aggregates it got (:attr:`UnitOfWork.got`) and the latest instant their
-histories held (:attr:`UnitOfWork.latest`). :func:`judge` decides on those
-alone, never on other aggregates or on the read store, so one member's or
-caller's instant never moves another's stamps, and the log of an aggregate
-does not depend on how inputs of different aggregates interleave:
+fired timer) runs at the instant it was given; each aggregate it gets is
+checked the first time (:func:`sight`, before the step can change it), and
+the step as a whole once it ran (:func:`judge`, against the later of the
+histories it got). Only those aggregates count, never others nor the read
+store, so one member's or caller's instant never moves another's stamps, and
+an aggregate's log does not depend on how inputs of different aggregates
+interleave or which process applied them:
 
 * an aggregate it touched has work due at or before the step's instant that
-  has not fired: the step is run again after that work (:class:`Redo`);
+  has not fired (its own, or for a member its agreement's): the step is run
+  again after that work (:class:`Redo`);
 * a command dated before the later of those latest instants is refused
   (:class:`LateCommandError`, naming that instant);
 * an input (or a timer, or a command at "now") dated before it is a late
@@ -98,35 +100,31 @@ def late_command(what: str, at: datetime, latest: datetime, holder: Any = None) 
 
 def sight(frame: Frame, aggregate: Any, timers: Any) -> None:
     """The check of an aggregate a step gets for the first time, before the step can change it:
-    raises :class:`Redo` when the aggregate has due work before the step's instant, or (an
-    input, a timer) when its history is later than that instant. Stopped here, the step is
-    run again without reloading the aggregate (late inputs on the bus cost no read)."""
+    raises :class:`Redo` when work of the aggregate is due by the step's instant, or (an input,
+    a timer) when its history is later than that instant. Stopped here, the step is run again
+    without reloading the aggregate (a late input on the bus costs no read)."""
     stamp = frame.stamp
     if stamp is None:
         return
-    if frame.fire_first and _new_due_work(frame, (aggregate,), timers, stamp):
+    if frame.fire_first and _new_due_work(frame, aggregate, timers, stamp):
         raise Redo()
     if frame.late == "stamp" and aggregate.modified_on > stamp:
         frame.floor = aggregate.modified_on if frame.floor is None else max(frame.floor, aggregate.modified_on)
         raise Redo()
 
 
-def _new_due_work(frame: Frame, aggregates, timers: Any, stamp: datetime) -> bool:
-    # Whether aggregates not seen before in this frame have work due by ``stamp`` (noting them).
-    # On the hot path of ingest (once per input): most aggregates have no timer row at all.
-    live, due, limit = timers.live, False, None
-    for aggregate in aggregates:
-        for key in timer_keys(aggregate):
-            if key in frame.keys:
-                continue
+def _new_due_work(frame: Frame, aggregate: Any, timers: Any, stamp: datetime) -> bool:
+    # Whether work not seen before in this frame moves the aggregate by ``stamp`` (its keys are
+    # noted, for Engine.advance to fire). Once per input: most aggregates have no timer row.
+    live, due = timers.live, False
+    for key in timer_keys(aggregate):
+        if key not in frame.keys:
             frame.keys.add(key)
-            if key in live:
-                limit = limit or iso(stamp)
-                due = due or timers.first_due((key,), limit) is not None
+            due = due or (key in live and timers.first_due((key,), iso(stamp)) is not None)
     return due
 
 
-def judge(frame: Frame, uow: Any, timers: Any, recorded: bool = True) -> Exception | None:
+def judge(frame: Frame, uow: Any, recorded: bool = True) -> Exception | None:
     """The verdict on a step that just ran (its events still pending): None to keep it, or the
     exception to raise after rolling it back (:class:`Redo` or :class:`LateCommandError`).
 
@@ -135,8 +133,8 @@ def judge(frame: Frame, uow: Any, timers: Any, recorded: bool = True) -> Excepti
     stamp = frame.stamp
     if stamp is None or not (recorded or frame.late == "refuse"):  # nothing to judge
         return None
-    if frame.fire_first and uow.got and _new_due_work(frame, uow.got.values(), timers, stamp):
-        return Redo()
+    # Due work was checked at each aggregate's first sight (:func:`sight`); what is left is the
+    # instant, against the later of the histories the step got.
     latest = uow.latest
     if latest is None or latest <= stamp:
         return None
