@@ -16,7 +16,8 @@ from fastapi.responses import JSONResponse
 from schemas.codec import default_registry
 from schemas.subjects import Catalogue, schema_id, schema_text
 
-router = APIRouter(prefix="/registry", tags=["schema registry"])
+# Not in /openapi.json: this is the registry's own API (its media type and error shape), not the VIP API.
+router = APIRouter(prefix="/registry", tags=["schema registry"], include_in_schema=False)
 MEDIA = "application/vnd.schemaregistry.v1+json"
 _CATALOGUE: list[Catalogue] = []
 
