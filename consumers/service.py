@@ -17,6 +17,7 @@ from typing import Callable
 from consumers.upstream import UpstreamConsumer
 from infra.api.app import create_app
 from infra.api.server import ApiThread
+from infra.audit.schedule import checkpoint_due
 from infra.bootstrap import build
 from infra.kafka.bus import Topics, group_id, make_producer
 from infra.kafka.relay import Relay, RelayError, RelayLeader, StopFlag
@@ -81,6 +82,8 @@ def serve(settings=None, *, group: str | None = None, tick_seconds: float = 5.0,
                 published = publish()
                 if time.monotonic() - last_tick >= tick_seconds:
                     fired += system.engine.tick()   # the scheduler: fires due work, commits views
+                    if leader is not None and leader.leads():  # one signer: the relay lease holder
+                        checkpoint_due(system.app.recorder, settings.data_dir)
                     last_tick = time.monotonic()
             if not handled and not published and consumer is None:
                 time.sleep(0.05)
