@@ -55,6 +55,7 @@ def terms_problems(kind: Any, terms: Any) -> list[str]:
     ids = _party_ids(terms, problems)
     if kind == "member_agreement":
         _member_is_party(terms.get("member_id"), ids, problems)
+        _member_party_is_an_id(terms, problems)
     for name, default, low, high, unit in RANGES:
         value = terms.get(name, default)
         if not _whole(value) or not low <= value <= high:
@@ -99,6 +100,23 @@ def _member_is_party(member_id: Any, ids: list[str], problems: list[str]) -> Non
     elif ids and member_id not in ids:
         problems.append(f"member_id {member_id!r} is not a party to the agreement (the parties are "
                         f"{', '.join(ids)}): the member must be one of the two parties and sign it")
+
+
+MEMBER_PARTY_KEYS = ("id", "role")
+
+
+def _member_party_is_an_id(terms: dict, problems: list[str]) -> None:
+    """The member's party in their own agreement is their id (and a role), nothing personal:
+    their name and contacts live in the sealed profile, which erasure shreds, while terms are
+    kept in clear for the contract's life (PIPL; DOMAIN.md "Personal data")."""
+    member = terms.get("member_id")
+    for n, party in enumerate(terms.get("parties") or []):
+        if isinstance(party, dict) and party.get("id") == member:
+            extra = sorted(str(k) for k in party if k not in MEMBER_PARTY_KEYS)
+            if extra:
+                problems.append(f"parties[{n}] is the member: give only {' and '.join(MEMBER_PARTY_KEYS)} "
+                                f"(not {', '.join(extra)}); the member's name and contacts are kept in "
+                                f"their sealed profile, not in the terms")
 
 
 def _kept_as_agreed(terms: dict, problems: list[str]) -> None:

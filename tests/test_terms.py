@@ -105,3 +105,14 @@ def test_a_zone_that_does_not_exist_and_mis_shaped_agreed_terms_are_named_at_dra
     assert not [p for p in terms_problems("cooperation", {
         "parties": [{"id": "platform"}, {"id": "P1"}], "revenue_share": {"platform": 5000, "P1": 5000},
         "sla_targets": "gold"}) if "sla_targets" in p]
+
+
+def test_the_member_party_of_a_member_agreement_carries_no_personal_data():
+    """Terms stay in clear for the contract's life; a name there would survive erasure."""
+    named = {"parties": [{"id": "platform", "name": "Party A"}, {"id": "M1", "name": "李雷", "phone": "137"}],
+             "member_id": "M1"}
+    problems = terms_problems("member_agreement", named)
+    assert any("parties[1] is the member" in p and "name, phone" in p for p in problems), problems
+    plain = {"parties": [{"id": "platform", "name": "Party A"}, {"id": "M1", "role": "customer"}],
+             "member_id": "M1"}
+    assert terms_problems("member_agreement", plain) == []

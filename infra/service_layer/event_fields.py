@@ -26,7 +26,8 @@ POLICY = "policy-version"                # the id of a policy version
 ENUM = "enumeration"                     # one of a fixed set of symbols the code or policy defines
 SYSTEM = "system-text"                   # written by the system from a fixed template, never by a person
 # Contract terms (party names and roles, milestone titles) as drafted by the company. A member
-# agreement names the member by id; terms are validated by domain/terms.py (not sealed here).
+# agreement names the member by id and role only (domain/terms.py refuses a name or contact on
+# the member's party), so nothing of theirs is kept in clear in the terms.
 TERMS = "contract-terms"
 META = "trace-metadata"
 
