@@ -15,6 +15,7 @@ from infra.api.keys import ApiKeyStore
 from infra.api.routes_audit import router as audit_routes
 from infra.api.routes_benefits import router as benefit_routes
 from infra.api.routes_complaints import router as complaint_routes
+from infra.api.routes_console import router as console_routes
 from infra.api.routes_contracts import router as contract_routes
 from infra.api.routes_keys import router as key_routes
 from infra.api.routes_members import router as member_routes
@@ -51,7 +52,7 @@ def create_app(system: System, keys: ApiKeyStore | None = None,
     # Outermost: authentication and the body limit before any route reads the body.
     app.add_middleware(Guard, throttle=app.state.throttle)
     for router in (member_routes, complaint_routes, contract_routes, audit_routes, key_routes,
-                   benefit_routes):
+                   benefit_routes, console_routes):
         app.include_router(router, prefix="/api")
     app.include_router(registry_routes)  # /registry: the bus schemas, read-only, for registry clients
     app.mount("/console", StaticFiles(directory=STATIC, html=True), name="console")

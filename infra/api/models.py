@@ -226,3 +226,22 @@ def state_json(kind: str, data: dict) -> dict:
         if out.get(confidential, ...) is None:
             del out[confidential]
     return out
+
+
+class FileNew(File):
+    """Filing with the id optional: left out, the server makes one (and answers it)."""
+
+    complaint_id: str | None = Field(default=None, min_length=1, max_length=limits.MAX_ID_LENGTH,
+                                     pattern=limits.ID_PATTERN,
+                                     description="Leave out to have the server make one")
+
+
+class Me(BaseModel):
+    """Who the caller is and what they may do: the console builds its navigation from this."""
+
+    subject: str
+    role: str
+    key_id: str
+    permissions: list[str]
+    now: str = Field(description="The server's clock: what queries without as_of answer for")
+    zone: str = Field(description="The policy's time zone (the console's default display zone)")

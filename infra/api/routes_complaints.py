@@ -1,22 +1,54 @@
 """Complaint routes: filing, handling and closing (seed 002 §7), the complaint's state, lists."""
 from typing import Literal
 
-from fastapi import APIRouter, Path, Query, Request
+import hashlib
+import secrets
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
+from domain.base import NotFoundError
 from infra.api import answers, models as m
-from infra.api.auth import route
+from infra.api.auth import principal, route
 from infra.api.commands import aggregate, describe_complaint
-from infra.api.execute import etag
-from infra.api.routes_common import ID_PATTERN, MAX_PAGE, command_route, page
+from infra.api.execute import etag, execute
+from infra.api.keys import Principal
+from infra.api.routes_common import IDEMPOTENCY, ID_PATTERN, MAX_PAGE, command_route, page
 
 router = APIRouter()
 AS_OF = Query(default=None, description="Answer as of this past instant (ISO-8601 with zone)")
 Status = Literal["filed", "acknowledged", "assigned", "escalated", "waiting", "resolved", "closed"]
 
-command_route(router, "complaint", "file", "/complaints", "complaint:write", m.File,
-              "File a complaint; SLA clocks start from the member's tier policy", id_field="complaint_id")
+
+
+def new_complaint_id(app, who: Principal, idempotency_key: str | None) -> str:
+    """A fresh complaint id: from the Idempotency-Key when there is one (a retry names the same
+    complaint, so it gets the first answer back), else random; never one that exists."""
+    if idempotency_key:
+        digest = hashlib.sha256(f"{who.key_id}\0{idempotency_key}".encode()).hexdigest()
+        return f"C-{digest[:10].upper()}"
+    while True:
+        candidate = f"C-{secrets.token_hex(5).upper()}"
+        try:
+            aggregate(app, "complaint", candidate)
+        except NotFoundError:
+            return candidate
+
+
+@route(router, "POST", "/complaints", "complaint:write", 404, 409, status_code=201,
+       response_model=m.ComplaintState, tags=["complaints"],
+       summary="File a complaint; SLA clocks start from the member's tier policy. Leave complaint_id "
+               "out and the server makes one (the answer names it)")
+def complaint_file(request: Request, body: m.FileNew = Body(), who: Principal = Depends(principal),
+                   key: str | None = IDEMPOTENCY):
+    state = request.app.state
+    complaint_id = body.complaint_id or new_complaint_id(state.system.app, who, key)
+    body = body.model_copy(update={"complaint_id": complaint_id})
+    return execute(state, who, "complaint", "file", complaint_id, body, describe_complaint,
+                   request.url.path, idempotency_key=key,
+                   correlation_id=getattr(request.state, "correlation_id", ""), created=True)
+
 for name, model, permission, summary in (
         ("ack", m.Command, "complaint:write", "First response: stops the first-response clock"),
         ("assign", m.Assign, "complaint:write", "Assign to an agent"),
