@@ -32,6 +32,7 @@ log = logging.getLogger("vip.api.guard")
 MAX_BODY_BYTES = 1024 * 1024
 FAILED_SIGNINS = 10          # failures per client address ...
 FAILED_WINDOW_S = 60.0       # ... within this many seconds, then 429 until the oldest ages out
+TRACKED_CLIENTS = 10_000     # addresses remembered at most (an address spray cannot grow memory)
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
        "frame-ancestors 'none'")
@@ -49,8 +50,8 @@ class Throttle:
     """Failed sign-ins per client address in a sliding window."""
 
     def __init__(self, limit: int = FAILED_SIGNINS, window_s: float = FAILED_WINDOW_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit, self.window_s, self.clock = limit, window_s, clock
+                 clock: Callable[[], float] = time.monotonic, max_clients: int = TRACKED_CLIENTS) -> None:
+        self.limit, self.window_s, self.clock, self.max_clients = limit, window_s, clock, max_clients
         self.failures: dict[str, deque] = {}
         self.lock = threading.Lock()
 
@@ -73,7 +74,13 @@ class Throttle:
 
     def failed(self, client: str) -> None:
         with self.lock:
-            self._recent(client, self.clock()).append(self.clock())
+            now = self.clock()
+            seen = self.failures.pop(client, None) or deque()
+            seen.append(now)
+            self.failures[client] = seen  # the dict keeps clients in order of their latest failure
+            while len(self.failures) > self.max_clients:
+                # the client failing least recently goes first: its window is the oldest
+                del self.failures[next(iter(self.failures))]
 
 
 class BodyTooLarge(Exception):
