@@ -158,6 +158,21 @@ def work_queue(store, at: datetime) -> list[dict]:
                                                  e["severity"]), e["complaint_id"]))
 
 
+def clock_state(clock: dict, now: str, ratio: float) -> str:
+    """One clock of a complaint at ``now`` (after :func:`projections.complaints.as_at`): ``met`` or
+    ``missed`` once stopped, else ``breached``, ``at_risk``, ``running`` or ``paused``."""
+    if clock.get("stopped_at"):
+        return "met" if clock.get("met", not clock.get("breached")) else "missed"
+    return _clock_state(clock, now, ratio) or ("running" if clock.get("running_since") else "paused")
+
+
+def contract_status(row: dict, now: str) -> str:
+    """A contract's status at ``now``: one past its validity has expired at ``now`` even before
+    the scheduler records it (so its milestones are no longer owed)."""
+    expired = bool(row.get("valid_until")) and row["valid_until"] <= now
+    return "expired" if expired and row["status"] in ("effective", "disputed") else row["status"]
+
+
 def _clock_state(clock: dict, now: str, ratio: float) -> str | None:
     if clock.get("stopped_at"):
         return None
@@ -266,10 +281,7 @@ def overdue(store, at: datetime) -> dict:
     """Milestones and invoices past due at ``at`` and not completed or paid."""
     now, milestones, invoices = iso(at), [], []
     for row in store.listing("contracts", now):  # only contracts with something due by now
-        # A contract past its validity has expired at ``at`` even before the
-        # scheduler records it: its milestones are no longer owed.
-        expired = bool(row.get("valid_until")) and row["valid_until"] <= now
-        live = row["status"] in ("effective", "disputed") and not expired
+        live = contract_status(row, now) in ("effective", "disputed")
         for mid, m in row["milestones"].items():
             if live and m["status"] != "completed" and m["due_at"] < now:  # on time at the due instant
                 milestones.append({"contract_id": row["contract_id"], "milestone": mid,

@@ -1,12 +1,11 @@
 """``vip verify`` and ``vip checkpoint``: a log auditors can verify (issue 20).
 
-``vip tick`` also signs the checkpoints that fell due (every
-``VIP_CHECKPOINT_EVERY`` notification ids, default 10,000) after its work:
-:func:`register` wraps the scheduler command so it stays where it is.
+``vip tick`` (infra/cli/ops.py) also signs the checkpoints that fell due
+(every ``VIP_CHECKPOINT_EVERY`` notification ids, default 10,000) after its
+work, by calling :func:`checkpoint_due`.
 """
 from __future__ import annotations
 
-import functools
 import logging
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -17,8 +16,9 @@ from infra.audit.checkpoints import AuditError, checkpoint_every, key_path, load
 from infra.audit.sql import AuditSql
 from infra.audit.verify import adopt, verify
 from infra.bootstrap import open_app
-from infra.cli.common import emit, system_of
+from infra.cli.common import display_zone, emit
 from infra.progress import bar
+from projections import presentation as show
 from infra.settings import Settings
 
 log = logging.getLogger("vip.audit")
@@ -43,9 +43,11 @@ def audited(settings: Settings, read_only: bool):
 @click.command("checkpoint")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def checkpoint_cmd(as_json):
-    """Sign checkpoints of the log up to its end now (ranges of VIP_CHECKPOINT_EVERY ids, the
-    last one up to the end). The key is VIP_AUDIT_KEY_FILE or <data dir>/audit.key, made on
-    first use (0600): keep a copy where the database's administrators cannot write."""
+    """Sign checkpoints of the log up to its end now (for `vip verify`).
+
+    Ranges of VIP_CHECKPOINT_EVERY ids, the last one up to the end. The key is
+    VIP_AUDIT_KEY_FILE or <data dir>/audit.key, made on first use (0600): keep
+    a copy where the database's administrators cannot write."""
     settings = Settings.from_env()
     try:
         with audited(settings, read_only=False) as sql:
@@ -72,9 +74,11 @@ def checkpoint_cmd(as_json):
                    "(attests them only from now on), then verify.")
 @click.pass_context
 def verify_cmd(ctx, start_from, as_json, no_progress, adopt_):
-    """Check that the stored log is the log that was written: every event against its hash
-    chain, every checkpoint's signature and root. Names the first changed, missing,
-    reordered or inserted event, or a truncated log, and exits 1; 0 when clean."""
+    """Check that the stored log is the log that was written (hash chains, checkpoints).
+
+    Every event against its hash chain, every checkpoint's signature and root.
+    Names the first changed, missing, reordered or inserted event, or a
+    truncated log, and exits 1; 0 when clean."""
     settings = Settings.from_env()
     if adopt_:
         with audited(settings, read_only=False) as sql:
@@ -82,8 +86,10 @@ def verify_cmd(ctx, start_from, as_json, no_progress, adopt_):
             at = datetime.now(timezone.utc).isoformat(timespec="seconds")
             with bar(start, "adopt", not no_progress) as progress:
                 count = adopt(sql, at, progress.update)
+        zone = display_zone()
         click.echo(f"adopted {count:,} events stored before chaining began (positions 1..{start}) as they "
-                   f"stand now: they are attested only from {at} on", err=True)
+                   f"stand now: they are attested only from {show.instant(at, zone)} ({show.zone_note(zone)}) "
+                   "on", err=True)
     with audited(settings, read_only=True) as sql:
         has_checkpoints = sql.has_tables() and sql.checkpoints()
         try:
@@ -92,9 +98,16 @@ def verify_cmd(ctx, start_from, as_json, no_progress, adopt_):
             raise click.ClickException(f"{exc}; without it the checkpoints cannot be checked") from None
         with bar(max(0, sql.max_id() - start_from + 1), "verify", not no_progress) as progress:
             report = verify(sql, key, start_from, progress.update)
-    emit(report.as_dict(), as_json, lambda d: click.echo(d["summary"]))
+    emit(report.as_dict(), as_json, _print_report)
     if not report.clean:
         ctx.exit(1)
+
+
+def _print_report(report: dict) -> None:
+    """The verdict line, its instants (checkpoint signing, adoption) in the display zone."""
+    zone = display_zone()
+    line = show.text(report["summary"], zone)
+    click.echo(line + (f" ({show.zone_note(zone)})" if show.has_instant(report["summary"]) else ""))
 
 
 def checkpoint_due(recorder, settings: Settings) -> int:
@@ -112,22 +125,3 @@ def checkpoint_due(recorder, settings: Settings) -> int:
     if made:
         log.info("signed %d checkpoints up to notification %d", len(made), made[-1].to_id)
     return len(made)
-
-
-def register(main: click.Group) -> None:
-    main.add_command(checkpoint_cmd)
-    main.add_command(verify_cmd)
-    tick = main.commands.get("tick")
-    if tick is not None and tick.callback is not None:
-        tick.callback = _then_checkpoint(tick.callback)
-
-
-def _then_checkpoint(scheduler):
-    """``vip tick``, then the checkpoints that fell due (quietly: its output stays as it was)."""
-    @functools.wraps(scheduler)
-    def tick_then_checkpoint(*args, **kwargs):
-        result = scheduler(*args, **kwargs)
-        system = system_of(click.get_current_context())
-        checkpoint_due(system.app.recorder, system.settings)
-        return result
-    return tick_then_checkpoint

@@ -1,74 +1,142 @@
 """What every ``vip`` command shares: time arguments, output, the lazily built system, error mapping."""
 from __future__ import annotations
 
+import getpass
 import json
 import logging
+import os
+import re
 import sqlite3
 from datetime import datetime
-from functools import wraps
+from functools import lru_cache, wraps
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
 from domain.base import DomainError, InstantError, parse_instant
+from domain.limits import SUBJECT_PATTERN, subject_problem
 from infra.bootstrap import build
-from infra.policy_file import PolicyFileError
+from infra.policy_file import PolicyFileError, load_policy
 from infra.service_layer.engine import ConflictError
 from infra.service_layer.asof import now_or, store_as_of  # noqa: F401  (the queries' instants)
 from infra.settings import Settings
 from infra.stores.pii import KeyStoreError
 from infra.stores.readstore import damage
+from projections import presentation as show
 from projections import queries
 
 log = logging.getLogger("vip.cli")
 
 
+def display_zone() -> ZoneInfo:
+    """The one zone tables show instants in, and bare --at / --as-of values are read in:
+    VIP_DISPLAY_ZONE, else the policy's zone (Asia/Shanghai by default)."""
+    name = os.environ.get("VIP_DISPLAY_ZONE", "").strip()
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise click.ClickException(f"VIP_DISPLAY_ZONE={name!r} is not a time zone: use an IANA "
+                                       "name such as Asia/Shanghai or UTC") from None
+    return ZoneInfo(_policy_zone(Settings.from_env().policy_file))
+
+
+@lru_cache(maxsize=4)
+def _policy_zone(policy_file: str | None) -> str:
+    try:
+        return load_policy(policy_file).zone
+    except (PolicyFileError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def when(value: str | None) -> datetime | None:
-    """Parse an --as-of / --at value; a bare date or naive time is read in the policy zone."""
+    """Parse an --as-of / --at value; a bare date or naive time is read in the display zone."""
     if not value:
         return None
     try:
-        return parse_instant(value, default_zone=ZoneInfo("Asia/Shanghai"))
+        return parse_instant(value, default_zone=display_zone())
     except InstantError as exc:
         raise click.BadParameter(str(exc)) from None
 
 
+def actor_of(given: str | None) -> str:
+    """Who a change is recorded as: ``--actor``, else VIP_OPERATOR, else ``operator:<login>``.
+
+    A name given is checked as API key subjects are (``domain.limits.subject_problem``):
+    the system's own actors (system, scheduler, upstream:..., ...) are refused, and
+    ``operator:`` names only come from the login, so a typed name cannot pass for one.
+    """
+    name, source = (given, "--actor") if given else (os.environ.get("VIP_OPERATOR", "").strip(), "VIP_OPERATOR")
+    if name:
+        problem = subject_problem(name)
+        if problem:
+            raise click.ClickException(f"{source} {name!r} cannot act: {problem}")
+        return name
+    try:
+        login = getpass.getuser()
+    except (OSError, KeyError, ImportError):
+        login = ""
+    if not re.fullmatch(SUBJECT_PATTERN, login):
+        raise click.ClickException(f"cannot tell who acts (login name {login!r} is not a usable actor): "
+                                   "give --actor NAME or set VIP_OPERATOR")
+    return f"operator:{login}"
+
+
 def emit(data: Any, as_json: bool, table=None) -> None:
-    if as_json:
+    """``--json``: the machine values as they are; otherwise the table (by the presentation rule)."""
+    if as_json or table is None:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
-    elif table is not None:
-        table(data)
     else:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+        table(data)
 
 
 def print_table(rows: list[dict], columns: list[str], title: str | None = None) -> None:
-    """A plain aligned table; long values are cut so the table stays readable."""
+    """A plain aligned table, every cell by the presentation rule (``projections.presentation``);
+    a table with instants names their zone in its title. Long values are cut."""
+    zone = display_zone()
+    instants = any(show.has_instant(r.get(c)) for r in rows for c in columns)
+    shown = [show.row(r, columns, zone) for r in rows]
+    _grid([show.header(c) for c in columns], [list(r.values()) for r in shown], title, instants, zone)
+
+
+def print_record(data: dict, keys: list[str], title: str | None = None) -> None:
+    """One answer as ``field  value`` lines, by the same rule as :func:`print_table`."""
+    zone = display_zone()
+    currency = data.get("currency")
+    cells = [[show.header(k), show.value(k, data.get(k), zone, currency)] for k in keys]
+    instants = any(show.has_instant(data.get(k)) for k in keys)
+    _grid(["field", "value"], cells, title, instants, zone, width=100)
+
+
+def _grid(headers: list[str], cells: list[list[str]], title: str | None, instants: bool, zone,
+          width: int = 60) -> None:
+    if instants:
+        title = f"{title} ({show.zone_note(zone)})" if title else f"({show.zone_note(zone)})"
     if title:
         click.echo(click.style(title, bold=True))
-    if not rows:
+    if not cells:
         click.echo("  (none)")
         return
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    cells = [[v if len(v) <= width else v[: width - 3] + "..." for v in row] for row in cells]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
     click.echo("  ".join("-" * w for w in widths))
     for row in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)))
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        value = f"{value:,.1f}"
-    text = json.dumps(value, ensure_ascii=False, default=str) if isinstance(value, (dict, list)) else str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def fen(amount: int) -> str:
-    return f"{amount / 100:,.2f}"
+def missing_store(settings: Settings) -> str | None:
+    """Why a query has no event store to read (a SQLite data dir without one), or None."""
+    if settings.event_store != "sqlite":
+        return None
+    path = settings.data_dir / "events.db"
+    if path.exists():
+        return None
+    where = "does not exist" if not settings.data_dir.exists() else "holds no event store"
+    return (f"no event store at {path}: the data dir {settings.data_dir} (VIP_DATA_DIR) {where}; "
+            "point VIP_DATA_DIR at the data dir in use, or create one with `vip ingest` "
+            "(or `vip demo` for a sample year)")
 
 
 class Context:
@@ -85,7 +153,11 @@ class Context:
     @property
     def system(self):
         if self._system is None:
-            self._system = build(Settings.from_env(), read_only=self.read_only)
+            settings = Settings.from_env()
+            problem = missing_store(settings) if self.read_only and settings.query_views == "embedded" else None
+            if problem:
+                raise click.ClickException(problem)
+            self._system = build(settings, read_only=self.read_only)
         return self._system
 
     def close(self) -> None:
@@ -122,8 +194,15 @@ def domain_errors(func):
 
 
 def system_of(ctx: click.Context, read_only: bool = False):
-    """The system of this invocation; a query asks for it ``read_only``."""
-    context = ctx.find_object(Context)
+    """The system of this invocation; a query asks for it ``read_only``.
+
+    Built on first use (so ``--help`` never touches a database) and closed with the command.
+    """
+    root = ctx.find_root()
+    context = root.find_object(Context)
+    if context is None:
+        context = root.obj = Context()
+        root.call_on_close(context.close)
     if context._system is None:
         context.read_only = read_only
     return context.system
@@ -136,7 +215,8 @@ def from_memory_if_damaged(func):
         try:
             return func(ctx, *args, **kwargs)
         except sqlite3.DatabaseError as exc:
-            if not ctx.find_object(Context).answer_from_memory(exc):
+            context = ctx.find_root().find_object(Context)
+            if context is None or not context.answer_from_memory(exc):
                 raise
             return func(ctx, *args, **kwargs)
     return wrapper
@@ -164,31 +244,3 @@ def summarise(store, at: datetime, policy) -> dict:
             "trial_balance": ledger["trial_balance"], "accounts": ledger["accounts"],
             "by_party": ledger["by_party"],
             "kpis": queries.complaint_kpis(store, policy, at), "overdue": queries.overdue(store, at)}
-
-
-def print_summary(s: dict) -> None:
-    click.echo(f"As of {s['as_of']}: {s['members']} members"
-               + (f", {s['events_replayed']} events replayed" if "events_replayed" in s else ""))
-    print_table([{"tier": t, **v} for t, v in s["tier_distribution"].items()],
-                ["tier", "members", "active_vip"], "Tier distribution")
-    breaches = s["pending_breaches"]
-    states = {st: sum(1 for b in breaches if b["state"] == st) for st in ("at_risk", "breached")}
-    click.echo(f"Pending SLA: {states['at_risk']} at risk, {states['breached']} breached")
-    print_table(breaches[:10], ["complaint_id", "tier", "clock", "state", "deadline", "overdue_s", "left_s"],
-                "Most overdue")
-    print_table([{"currency": c, "debits": fen(t["debits"]), "credits": fen(t["credits"]),
-                  "balanced": t["balanced"]} for c, t in s["trial_balance"].items()],
-                ["currency", "debits", "credits", "balanced"], "Trial balance")
-    revenue = [{"account": a, "balance": fen(-b)} for cur in s["accounts"].values()
-               for a, b in cur.items() if a.startswith(("revenue:", "partner_payable:", "rounding"))]
-    print_table(revenue, ["account", "balance"], "Revenue and partner shares (credit balances)")
-    parties = [{"party": p, **{k: fen(v) for k, v in accounts.items()}}
-               for p, accounts in s["by_party"].items() if not p.startswith("M")]
-    columns = sorted({k for row in parties for k in row if k != "party"})
-    print_table(parties, ["party", *columns], "By party (contract parties; members' receivables omitted)")
-    print_table(s["kpis"][-10:], ["tier", "month", "filed", "breached", "first_response_p50_s",
-                                  "first_response_p90_s", "resolution_p50_s", "resolution_p90_s",
-                                  "satisfaction_avg"], "Complaint KPIs (latest)")
-    click.echo(f"Overdue: {len(s['overdue']['milestones'])} milestones, "
-               f"{len(s['overdue']['invoices'])} invoices")
-

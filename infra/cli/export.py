@@ -47,7 +47,3 @@ def parquet_cmd(ctx, directory, since, until, with_terms, as_json, no_progress):
 def _print(report: dict) -> None:
     click.echo(f"Exported to {report['directory']}: {report['files']} files, log position {report['position']}")
     print_table([{"table": t, "rows": n} for t, n in report["tables"].items()], ["table", "rows"])
-
-
-def register(main: click.Group) -> None:
-    main.add_command(export_group)

@@ -1,133 +1,136 @@
-"""The ``vip`` command group; each module of this package adds its commands to it."""
+"""The ``vip`` command group: a table of its commands, each loaded only when it runs.
+
+``vip --help`` lists the commands from :data:`COMMANDS` (name -> where the
+command lives and its one-line help) without importing any of them, so it
+does not load the web stack, Kafka or the event store (click's "lazily
+loading subcommands" pattern). Each line's help is the first line of the
+command's own docstring; a test keeps the two equal.
+"""
 from __future__ import annotations
+
+import importlib
 
 import click
 
-from infra.api import cli as api_cli
-from infra.cli import audit, bus, devdb, export, ops, queries
-from infra.cli.common import (
-    Context,
-    domain_errors,
-    emit,
-    print_summary,
-    summarise,
-    system_of,
-)
 from infra.cli.errors import VipGroup
-from infra.dev.demo import prepare_data_dir, run_demo
 from infra.logs import setup_logging
-from infra.service_layer.ingest import ingest_file, ingest_files
-from infra.settings import Settings
+
+# name -> ("module:attribute", first line of the command's help), in the order `vip --help` lists them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    # Queries: read-only.
+    "tier": ("infra.cli.queries:tier_cmd",
+             "Current tier of one member: tier, since, window spend and points, VIP status, review due."),
+    "tiers": ("infra.cli.queries:tiers_cmd", "Every member's current tier."),
+    "tier-history": ("infra.cli.queries:tier_history_cmd",
+                     "Every tier change of a member, with the policy version and reason."),
+    "breaches": ("infra.cli.queries:breaches_cmd", "Open complaints whose SLA clock is at risk or breached."),
+    "queue": ("infra.cli.benefits:queue_cmd",
+              "Open complaints in priority order: time to breach, then tier priority, then severity."),
+    "complaints": ("infra.cli.lists:complaints_grp",
+                   "Complaints (filters: --status, --tier, --assignee, --member); `show ID` for one."),
+    "contracts": ("infra.cli.lists:contracts_cmd",
+                  "Contracts: id, kind, status, valid until, outstanding (filters: --status, --kind)."),
+    "ledger": ("infra.cli.queries:ledger_cmd",
+               "Revenue ledger: balances per account, contract, party and month; trial balance."),
+    "kpis": ("infra.cli.queries:kpis_cmd",
+             "Complaint KPIs per tier and month: response/resolution percentiles, satisfaction."),
+    "overdue": ("infra.cli.queries:overdue_cmd", "Contract milestones and invoices past due."),
+    "history": ("infra.cli.queries:history_cmd",
+                "Every event of one aggregate: time, type, actor, policy version, data."),
+    "replay": ("infra.cli.queries:replay_cmd", "Rebuild every read model from the log, to now or to a past instant."),
+    "rebuild": ("infra.cli.queries:rebuild_cmd",
+                "Rebuild some read models alone from the log; the others are left as they are."),
+    "verify": ("infra.cli.audit:verify_cmd",
+               "Check that the stored log is the log that was written (hash chains, checkpoints)."),
+    "export": ("infra.cli.export:export_group", "Write the events and read models for analytics tools (Parquet)."),
+    # Changes: each recorded as --actor.
+    "ingest": ("infra.cli.inputs:ingest_cmd", "Apply upstream events from a JSON Lines file (see README for the fields)."),
+    "ingest-all": ("infra.cli.inputs:ingest_all_cmd",
+                   "Apply order and CRM files merged into one occurred-at order (historical loads)."),
+    "member": ("infra.cli.ops:member", "VIP workflow and tier overrides of a member (seed 002 §2)."),
+    "contract": ("infra.cli.ops:contract", "Contracts: cooperation (seed 000) and member agreements (seed 002)."),
+    "complaint": ("infra.cli.ops:complaint", "Complaints and their SLA clocks (seed 002 §7)."),
+    "erase": ("infra.cli.ops:erase",
+              "Erase a member's personal data (PIPL): their key is destroyed; history still replays."),
+    "tick": ("infra.cli.ops:tick_cmd",
+             "The scheduler: record every item the wall clock says is due (reviews, SLA, due dates)."),
+    "checkpoint": ("infra.cli.audit:checkpoint_cmd",
+                   "Sign checkpoints of the log up to its end now (for `vip verify`)."),
+    "demo": ("infra.cli.inputs:demo_cmd",
+             "Simulate a realistic year through the real command path and print the read models."),
+    # Processes and the bus.
+    "api": ("infra.api.cli:api",
+            "Serve the HTTP API (/api, /openapi.json), the web console (/console), /metrics, /healthz."),
+    "api-key": ("infra.api.cli:api_key", "API keys for `vip api`: each has a role and a subject (the actor on its events)."),
+    "serve": ("infra.cli.bus:serve_cmd",
+              "Relay, consumers, scheduler and embedded projections in one process (SIGTERM drains)."),
+    "relay": ("infra.cli.bus:relay_cmd", "Publish the event log to the domain topics until SIGTERM (at least once, no gaps)."),
+    "consume": ("infra.cli.bus:consume_cmd",
+                "Consume the upstream order and CRM topics until SIGTERM (exactly-once effect)."),
+    "streams": ("infra.cli.bus:streams", "Stream processors (Faust): the read models, built from the domain topics."),
+    "topics": ("infra.cli.bus:topics_grp", "The backend's Kafka topics."),
+    "produce": ("infra.cli.bus:produce_cmd",
+                "Upstream simulator: publish realistic Avro order or CRM events at a chosen rate."),
+    "broker": ("infra.cli.bus:broker_cmd", "Run a Kafka-compatible Tansu broker in the foreground (DEVELOPMENT ONLY)."),
+    "postgres": ("infra.cli.devdb:postgres_cmd", "Run a throwaway PostgreSQL 15 in the foreground (DEVELOPMENT ONLY)."),
+}
 
 
-@click.group(cls=VipGroup)
+def load(name: str) -> click.Command:
+    """The command ``name`` of :data:`COMMANDS`, imported now.
+
+    ``importlib.import_module`` on the table's own strings is the one lazy
+    import of the code base (tests/test_architecture.py allows it here only).
+    """
+    module, _, attribute = COMMANDS[name][0].partition(":")
+    command = getattr(importlib.import_module(module), attribute)
+    if not isinstance(command, click.Command):
+        raise TypeError(f"{COMMANDS[name][0]} is not a click command")
+    return command
+
+
+class LazyVipGroup(VipGroup):
+    """Commands from :data:`COMMANDS`, imported when one is run (or asked for its own help)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return load(cmd_name) if cmd_name in COMMANDS else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from the table's help lines: nothing is imported to show it."""
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [(name, _shorten(help_, limit)) for name, (_, help_) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(limit - 3, 10)].rstrip() + "..."
+
+
+@click.group(cls=LazyVipGroup)
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks (for bug reports).")
-@click.pass_context
-def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
+def main(verbose: bool, debug: bool) -> None:
     """Event-sourced VIP backend: members, contracts, complaints and their read models.
 
     Settings come from the environment: VIP_DATA_DIR (default ./.vip),
     VIP_EVENT_STORE (sqlite | memory | postgresql://...), VIP_POLICY_FILE,
-    VIP_FUTURE_TOLERANCE_SECONDS (how far after the wall clock --at may lie).
+    VIP_FUTURE_TOLERANCE_SECONDS (how far after the wall clock --at may lie),
+    VIP_DISPLAY_ZONE (the zone tables show instants in, and read --at/--as-of
+    values without an offset in; default the policy's zone, Asia/Shanghai),
+    VIP_OPERATOR (who acts when --actor is not given; default
+    operator:<your login name>).
 
     Queries never write: they read the stores (even a read-only data dir)
     and compute what is at risk, breached, overdue or due for review at the
     query's instant. Only `vip tick` and `vip serve` record scheduled work.
+    Tables are for people; --json keeps the machine values (UTC instants,
+    seconds, fen), and errors under --json are JSON too.
     """
     setup_logging(verbose)
-    ctx.obj = Context()
-    ctx.call_on_close(ctx.obj.close)
-
-
-@main.command("ingest")
-@click.argument("source", type=click.Choice(["orders", "crm"]))
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--rejects", type=click.Path(dir_okay=False), help="Where bad lines go (default FILE.rejects).")
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--no-progress", is_flag=True)
-@click.pass_context
-@domain_errors
-def ingest_cmd(ctx, source, path, rejects, as_json, no_progress):
-    """Apply upstream events from a JSON Lines file (see README for the fields)."""
-    report = ingest_file(system_of(ctx).engine, source, path, rejects, progress=not no_progress)
-    emit(report.as_dict(), as_json, _print_ingest)
-
-
-@main.command("ingest-all")
-@click.option("--orders", "orders", type=click.Path(exists=True, dir_okay=False), multiple=True)
-@click.option("--crm", "crm", type=click.Path(exists=True, dir_okay=False), multiple=True)
-@click.option("--rejects", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--no-progress", is_flag=True)
-@click.pass_context
-@domain_errors
-def ingest_all_cmd(ctx, orders, crm, rejects, as_json, no_progress):
-    """Apply order and CRM files merged into one occurred-at order (historical loads)."""
-    files = [("orders", p) for p in orders] + [("crm", p) for p in crm]
-    if not files:
-        raise click.UsageError("give at least one --orders or --crm file")
-    report = ingest_files(system_of(ctx).engine, files, rejects, progress=not no_progress)
-    emit(report.as_dict(), as_json, _print_ingest)
-
-
-def _print_ingest(d: dict) -> None:
-    click.echo(f"{d['lines']} lines: {d['applied']} applied, {d['duplicates']} duplicates, "
-               f"{d['rejected']} rejected" + (f" (see {d['rejects_file']})" if d["rejects_file"] else ""))
-    # Without a rejects file the report is the only record: every rejected line is listed.
-    shown = d["rejects"] if not d["rejects_file"] else d["rejects"][:10]
-    for r in shown:
-        click.echo(f"  line {r['line']}: {r['reason']}")
-    if len(shown) < d["rejected"]:
-        click.echo(f"  ... and {d['rejected'] - len(shown)} more"
-                   + (f" in {d['rejects_file']}" if d["rejects_file"] else " (--json lists them)"))
-
-
-@main.command("tick")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-def tick_cmd(ctx, as_json):
-    """The scheduler: record every item the wall clock says is due (reviews, SLA, due dates).
-
-    Queries never do this; run `vip serve`, or `vip tick` from cron.
-    """
-    fired = system_of(ctx).engine.tick()
-    emit({"fired": fired}, as_json, lambda d: click.echo(f"{d['fired']} scheduled items fired"))
-
-
-@main.command("demo")
-@click.option("--members", default=2000, show_default=True, help="How many members to simulate.")
-@click.option("--seed", default=7, show_default=True, help="Random seed: same seed, same year.")
-@click.option("--year", default=2025, show_default=True)
-@click.option("--reset", is_flag=True, help="Replace an earlier demo's data in VIP_DATA_DIR.")
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--no-progress", is_flag=True)
-@click.pass_context
-@domain_errors
-def demo_cmd(ctx, members, seed, year, reset, as_json, no_progress):
-    """Simulate a realistic year through the real command path and print the read models.
-
-    Runs in VIP_DATA_DIR, which must be empty or hold an earlier demo (--reset).
-    """
-    prepare_data_dir(Settings.from_env(), reset)
-    system = system_of(ctx)
-    if system.app.recorder.max_notification_id():
-        raise click.ClickException("the event store already holds events; point VIP_EVENT_STORE or "
-                                   "VIP_DATA_DIR at an empty store for the demo")
-    end = run_demo(system, members=members, seed=seed, year=year, progress=not no_progress)
-    (system.settings.data_dir / "DEMO").write_text(f"members={members} seed={seed} year={year}\n")
-    system.engine.flush()
-    emit(summarise(system.store, end, system.app.policy), as_json, print_summary)
-
-
-queries.register(main)
-ops.register(main)
-bus.register(main)
-bus.register_streams(main)
-api_cli.register(main)
-devdb.register(main)
-export.register(main)
-audit.register(main)
 
 
 if __name__ == "__main__":

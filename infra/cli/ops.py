@@ -1,7 +1,10 @@
-"""Operations on the three aggregates: ``vip member …``, ``vip contract …``, ``vip complaint …``.
+"""Operations on the three aggregates: ``vip member …``, ``vip contract …``, ``vip complaint …``,
+``vip erase``, and the scheduler ``vip tick``.
 
 Each runs on the engine's timeline (``--at`` for data entry of a past
-action; the wall clock otherwise) after the work due before it, as ``--actor``.
+action; the wall clock otherwise) after the work due before it, as
+``--actor`` (default VIP_OPERATOR, else ``operator:<login>``; see
+:func:`infra.cli.common.actor_of`).
 """
 from __future__ import annotations
 
@@ -10,8 +13,9 @@ from pathlib import Path
 
 import click
 
-from infra.cli import benefits
-from infra.cli.common import domain_errors, emit, system_of, when
+from infra.cli.audit import checkpoint_due
+from infra.cli.common import actor_of, domain_errors, emit, print_record, system_of, when
+from infra.cli.lists import show_cmd
 
 STAFF_TEXT = ("Staff wording, kept in clear in the log: do not paste the customer's personal data "
               "(complaint reasons, by contrast, are sealed with the member's key).")
@@ -19,7 +23,8 @@ STAFF_TEXT = ("Staff wording, kept in clear in the log: do not paste the custome
 
 def common(func):
     func = click.option("--at", "at", help="When it happened (ISO-8601); default now.")(func)
-    func = click.option("--actor", default="operator", show_default=True, help="Who acts.")(func)
+    func = click.option("--actor", default=None,
+                        help="Who acts, recorded on the events (default VIP_OPERATOR, else operator:<login>).")(func)
     func = click.option("--json", "as_json", is_flag=True)(func)
     return click.pass_context(domain_errors(func))
 
@@ -32,6 +37,7 @@ def run(ctx, at, actor, as_json, action, describe) -> None:
     Notices (free text not kept for an erased member) go to stderr, and to
     ``notices`` in the JSON.
     """
+    actor = actor_of(actor)  # refused before anything is opened or recorded
     system = system_of(ctx)
     engine = system.engine
     instant = when(at)
@@ -46,7 +52,7 @@ def run(ctx, at, actor, as_json, action, describe) -> None:
         click.echo(f"Note: {notice}", err=True)
     if notices:
         data = {**data, "notices": notices}
-    emit(data, as_json, lambda d: click.echo(json.dumps(d, ensure_ascii=False, default=str)))
+    emit(data, as_json, lambda d: print_record(d, list(d), f"Recorded, as {actor}"))
 
 
 def _member(m) -> dict:
@@ -92,14 +98,6 @@ def _op(group: click.Group, name: str, help_: str, arg: str, params: tuple, acti
     for param in reversed(params):
         op = param(op)
     group.command(name)(op)
-
-
-def register(main: click.Group) -> None:
-    main.add_command(member)
-    main.add_command(contract)
-    main.add_command(complaint)
-    main.add_command(erase)
-    main.add_command(benefits.queue_cmd)
 
 
 # -- members --------------------------------------------------------------------------
@@ -269,6 +267,9 @@ def complaint():
     """Complaints and their SLA clocks (seed 002 §7)."""
 
 
+complaint.add_command(show_cmd)  # `vip complaint show C1` reads, as `vip complaints show C1` does
+
+
 @complaint.command("file")
 @click.argument("complaint_id")
 @click.option("--member", "member_id", required=True)
@@ -319,3 +320,22 @@ def resolve(ctx, at, actor, as_json, complaint_id, resolution):
     """Resolve: both clocks stop (seed 002 §7.3)."""
     app = system_of(ctx).app
     run(ctx, at, actor, as_json, lambda c: app.resolve_complaint(c, complaint_id, resolution), _complaint)
+
+
+# -- the scheduler --------------------------------------------------------------------
+
+@click.command("tick")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@domain_errors
+def tick_cmd(ctx, as_json):
+    """The scheduler: record every item the wall clock says is due (reviews, SLA, due dates).
+
+    Queries never do this; run `vip serve`, or `vip tick` from cron. The
+    items are recorded as the scheduler's (actor ``scheduler``), whoever runs
+    it. Then it signs the audit checkpoints that fell due (`vip verify`).
+    """
+    system = system_of(ctx)
+    fired = system.engine.tick()
+    checkpoint_due(system.app.recorder, system.settings)
+    emit({"fired": fired}, as_json, lambda d: click.echo(f"{d['fired']:,} scheduled items fired"))

@@ -14,9 +14,8 @@ from infra.bootstrap import VIEWS
 from infra.cli.common import (
     domain_errors,
     emit,
-    fen,
     now_or,
-    print_summary,
+    print_record,
     print_table,
     query,
     store_as_of,
@@ -24,6 +23,8 @@ from infra.cli.common import (
     system_of,
     when,
 )
+from infra.cli.tables import BREACH_COLUMNS, KPI_COLUMNS, print_balances, print_summary, print_trial_balance, \
+    with_time_left
 from infra.kafka.bus import Topics
 from infra.kafka.topic_replay import TopicReplayError, replay_topics
 from infra.policy_file import load_policy
@@ -32,6 +33,12 @@ from infra.service_layer.replay import history, rebuild, rebuild_views, replay
 from infra.service_layer.reveal import reveal
 from infra.settings import Settings
 from projections import queries
+from projections.common import parse
+from projections.presentation import duration
+
+TIER_COLUMNS = ["member_id", "tier", "effective_tier", "since", "vip_status", "window_spend_fen",
+                "window_points", "active_months", "next_review_at", "review_due", "override", "benefits",
+                "registered", "erased", "policy_version"]
 
 
 @query("tier")
@@ -46,7 +53,7 @@ def tier_cmd(ctx, member_id, as_of, as_json):
         raise NotFoundError(f"no member {member_id!r}; check the id (`vip tiers` lists the members)")
     answer = reveal(system.app, member_id,
                     queries.member_answer(store, member_id, row, now_or(system, at), system.app.policy))
-    emit(answer, as_json, lambda r: print_table([r], list(r)))
+    emit(answer, as_json, lambda r: print_record(r, TIER_COLUMNS, f"Member {member_id}"))
 
 
 @query("tiers")
@@ -55,9 +62,7 @@ def tiers_cmd(ctx, as_of, as_json):
     system = system_of(ctx, read_only=True)
     at = when(as_of)
     rows = queries.tiers(store_as_of(system, at), now_or(system, at), system.app.policy)
-    emit(rows, as_json, lambda rs: print_table(rs, ["member_id", "tier", "effective_tier", "since",
-                                                   "vip_status", "window_spend_fen", "window_points",
-                                                   "active_months", "policy_version"]))
+    emit(rows, as_json, lambda rs: print_table(rs, TIER_COLUMNS[:8] + ["policy_version"], "Members"))
 
 
 @query("breaches")
@@ -66,8 +71,7 @@ def breaches_cmd(ctx, as_of, as_json):
     system = system_of(ctx, read_only=True)
     at = when(as_of)
     rows = queries.pending_breaches(store_as_of(system, at), now_or(system, at), system.app.policy)
-    emit(rows, as_json, lambda rs: print_table(rs, ["complaint_id", "member_id", "tier", "clock",
-                                                   "state", "deadline", "left_s", "overdue_s", "assignee"]))
+    emit(rows, as_json, lambda rs: print_table(with_time_left(rs), BREACH_COLUMNS, "Pending SLA breaches"))
 
 
 @query("ledger")
@@ -81,12 +85,8 @@ def ledger_cmd(ctx, contract, as_of, as_json):
 
 
 def _print_ledger(answer: dict) -> None:
-    for cur, accounts in answer["accounts"].items():
-        print_table([{"account": a, "balance": fen(b), "currency": cur} for a, b in accounts.items()],
-                    ["account", "balance", "currency"], f"Balances ({cur}, debit positive)")
-    print_table([{"currency": c, "debits": fen(t["debits"]), "credits": fen(t["credits"]),
-                  "balanced": t["balanced"]} for c, t in answer["trial_balance"].items()],
-                ["currency", "debits", "credits", "balanced"], "Trial balance")
+    print_balances(answer["accounts"], "Balances")
+    print_trial_balance(answer["trial_balance"])
 
 
 @query("kpis")
@@ -95,7 +95,8 @@ def kpis_cmd(ctx, as_of, as_json):
     system = system_of(ctx, read_only=True)
     at = when(as_of)
     rows = queries.complaint_kpis(store_as_of(system, at), system.app.policy, now_or(system, at))
-    emit(rows, as_json, lambda rs: print_table(rs, list(rs[0]) if rs else []))
+    emit(rows, as_json, lambda rs: print_table(rs, KPI_COLUMNS, "Complaint KPIs per tier and month of filing "
+                                                             "(business-hours tiers in business time)"))
 
 
 @query("overdue")
@@ -103,11 +104,14 @@ def overdue_cmd(ctx, as_of, as_json):
     """Contract milestones and invoices past due."""
     system = system_of(ctx, read_only=True)
     at = when(as_of)
-    answer = queries.overdue(store_as_of(system, at), now_or(system, at))
+    now = now_or(system, at)
+    answer = queries.overdue(store_as_of(system, at), now)
 
     def table(a):
-        print_table(a["milestones"], ["contract_id", "milestone", "title", "due_at"], "Overdue milestones")
-        print_table(a["invoices"], ["contract_id", "invoice", "payer", "due_at", "outstanding_fen"],
+        print_table(a["milestones"], ["contract_id", "milestone", "title", "due_at", "overdue_s"],
+                    "Overdue milestones")
+        late = [{**i, "overdue": duration((now - parse(i["due_at"])).total_seconds())} for i in a["invoices"]]
+        print_table(late, ["contract_id", "invoice", "payer", "due_at", "overdue", "outstanding_fen"],
                     "Overdue invoices")
     emit(answer, as_json, table)
 
@@ -122,7 +126,7 @@ def tier_history_cmd(ctx, member_id, as_json):
         raise NotFoundError(f"no member {member_id!r}; check the id (`vip tiers` lists the members)")
     rows = reveal(system.app, member_id, queries.tier_history(store, member_id))
     emit(rows, as_json, lambda rs: print_table(rs, ["at", "event", "from", "to", "reason", "actor",
-                                                   "policy_version", "standing"]))
+                                                   "policy_version", "standing"], f"Tier history of {member_id}"))
 
 
 @query("history", as_of=False)
@@ -132,7 +136,7 @@ def history_cmd(ctx, kind, business_id, as_json):
     """Every event of one aggregate: time, type, actor, policy version, data."""
     rows = history(system_of(ctx, read_only=True).app, kind, business_id)
     emit(rows, as_json, lambda rs: print_table(rs, ["version", "at", "type", "actor",
-                                                   "policy_version", "data"]))
+                                                   "policy_version", "data"], f"History of {kind} {business_id}"))
 
 
 @click.command("replay")
@@ -182,8 +186,8 @@ def replay_cmd(ctx, source, as_of, as_json, no_progress):
 def _print_kafka_summary(summary: dict) -> None:
     print_summary(summary)
     counts = summary["kafka"]
-    click.echo(f"From the topics: {counts['folded']} folded, {counts['duplicates']} duplicates skipped, "
-               f"{counts['undecodable']} undecodable skipped, {counts['after_as_of']} after --as-of")
+    click.echo(f"From the topics: {counts['folded']:,} folded, {counts['duplicates']:,} duplicates skipped, "
+               f"{counts['undecodable']:,} undecodable skipped, {counts['after_as_of']:,} after --as-of")
 
 
 @click.command("rebuild")
@@ -210,11 +214,4 @@ def rebuild_cmd(ctx, names, as_json, no_progress):
     answer = {"rebuilt": sorted(names), "events_replayed": count,
               "position": {v.name: system.store.position_of(v.name) for v in views}}
     emit(answer, as_json, lambda a: click.echo(
-        f"Rebuilt {', '.join(a['rebuilt'])} from {a['events_replayed']} events"))
-
-
-def register(main: click.Group) -> None:
-    """Add the query commands to ``main``."""
-    for command in (tier_cmd, tiers_cmd, breaches_cmd, ledger_cmd, kpis_cmd, overdue_cmd, tier_history_cmd,
-                    history_cmd, replay_cmd, rebuild_cmd):
-        main.add_command(command)
+        f"Rebuilt {', '.join(a['rebuilt'])} from {a['events_replayed']:,} events"))
