@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import quote
 
+from infra.api.idempotency import IdempotencyStore
+from infra.api.keys import ApiKeyStore
 from infra.policy_file import load_policy
 from infra.service_layer.app import VipApp, utc_now
 from infra.service_layer.engine import Engine
@@ -17,6 +19,8 @@ from infra.service_layer.runner import Runner
 from infra.settings import Settings
 from infra.stores.pgstore import PostgresReadStore
 from infra.stores.leases import schema_lock
+from infra.stores.pg_keys import PostgresKeyStore
+from infra.stores.pg_shared import is_pg
 from infra.stores.pii import KeyStore, PiiCipher
 from infra.stores.private import check_private, private_dir, private_file
 from infra.stores.readstore import MemoryStore, StaleStoreError, open_read_store
@@ -38,7 +42,7 @@ class System:
 
     settings: Settings
     app: VipApp
-    keys: KeyStore
+    keys: KeyStore | PostgresKeyStore
     store: MemoryStore
     engine: Engine
 
@@ -148,6 +152,37 @@ def open_views(settings: Settings, memory_views: bool = False, read_only: bool =
     return open_read_store(settings.path(settings.read_store, "read.db"), read_only, VIEWS)
 
 
+def open_key_store(settings: Settings, read_only: bool = False) -> KeyStore | PostgresKeyStore:
+    """The per-member keys, decided here for every process: ``VIP_KEY_STORE`` when it names a
+    postgresql:// URL or a file; else, with a PostgreSQL event store, its table
+    ``vip_member_keys`` (shared by every process, whatever its data dir: the data dir's
+    ``keys.db`` of an older deployment is moved into it once); else ``<data dir>/keys.db``.
+    Opened on first use, never made beside a log that holds events (see :func:`open_app`)."""
+    url = settings.key_store if is_pg(settings.key_store) else (
+        None if settings.key_store else settings.shared_url)
+    if url:
+        return PostgresKeyStore(url, create=False, read_only=read_only, legacy=settings.data_dir / "keys.db")
+    return KeyStore(settings.path(settings.key_store, "keys.db"), create=False, read_only=read_only)
+
+
+def open_api_keys(settings: Settings) -> ApiKeyStore:
+    """The API keys: with a PostgreSQL event store its table ``vip_api_keys`` (every ``vip api``
+    shares them; the data dir's ``api_keys.db`` of an older deployment is moved in once),
+    else ``<data dir>/api_keys.db``."""
+    legacy = settings.data_dir / "api_keys.db"
+    if settings.shared_url:
+        return ApiKeyStore(settings.shared_url, legacy=legacy)
+    private_dir(settings.data_dir)
+    return ApiKeyStore(legacy)
+
+
+def open_idempotency(settings: Settings) -> IdempotencyStore:
+    """The Idempotency-Key records: with a PostgreSQL event store its table ``vip_idempotency``
+    (a repeat sent to another ``vip api`` is answered from the record), else
+    ``<data dir>/idempotency.db``."""
+    return IdempotencyStore(settings.shared_url or settings.data_dir / "idempotency.db")
+
+
 def open_app(settings: Settings | None = None, read_only: bool = False) -> tuple[VipApp, KeyStore]:
     """The event-store application and its key store alone (no read store, no engine): the relay's needs.
 
@@ -155,7 +190,7 @@ def open_app(settings: Settings | None = None, read_only: bool = False) -> tuple
     """
     settings = settings or Settings.from_env()
     policy = load_policy(settings.policy_file)
-    keys = KeyStore(settings.path(settings.key_store, "keys.db"), create=False, read_only=read_only)
+    keys = open_key_store(settings, read_only)
     if not read_only:
         private_dir(settings.data_dir)
         if settings.event_store == "sqlite":

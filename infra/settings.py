@@ -14,7 +14,9 @@ class Settings:
     data_dir: Path = Path(".vip")
     event_store: str = "sqlite"          # sqlite | memory | postgresql://user:pw@host:port/db
     policy_file: str | None = None
-    key_store: str | None = None         # default: <data_dir>/keys.db
+    # The per-member keys: default <data_dir>/keys.db, or with a PostgreSQL event store its
+    # table vip_member_keys; a path (a SQLite file) or a postgresql:// URL chooses.
+    key_store: str | None = None
     read_store: str | None = None        # default: <data_dir>/read.db
     # The stream processors' store: <data_dir>/streams.db (one worker) or a postgresql:// URL (N workers).
     streams_store: str | None = None
@@ -102,6 +104,13 @@ class Settings:
                     "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
                     **({"CREATE_TABLE": "n"} if read_only else {})}
         raise ValueError(f"VIP_EVENT_STORE={store!r}: use sqlite, memory, or a postgresql:// URL")
+
+    @property
+    def shared_url(self) -> str | None:
+        """The PostgreSQL database every process of a cluster shares: the event store's when it
+        is PostgreSQL (None for the embedded stores, whose state is the data dir's files)."""
+        store = self.event_store
+        return store if store.startswith(("postgresql://", "postgres://")) else None
 
     def path(self, value: str | None, default: str) -> Path:
         return Path(value) if value else self.data_dir / default

@@ -20,14 +20,14 @@ from infra.api.routes_contracts import router as contract_routes
 from infra.api.routes_keys import router as key_routes
 from infra.api.routes_members import router as member_routes
 from infra.api.routes_registry import router as registry_routes
-from infra.bootstrap import System
+from infra.bootstrap import System, open_api_keys, open_idempotency
 
 STATIC = Path(__file__).parent / "static"
 
 
 def key_store(system: System) -> ApiKeyStore:
-    """The API keys of this data directory."""
-    return ApiKeyStore(system.settings.data_dir / "api_keys.db")
+    """The API keys of this system (its data dir's file, or the shared PostgreSQL table)."""
+    return open_api_keys(system.settings)
 
 
 def create_app(system: System, keys: ApiKeyStore | None = None,
@@ -43,7 +43,7 @@ def create_app(system: System, keys: ApiKeyStore | None = None,
                               "query of the `vip` CLI, with roles. Errors are RFC 9457 problem details.")
     app.state.system = system
     app.state.keys = keys or key_store(system)
-    app.state.idempotency = idempotency or IdempotencyStore(system.settings.data_dir / "idempotency.db")
+    app.state.idempotency = idempotency or open_idempotency(system.settings)
     # The engine, its read store and timer index are single-threaded objects.
     app.state.lock = threading.RLock()
     app.state.throttle = Throttle()

@@ -13,17 +13,14 @@ from domain.limits import unsafe_character
 from infra.api.app import create_app
 from infra.api.keys import ROLES, ApiKeyStore, KeyError_
 from infra.api.ops import json_logs
-from infra.bootstrap import build
+from infra.bootstrap import build, open_api_keys
 from infra.settings import Settings
-from infra.stores.private import private_dir
 
 log = logging.getLogger("vip.api")
 
 
 def _keys() -> ApiKeyStore:
-    settings = Settings.from_env()
-    private_dir(settings.data_dir)
-    keys = ApiKeyStore(settings.data_dir / "api_keys.db")
+    keys = open_api_keys(Settings.from_env())
     for old, new in keys.migrated:
         click.echo(f"key {old} is now {new}: key ids no longer show part of the secret "
                    "(its token still works)", err=True)

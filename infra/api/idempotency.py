@@ -9,6 +9,10 @@ with the current state or runs the command (it never ran). A pending key
 younger than ``IN_FLIGHT_S`` may belong to a request another process is
 running right now, so it is answered "in progress, retry" instead. A refused
 command releases its key: it had no effect, so a corrected retry may run.
+
+The records live in ``<data dir>/idempotency.db`` (SQLite, the embedded
+default) or, with a PostgreSQL event store, in its table ``vip_idempotency``,
+so a repeat sent to another ``vip api`` process is answered from the record.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.stores.pg_shared import PgDb, is_pg
 from infra.stores.private import private_file
 
 IN_FLIGHT_S = 30.0  # longer than any one command takes; a pending key older than this was a crash
@@ -46,21 +51,31 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
 
 
 class IdempotencyStore:
-    """Key -> first response, in SQLite beside the event store."""
+    """Key -> first response: a SQLite file beside the event store (a path), or a PostgreSQL
+    table every API process shares (a postgresql:// URL)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.db = sqlite3.connect(str(private_file(path)), isolation_level=None, check_same_thread=False)
+    def __init__(self, where: str | Path) -> None:
         self.lock = threading.Lock()
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = FULL")  # a written response must survive a crash
-        self.db.execute("CREATE TABLE IF NOT EXISTS idempotency (subject TEXT NOT NULL,"
-                        " key TEXT NOT NULL, fingerprint TEXT NOT NULL, state TEXT NOT NULL,"
-                        " status INTEGER, body TEXT, etag TEXT, reserved_at REAL NOT NULL,"
-                        " PRIMARY KEY (subject, key))")
+        if is_pg(where):
+            self.t = "vip_idempotency"
+            self.db = PgDb(str(where))
+            self.db.create(self.t, (self._schema("DOUBLE PRECISION"),))
+        else:
+            self.t = "idempotency"
+            self.db = sqlite3.connect(str(private_file(where)), isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = FULL")  # a written response must survive a crash
+            self.db.execute(self._schema("REAL"))
+
+    def _schema(self, real: str) -> str:
+        return (f"CREATE TABLE IF NOT EXISTS {self.t} (subject TEXT NOT NULL,"
+                " key TEXT NOT NULL, fingerprint TEXT NOT NULL, state TEXT NOT NULL,"
+                f" status INTEGER, body TEXT, etag TEXT, reserved_at {real} NOT NULL,"
+                " PRIMARY KEY (subject, key))")
 
     def get(self, subject: str, key: str) -> Stored | None:
         with self.lock:
-            row = self.db.execute("SELECT fingerprint, state, status, body, etag, reserved_at FROM idempotency"
+            row = self.db.execute(f"SELECT fingerprint, state, status, body, etag, reserved_at FROM {self.t}"
                                   " WHERE subject = ? AND key = ?", (subject, key)).fetchone()
         if row is None:
             return None
@@ -71,20 +86,20 @@ class IdempotencyStore:
         now = time.time()
         with self.lock:
             return self.db.execute(
-                "INSERT INTO idempotency VALUES (?, ?, ?, 'pending', NULL, NULL, NULL, ?)"
+                f"INSERT INTO {self.t} VALUES (?, ?, ?, 'pending', NULL, NULL, NULL, ?)"
                 " ON CONFLICT (subject, key) DO UPDATE SET reserved_at = excluded.reserved_at"
-                " WHERE state = 'pending' AND reserved_at < ?",
+                f" WHERE {self.t}.state = 'pending' AND {self.t}.reserved_at < ?",
                 (subject, key, fp, now, now - IN_FLIGHT_S)).rowcount == 1
 
     def finish(self, subject: str, key: str, status: int, body: dict, etag: str | None) -> None:
         with self.lock:
-            self.db.execute("UPDATE idempotency SET state = 'done', status = ?, body = ?, etag = ?"
+            self.db.execute(f"UPDATE {self.t} SET state = 'done', status = ?, body = ?, etag = ?"
                             " WHERE subject = ? AND key = ?",
                             (status, json.dumps(body, default=str), etag, subject, key))
 
     def release(self, subject: str, key: str) -> None:
         with self.lock:
-            self.db.execute("DELETE FROM idempotency WHERE subject = ? AND key = ? AND state = 'pending'",
+            self.db.execute(f"DELETE FROM {self.t} WHERE subject = ? AND key = ? AND state = 'pending'",
                             (subject, key))
 
     def close(self) -> None:

@@ -6,6 +6,10 @@ shown once, when the key is made; the store keeps its hash and a random key
 id (independent of the secret) that names the key in listings and revocations.
 Keys made before the ids were random had the token's first 8 secret characters
 as id: opening the store gives them new ids (the tokens keep working) and says so.
+
+The keys live in ``<data dir>/api_keys.db`` (SQLite, the embedded default) or,
+with a PostgreSQL event store, in its table ``vip_api_keys``, so a key made
+through one ``vip api`` process works on every other.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from domain.limits import subject_problem
+from infra.stores.pg_shared import PgDb, is_pg
 from infra.stores.private import private_file
 
 log = logging.getLogger("vip.api.keys")
@@ -50,25 +55,39 @@ def _hash(token: str) -> str:
 
 
 class ApiKeyStore:
-    """Hashed API keys in a small SQLite file in the data directory."""
+    """Hashed API keys: a small SQLite file (a path), or a PostgreSQL table (a postgresql:// URL).
 
-    def __init__(self, path: str | Path) -> None:
-        self.db = sqlite3.connect(str(private_file(path)), isolation_level=None, check_same_thread=False)
+    ``legacy``: with PostgreSQL, the data dir's ``api_keys.db`` of a deployment
+    that kept its keys there; they are moved into the table when it is made.
+    """
+
+    def __init__(self, where: str | Path, legacy: str | Path | None = None) -> None:
         self.lock = threading.Lock()
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS api_keys (key_id TEXT PRIMARY KEY,"
-                        " hash TEXT UNIQUE NOT NULL, role TEXT NOT NULL, subject TEXT NOT NULL,"
-                        " created_at TEXT NOT NULL, revoked_at TEXT)")
+        if is_pg(where):
+            self.t = "vip_api_keys"
+            self.db = PgDb(str(where))
+            self.db.create(self.t, (self._schema(),), legacy, (
+                (self.t, "key_id, hash, role, subject, created_at, revoked_at", "api_keys"),))
+        else:
+            self.t = "api_keys"
+            self.db = sqlite3.connect(str(private_file(where)), isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute(self._schema())
         self.migrated = self._new_ids_for_old_keys()
+
+    def _schema(self) -> str:
+        return (f"CREATE TABLE IF NOT EXISTS {self.t} (key_id TEXT PRIMARY KEY,"
+                " hash TEXT UNIQUE NOT NULL, role TEXT NOT NULL, subject TEXT NOT NULL,"
+                " created_at TEXT NOT NULL, revoked_at TEXT)")
 
     def _new_ids_for_old_keys(self) -> list[tuple[str, str]]:
         """Old keys' ids were part of their secret: give them random ids; ``(old, new)`` pairs."""
         with self.lock:
-            old = [r[0] for r in self.db.execute("SELECT key_id FROM api_keys WHERE key_id NOT LIKE ?",
+            old = [r[0] for r in self.db.execute(f"SELECT key_id FROM {self.t} WHERE key_id NOT LIKE ?",
                                                  (KEY_ID_PREFIX + "%",))]
             pairs = [(key_id, _new_id()) for key_id in old]
             for key_id, new in pairs:
-                self.db.execute("UPDATE api_keys SET key_id = ? WHERE key_id = ?", (new, key_id))
+                self.db.execute(f"UPDATE {self.t} SET key_id = ? WHERE key_id = ?", (new, key_id))
                 log.warning("API key %s is now %s: key ids no longer show part of the secret "
                             "(its token still works)", key_id, new)
         return pairs
@@ -83,7 +102,7 @@ class ApiKeyStore:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         key_id = _new_id()
         with self.lock:
-            self.db.execute("INSERT INTO api_keys VALUES (?, ?, ?, ?, ?, NULL)",
+            self.db.execute(f"INSERT INTO {self.t} VALUES (?, ?, ?, ?, ?, NULL)",
                             (key_id, _hash(token), role, subject,
                              datetime.now(timezone.utc).isoformat()))
         return key_id, token
@@ -91,19 +110,19 @@ class ApiKeyStore:
     def verify(self, token: str) -> Principal | None:
         """The principal of a live token, or None."""
         with self.lock:
-            row = self.db.execute("SELECT key_id, role, subject FROM api_keys"
+            row = self.db.execute(f"SELECT key_id, role, subject FROM {self.t}"
                                   " WHERE hash = ? AND revoked_at IS NULL", (_hash(token),)).fetchone()
         return Principal(*row) if row else None
 
     def list(self) -> list[dict]:
         with self.lock:
             rows = self.db.execute("SELECT key_id, role, subject, created_at, revoked_at"
-                                   " FROM api_keys ORDER BY created_at").fetchall()
+                                   f" FROM {self.t} ORDER BY created_at").fetchall()
         return [dict(zip(("key_id", "role", "subject", "created_at", "revoked_at"), r)) for r in rows]
 
     def revoke(self, key_id: str) -> None:
         with self.lock:
-            done = self.db.execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ?"
+            done = self.db.execute(f"UPDATE {self.t} SET revoked_at = ? WHERE key_id = ?"
                                    " AND revoked_at IS NULL",
                                    (datetime.now(timezone.utc).isoformat(), key_id)).rowcount
         if not done:

@@ -7,8 +7,12 @@ originator id, version and hash into the previous checkpoint's root (the
 first starts from a seed that names where chaining began), so checkpoints
 chain too. The signature is HMAC-SHA256 over the range, root and time, with
 a key kept outside the event store: ``VIP_AUDIT_KEY_FILE`` or
-``<data dir>/audit.key`` (0600, made on first use). Someone who can rewrite
-the database but not read that file cannot make a changed log verify.
+``<data dir>/audit.key`` (0600). Someone who can rewrite the database but
+not read that file cannot make a changed log verify. The key is made only
+for a log with no checkpoint yet (:func:`signing_key`): once checkpoints
+exist, a signer without the key (a process with a data dir of its own, on
+another machine) fails and says so, instead of making a key of its own, and
+a signer whose key did not sign the last checkpoint signs nothing.
 
 An event stored before chaining began is folded with its stand-alone hash
 (its own bytes after 32 zero bytes), so adopting those events later changes
@@ -78,6 +82,17 @@ def load_key(path: Path, create: bool) -> bytes:
     return load_key(path, create=False)
 
 
+def signing_key(sql: AuditSql, path: Path) -> bytes:
+    """The key to sign new checkpoints with: ``path``'s, made (0600) only while the log holds no
+    checkpoint; with checkpoints and no key file, :class:`AuditError` naming what to do."""
+    done = sql.checkpoints()
+    if done and not path.exists():
+        raise AuditError(f"no audit key at {path}, but the log holds {len(done)} signed checkpoints: every "
+                         f"process that signs checkpoints needs the key that signed them (copy that file "
+                         f"here, or set {KEY_ENV} to where it is kept); no new key is made")
+    return load_key(path, create=not done)
+
+
 def seed(chain_start: int) -> bytes:
     """The root before the first checkpoint: names where chaining began."""
     return sha256(b"vip-log-checkpoints-v1" + _RANGE.pack(chain_start, 0)).digest()
@@ -115,6 +130,12 @@ def make_checkpoints(sql: AuditSql, key: bytes, every: int, force: bool = False)
     """
     start, _ = sql.chain_start()
     done = sql.checkpoints()
+    if done and not signed(key, done[-1]):
+        # Another key (a process that made its own, or a key file from elsewhere): its checkpoints
+        # would never verify beside the others', so none is made.
+        raise AuditError(f"this audit key did not sign the log's last checkpoint ({done[-1].from_id}.."
+                         f"{done[-1].to_id}): every process that signs checkpoints needs the same key file "
+                         f"({KEY_ENV}); no checkpoint is made")
     last_to, root = (done[-1].to_id, done[-1].root) if done else (0, seed(start))
     end = sql.max_id()
     made: list[Checkpoint] = []

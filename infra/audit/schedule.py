@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from infra.audit.checkpoints import AuditError, checkpoint_every, key_path, load_key, make_checkpoints
+from infra.audit.checkpoints import AuditError, checkpoint_every, key_path, make_checkpoints, signing_key
 from infra.audit.sql import AuditSql
 
 log = logging.getLogger("vip.audit")
@@ -25,7 +25,7 @@ def checkpoint_due(recorder, data_dir: Path) -> int:
     except TypeError:
         return 0  # the in-memory store
     try:
-        made = make_checkpoints(sql, load_key(key_path(data_dir), create=True), checkpoint_every())
+        made = make_checkpoints(sql, signing_key(sql, key_path(data_dir)), checkpoint_every())
     except (AuditError, OSError) as exc:
         log.warning("no checkpoint signed: %s", exc)
         return 0

@@ -3,8 +3,12 @@
 Events carry only sealed values (``pii:v1:<base64>``, AES-256-GCM with the
 member id as associated data). Destroying a member's key (crypto-shredding)
 makes every sealed value of theirs unreadable while the log still replays.
-The key store is its own SQLite file with ``secure_delete`` on, so a
-destroyed key leaves no bytes behind in the file.
+The embedded key store is its own SQLite file with ``secure_delete`` on, so
+a destroyed key leaves no bytes behind in the file; with a PostgreSQL event
+store the keys are a table every process shares (``infra.stores.pg_keys``).
+No key store caches keys: each seal and open reads the key from the store,
+so a key destroyed by another process is never used again (one indexed
+read per call: see the README's Personal data section for its cost).
 """
 from __future__ import annotations
 
@@ -48,7 +52,6 @@ class KeyStore:
         self.create, self.read_only = create, read_only
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
-        self._cache: dict[str, bytes | None] = {}
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -87,18 +90,23 @@ class KeyStore:
             self._db  # noqa: B018  (opening is the point)
 
     def key(self, member_id: str, create: bool = False) -> bytes | None:
-        """The member's key; a new one when ``create`` and none was ever made."""
+        """The member's key, read from the file now; a new one when ``create`` and none was ever made."""
         with self._lock:
-            if member_id in self._cache and (self._cache[member_id] or not create):
-                return self._cache[member_id]
             row = self._db.execute("SELECT key FROM member_keys WHERE member_id = ?", (member_id,)).fetchone()
-            key = row[0] if row else None
-            if key is None and create:
-                if self._db.execute("SELECT 1 FROM destroyed WHERE member_id = ?", (member_id,)).fetchone():
+            if row is not None or not create:
+                return row[0] if row else None
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")  # another process's destruction or new key waits for this one
+            try:
+                if db.execute("SELECT 1 FROM destroyed WHERE member_id = ?", (member_id,)).fetchone():
                     raise ErasedError(f"member {member_id} was erased; no new personal data is kept")
-                key = AESGCM.generate_key(bit_length=256)
-                self._db.execute("INSERT INTO member_keys VALUES (?, ?)", (member_id, key))
-            self._cache[member_id] = key
+                db.execute("INSERT OR IGNORE INTO member_keys VALUES (?, ?)",
+                           (member_id, AESGCM.generate_key(bit_length=256)))
+                key = db.execute("SELECT key FROM member_keys WHERE member_id = ?", (member_id,)).fetchone()[0]
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
             return key
 
     def destroy(self, member_id: str) -> bool:
@@ -106,11 +114,11 @@ class KeyStore:
         with self._lock:
             cur = self._db.execute("DELETE FROM member_keys WHERE member_id = ?", (member_id,))
             self._db.execute("INSERT OR IGNORE INTO destroyed VALUES (?)", (member_id,))
-            self._cache[member_id] = None
         return cur.rowcount > 0
 
     def is_destroyed(self, member_id: str) -> bool:
-        return bool(self._db.execute("SELECT 1 FROM destroyed WHERE member_id = ?", (member_id,)).fetchone())
+        with self._lock:
+            return bool(self._db.execute("SELECT 1 FROM destroyed WHERE member_id = ?", (member_id,)).fetchone())
 
     def close(self) -> None:
         if self._conn is not None:
@@ -119,27 +127,41 @@ class KeyStore:
 
 
 class PiiCipher:
-    """Seals and opens personal fields with the member's key."""
+    """Seals and opens personal fields with the member's key (read from the key store per call)."""
 
-    def __init__(self, keys: KeyStore) -> None:
-        self.keys = keys
+    def __init__(self, keys) -> None:
+        self.keys = keys  # a KeyStore or a PostgresKeyStore
 
     def seal(self, member_id: str, value: str | None) -> str | None:
         if value is None or value == "":
             return value
-        key = self.keys.key(member_id, create=True)
+        return self._seal(self.keys.key(member_id, create=True), member_id, value)
+
+    @staticmethod
+    def _seal(key: bytes, member_id: str, value: str | None) -> str | None:
+        if value is None or value == "":
+            return value
         nonce = os.urandom(12)
         body = AESGCM(key).encrypt(nonce, value.encode(), member_id.encode())
         return f"{SEALED_PREFIX}{VERSION}:" + base64.b64encode(nonce + body).decode()
 
     def seal_fields(self, member_id: str, fields: dict) -> dict:
-        return {k: self.seal(member_id, v) for k, v in fields.items() if v is not None}
+        """Every field sealed with one read of the key."""
+        if not any(v for v in fields.values()):
+            return {k: v for k, v in fields.items() if v is not None}
+        key = self.keys.key(member_id, create=True)
+        return {k: self._seal(key, member_id, v) for k, v in fields.items() if v is not None}
 
     def open(self, member_id: str, sealed: str | None) -> str | None:
         """The clear value, or ``[erased]`` once the member's key is destroyed."""
-        if not isinstance(sealed, str) or not sealed.startswith(SEALED_PREFIX):
+        if not _is_sealed(sealed):
             return sealed
-        key = self.keys.key(member_id)
+        return self._open(self.keys.key(member_id), member_id, sealed)
+
+    @staticmethod
+    def _open(key: bytes | None, member_id: str, sealed) -> str | None:
+        if not _is_sealed(sealed):
+            return sealed
         if key is None:
             return ERASED
         try:
@@ -151,4 +173,11 @@ class PiiCipher:
             return UNREADABLE
 
     def open_fields(self, member_id: str, fields: dict) -> dict:
-        return {k: self.open(member_id, v) for k, v in (fields or {}).items()}
+        """Every field opened with one read of the key."""
+        fields = fields or {}
+        key = self.keys.key(member_id) if any(_is_sealed(v) for v in fields.values()) else None
+        return {k: self._open(key, member_id, v) for k, v in fields.items()}
+
+
+def _is_sealed(value) -> bool:
+    return isinstance(value, str) and value.startswith(SEALED_PREFIX)
