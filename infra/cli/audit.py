@@ -1,8 +1,8 @@
 """``vip verify`` and ``vip checkpoint``: a log auditors can verify (issue 20).
 
-``vip tick`` (infra/cli/ops.py) also signs the checkpoints that fell due
-(every ``VIP_CHECKPOINT_EVERY`` notification ids, default 10,000) after its
-work, by calling :func:`checkpoint_due`.
+``vip tick`` (infra/cli/ops.py) and ``vip serve`` also sign the checkpoints
+that fell due (every ``VIP_CHECKPOINT_EVERY`` notification ids, default
+10,000) after their work, through ``infra.audit.schedule.checkpoint_due``.
 """
 from __future__ import annotations
 
@@ -108,20 +108,3 @@ def _print_report(report: dict) -> None:
     zone = display_zone()
     line = show.text(report["summary"], zone)
     click.echo(line + (f" ({show.zone_note(zone)})" if show.has_instant(report["summary"]) else ""))
-
-
-def checkpoint_due(recorder, settings: Settings) -> int:
-    """Sign the full ranges the log holds past the last checkpoint (the scheduler's part);
-    returns how many. A store that cannot be checkpointed is logged, never fatal."""
-    try:
-        sql = AuditSql(recorder)
-    except TypeError:
-        return 0  # the in-memory store
-    try:
-        made = make_checkpoints(sql, load_key(key_path(settings.data_dir), create=True), checkpoint_every())
-    except (AuditError, OSError) as exc:
-        log.warning("no checkpoint signed: %s", exc)
-        return 0
-    if made:
-        log.info("signed %d checkpoints up to notification %d", len(made), made[-1].to_id)
-    return len(made)

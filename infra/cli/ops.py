@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from infra.cli.audit import checkpoint_due
+from infra.audit.schedule import checkpoint_due
 from infra.cli.common import actor_of, domain_errors, emit, print_record, system_of, when
 from infra.cli.lists import show_cmd
 
@@ -337,5 +337,5 @@ def tick_cmd(ctx, as_json):
     """
     system = system_of(ctx)
     fired = system.engine.tick()
-    checkpoint_due(system.app.recorder, system.settings)
+    checkpoint_due(system.app.recorder, system.settings.data_dir)
     emit({"fired": fired}, as_json, lambda d: click.echo(f"{d['fired']:,} scheduled items fired"))
