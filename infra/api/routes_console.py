@@ -143,6 +143,7 @@ def complaint_page(request: Request, id: str = Path(min_length=1, max_length=100
                                 + "; check the id (the queue lists the open ones)")
         row = reveal_rows(system.app, [as_at(row, iso(at))])[0]
         timeline = answers.history(system, "complaint", id, as_of)
+        version = aggregate(system.app, "complaint", id).version  # the ETag an action sends as If-Match
     filed = next((e for e in timeline if e["type"] == "ComplaintFiled"), None)
     resolved = [e for e in timeline if e["type"] == "ComplaintResolved"]
     clocks = {name: _clock(clock, at, row.get("at_risk_ratio", 0.8)) for name, clock in row["clocks"].items()}
@@ -150,7 +151,7 @@ def complaint_page(request: Request, id: str = Path(min_length=1, max_length=100
             "description": filed["data"].get("description") if filed else None,
             "resolution": resolved[-1]["data"].get("resolution") if resolved else None,
             "timeline": [{k: e[k] for k in ("version", "at", "type", "actor", "data")} for e in timeline],
-            "actions": [] if as_of else actions(row, who)}
+            "version": version, "actions": [] if as_of else actions(row, who)}
 
 
 def _clock(clock: dict, at: datetime, ratio: float) -> dict:
