@@ -124,8 +124,8 @@ def value(key: str, item: Any, zone: tzinfo, currency: str | None = None) -> str
         return text(item, zone)
     if isinstance(item, int):
         return f"{item:,}"
-    if isinstance(item, float):
-        return f"{item:,.2f}"
+    if isinstance(item, float):  # ratios, averages: never money (that has its currency) nor seconds
+        return f"{item:,.2f}".rstrip("0").rstrip(".")
     if isinstance(item, dict):
         cur = item.get("currency", currency)
         return "; ".join(f"{header(k)}: {value(k, v, zone, cur)}" for k, v in item.items())
