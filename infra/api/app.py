@@ -20,6 +20,7 @@ from infra.api.routes_contracts import router as contract_routes
 from infra.api.routes_keys import router as key_routes
 from infra.api.routes_members import router as member_routes
 from infra.api.routes_registry import router as registry_routes
+from infra.api.routes_verify import router as verify_routes
 from infra.bootstrap import System, open_api_keys, open_idempotency
 
 STATIC = Path(__file__).parent / "static"
@@ -52,7 +53,7 @@ def create_app(system: System, keys: ApiKeyStore | None = None,
     # Outermost: authentication and the body limit before any route reads the body.
     app.add_middleware(Guard, throttle=app.state.throttle)
     for router in (member_routes, complaint_routes, contract_routes, audit_routes, key_routes,
-                   benefit_routes, console_routes):
+                   benefit_routes, console_routes, verify_routes):
         app.include_router(router, prefix="/api")
     app.include_router(registry_routes)  # /registry: the bus schemas, read-only, for registry clients
     app.mount("/console", StaticFiles(directory=STATIC, html=True), name="console")

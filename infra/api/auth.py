@@ -38,6 +38,7 @@ PERMISSIONS: dict[str, set[str]] = {
     "ledger:read": {"finance", "auditor", "admin"},
     # audit and administration
     "history:read": {"agent", "supervisor", "auditor", "admin"},  # contract history also needs contract:terms
+    "audit:read": {"auditor", "admin"},   # verify the log against its hash chains and checkpoints
     "keys:admin": {"admin"},
     "session:read": _ALL,   # who am I, what may I do
 }
