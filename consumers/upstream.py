@@ -126,6 +126,7 @@ class UpstreamConsumer:
         self._committed: dict = {}
         self._last_flush = self._last_commit = time.monotonic()
         self._dirty = False
+        self._held: dict = {}             # records polled and not yet applied, by partition
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -164,6 +165,7 @@ class UpstreamConsumer:
         # every message this member handled, so nothing it consumed shows as lag.
         self.flush()
         for tp in revoked:
+            self._held.pop(tp, None)   # polled, not applied: the partition's new owner applies them
             self.next_offsets.pop(tp, None)
             self._committed.pop(tp, None)
         if revoked and self.engine.app.uow is None:
@@ -190,9 +192,9 @@ class UpstreamConsumer:
         """Poll once and apply the records, a batch per partition; stops between batches when ``stop()``.
         ``after_batch`` runs after each committed batch (``vip serve`` hands the relay what the
         batch logged, so one partition's effects do not wait for the other partitions' batches)."""
-        polled = self.consumer.poll(timeout_ms=timeout_ms)
+        polled = self._held = self._poll(timeout_ms)
         handled = 0
-        for tp, records in polled.items():
+        for tp, records in list(polled.items()):
             start = 0
             while start < len(records):
                 if stop():
@@ -205,8 +207,34 @@ class UpstreamConsumer:
                 self.next_offsets[tp] = records[start - 1].offset + 1
                 if after_batch is not None:
                     after_batch()
+        self._held = {}
         self.housekeeping()
         return handled
+
+    def _poll(self, timeout_ms: int) -> dict:
+        """The records to apply now, by partition: one poll, extended while the consumer is
+        behind (group commit).
+
+        A poll that returns a full ``max_poll_records`` means more is waiting: the next poll
+        (not waiting) is added, up to ``batch_max_inputs`` records or ``batch_max_ms``. A poll
+        that returns less, or nothing, means the consumer caught up, and the batch closes at
+        once: at low load a batch is the one message that came (its latency is that message's
+        cost, not a batch window), under load batches stay full (one commit for many inputs).
+        """
+        polled = self.consumer.poll(timeout_ms=timeout_ms)
+        full = self.consumer.config.get("max_poll_records") or 500
+        count = sum(len(records) for records in polled.values())
+        deadline = time.monotonic() + self.engine.batch_max_ms / 1000
+        while full <= count < self.engine.batch_max_inputs and time.monotonic() < deadline:
+            self._held = polled   # a rebalance inside the next poll drops its revoked partitions
+            more = self.consumer.poll(timeout_ms=0)
+            for tp, records in more.items():
+                polled.setdefault(tp, []).extend(records)
+            got = sum(len(records) for records in more.values())
+            count += got
+            if got < full:
+                break
+        return polled
 
     def run(self, stop: Callable[[], bool], timeout_ms: int = 200) -> Stats:
         while not stop():

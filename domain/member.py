@@ -153,25 +153,42 @@ class Member(VipAggregate):
             raise OrderError(f"order {order_id} was already recorded as paid")
         keep_from, forget_before = tiering.horizon(ctx.at, self.next_review_at, policy)
         self._use(ctx)
-        self._order_paid(input_id=input_id, order_id=order_id, amount_fen=amount_fen,
-                         currency=currency, occurred_at=occurred_at,
-                         month=policy.month_of(occurred_at),
-                         counted_fen=policy.tiers.counted_fen(amount_fen, currency),
-                         policy_version=policy.version, keep_from=keep_from,
-                         forget_before=forget_before)
+        self.trigger_event(self.OrderPaid, input_id=input_id, order_id=order_id, amount_fen=amount_fen,
+                           currency=currency, occurred_at=occurred_at,
+                           month=policy.month_of(occurred_at),
+                           counted_fen=policy.tiers.counted_fen(amount_fen, currency),
+                           policy_version=policy.version, keep_from=keep_from,
+                           forget_before=forget_before)
         self._upgrade_if_qualified(ctx.at, policy)
 
-    @event("OrderPaid")
-    def _order_paid(self, input_id: str, order_id: str, amount_fen: int, currency: str,
-                    occurred_at: datetime, month: str, counted_fen: int | None = None,
-                    policy_version: str | None = None, keep_from: datetime | None = None,
-                    forget_before: datetime | None = None) -> None:
+    class OrderPaid(VipAggregate.Event):
+        """A paid order. Declared and triggered directly rather than made by ``@event``: nearly
+        every input is one, and the decorator's argument coercion and filtering cost a tenth of
+        ingest (issue 21). The same topic, fields, order and defaults as the ``@event`` class it
+        replaces, so stored events are byte-identical."""
+
+        input_id: str
+        order_id: str
+        amount_fen: int
+        currency: str
+        occurred_at: datetime
+        month: str
+        counted_fen: int | None = None
+        policy_version: str | None = None
+        keep_from: datetime | None = None
+        forget_before: datetime | None = None
+
+        def apply(self, aggregate: Member) -> None:
+            aggregate._order_paid(self)
+
+    def _order_paid(self, e: OrderPaid) -> None:
         index = self._window()  # built (if missing) before this order joins the orders
         # v1 events carry no counted_fen: only tier-currency orders were recorded then.
-        order = self.orders[order_id] = window.new_order(
-            occurred_at, month, amount_fen, amount_fen if counted_fen is None else counted_fen, currency)
-        index.added(order_id, order)
-        self._prune(keep_from, forget_before)
+        amount = e.amount_fen
+        order = self.orders[e.order_id] = window.new_order(
+            e.occurred_at, e.month, amount, amount if e.counted_fen is None else e.counted_fen, e.currency)
+        index.added(e.order_id, order)
+        self._prune(e.keep_from, e.forget_before)
 
     def record_order_refunded(self, ctx: Ctx, input_id: str, order_id: str, amount_fen: int,
                               currency: str, occurred_at: datetime, policy: Policy) -> None:
@@ -528,3 +545,9 @@ class Member(VipAggregate):
 
 
 __all__ = ["Member", "MemberError", "NotQualifiedError", "WorkflowError", "OrderError"]
+
+
+# The library re-bases a declared event class on the aggregate's own Event class: the re-based
+# class has the declared fields (a dataclass) but not their annotations, which the event schemas
+# are checked against (tests/test_domain_schemas.py); it gets the declared class's.
+Member.OrderPaid.__annotations__ = dict(Member.OrderPaid.__mro__[1].__annotations__)
