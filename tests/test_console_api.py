@@ -26,7 +26,9 @@ def test_a_complaint_filed_without_an_id_gets_one_from_the_server_and_a_retry_fi
     assert named.status_code == 201 and named.json()["complaint_id"] == "C9"
 
 
-def test_members_are_found_by_name_or_phone_through_digests_and_not_after_erasure(make_system, event_store):
+def test_members_are_found_by_name_or_phone_through_digests_and_not_after_erasure(make_system, event_store,
+                                                                                   tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing may land in the working directory (a PostgreSQL key store has no file)
     api = build_api(make_system, event_store)
     agent = api.auth("agent")
 
@@ -36,6 +38,7 @@ def test_members_are_found_by_name_or_phone_through_digests_and_not_after_erasur
         return [(m["member_id"], m["matched_by"]) for m in answer.json()["items"]]
 
     assert found(" 李雷 ") == [("M1", "name")]
+    assert not (tmp_path / "search_index.key").exists()
     assert found("+86 137-0000-1111") == [("M1", "phone")]
     assert found("m1") == [("M1", "id")]
     assert found("13700001112") == []

@@ -24,6 +24,7 @@ from infra.api.routes_contracts import UNCLASSIFIED
 from infra.service_layer.asof import now_or, store_as_of
 from infra.service_layer.reveal import reveal_rows
 from infra.stores.blind_index import BlindIndex, normalise_phone
+from infra.stores.pii import KeyStore
 from projections.common import iso, parse
 from projections.complaints import as_at
 from projections.queries import overdue
@@ -45,8 +46,13 @@ def blind_index(state) -> BlindIndex:
     if index is None:
         system = state.system
         index = state.blind_index = BlindIndex(system.settings.data_dir / "search.db",
-                                               FilePath(system.keys.path).parent / "search_index.key")
+                                               _index_key_dir(system) / "search_index.key")
     return index
+
+
+def _index_key_dir(system) -> FilePath:
+    # Beside a key store file; with the member keys in PostgreSQL (no file), in the data dir.
+    return FilePath(system.keys.path).parent if isinstance(system.keys, KeyStore) else system.settings.data_dir
 
 
 @route(router, "GET", "/me", "session:read", response_model=m.Me, tags=["keys"],
