@@ -45,7 +45,6 @@ REST = "vip.rest"
 ZONE_SUFFIX = "_zone"
 TIMESTAMP = "timestamp-micros"
 VALUE = f"{NAMESPACE}.Value"
-INSTANT = f"{NAMESPACE}.Instant"
 _PRIMITIVES = ("null", "boolean", "int", "long", "float", "double", "bytes", "string")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICRO = timedelta(microseconds=1)

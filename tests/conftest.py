@@ -1,9 +1,13 @@
-"""Shared pytest fixtures.
+"""Shared pytest fixtures, and the tiers (``tests/tiers.py``) given to every test.
 
 * ``pg_cluster`` (session): throwaway PostgreSQL 15 cluster (infra/dev/postgres.py).
-* ``pg_url`` (function): a fresh, empty database on that cluster per test.
+* ``pg_url`` (function): a fresh, empty database on that cluster per test; a test that reaches
+  it must carry the ``postgres`` mark (its fixtures give it; a parameter needs
+  ``pytest.param(..., marks=pytest.mark.postgres)``), so ``-m "not postgres"`` never starts it.
 * ``kafka_broker`` (session): bootstrap string of a memory-only Tansu broker
   (infra/dev/broker.py).
+* ``make_system`` (function): a whole backend in a fresh data dir on a :class:`FakeClock`.
+* ``event_store`` (function): ``"sqlite"``, then a PostgreSQL url (marked ``postgres``).
 
 Missing PostgreSQL binaries / tansu binary => the tests are skipped locally,
 but fail when ``$CI`` is set (CI must never silently skip them).
@@ -16,6 +20,10 @@ import os
 import pytest
 
 from infra.dev.postgres import PostgresBinariesMissing, start_pg_cluster
+from tests.tiers import INTEGRATION_MODULES, require_mark, tier_marks
+
+# A unit test slower than this (setup and call) is named at the end of the run.
+UNIT_SECONDS = 1.0
 
 
 def _in_ci() -> bool:
@@ -26,6 +34,41 @@ def _skip_or_fail(reason: str) -> None:
     if _in_ci():
         pytest.fail(f"{reason} (CI is set, so this is an error, not a skip)", pytrace=False)
     pytest.skip(reason)
+
+
+def pytest_ignore_collect(collection_path, config):
+    # The fast tier alone (-m unit) does not even import the integration modules (schemathesis,
+    # Playwright, DuckDB, ...): a few seconds of its minute.
+    if config.getoption("markexpr") == "unit" and collection_path.name in INTEGRATION_MODULES:
+        return True
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by these marks
+def pytest_collection_modifyitems(items):
+    for item in items:
+        given = {mark.name for mark in item.iter_markers()}
+        module = item.path.name
+        for name in sorted(tier_marks(module, item.originalname, item.fixturenames, given)):
+            item.add_marker(name)
+
+
+# Seconds each unit test spent in setup and call (a module fixture's cost lands on its first test).
+_UNIT_SPENT: dict = {}
+
+
+def pytest_runtest_logreport(report):
+    if report.when in ("setup", "call") and "unit" in report.keywords:
+        _UNIT_SPENT[report.nodeid] = _UNIT_SPENT.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    slow = sorted(((s, n) for n, s in _UNIT_SPENT.items() if s > UNIT_SECONDS), reverse=True)
+    if slow:
+        terminalreporter.write_line(f"unit tests over {UNIT_SECONDS:g} s: move them out of the fast tier "
+                                    "(tests/tiers.py: SLOW_TESTS or INTEGRATION_MODULES)")
+        for seconds, nodeid in slow:
+            terminalreporter.write_line(f"  {seconds:.2f}s {nodeid}")
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +89,9 @@ _OPEN_ON: dict = {}
 
 
 @pytest.fixture
-def pg_url(pg_cluster):
+def pg_url(request):
+    require_mark(request.node, "postgres", "PostgreSQL")  # before the cluster starts
+    pg_cluster = request.getfixturevalue("pg_cluster")
     name = pg_cluster.create_database()
     url = pg_cluster.url_for(name)
     yield url
@@ -73,9 +118,6 @@ def kafka_broker():
         yield broker.bootstrap
     finally:
         broker.stop()
-
-
-# more fixtures below
 
 
 class FakeClock:
@@ -124,7 +166,7 @@ def make_system(tmp_path):
                 systems.remove(system)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def event_store(request):
     """Run a test on the SQLite event store and on a throwaway PostgreSQL database."""
     if request.param == "postgres":

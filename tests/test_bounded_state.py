@@ -16,7 +16,7 @@ from domain.base import Ctx
 from domain.member import Member, OrderError
 from domain.tiering import order_inputs, standing
 from infra.policy_file import load_policy
-from infra.service_layer.app import SNAPSHOT_INTERVAL, _project
+from infra.service_layer.app import _project
 from infra.service_layer.ingest import ingest_file
 from infra.service_layer.upstream import apply_input, parse
 from infra.service_layer.envelope import lean_envelope
@@ -28,6 +28,8 @@ from domain.window import REVERSED, new_order
 SH = ZoneInfo("Asia/Shanghai")
 POLICY = load_policy()
 T0 = datetime(2020, 1, 6, 10, tzinfo=SH)
+# Small, so a test passes a few snapshots quickly (VIP_SNAPSHOT_INTERVAL defaults to 100).
+SNAPSHOT_INTERVAL = 50
 _ids = itertools.count(1)
 
 

@@ -198,7 +198,7 @@ def test_a_version_gap_is_parked_and_folded_when_it_fills(make_system, tmp_path)
     store.close()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_a_batch_of_a_worker_that_lost_its_partition_rolls_back(make_system, tmp_path, backend, request):
     url = request.getfixturevalue("pg_url") if backend == "postgres" else None
     s = make_system()
@@ -321,7 +321,7 @@ def test_queries_from_a_stream_store_of_other_view_versions_are_refused_not_serv
     assert bad.exit_code == 1 and "VIP_QUERY_VIEWS='kafka': use embedded or streams" in bad.output
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_a_worker_whose_store_was_taken_over_by_other_view_versions_writes_nothing(make_system, tmp_path,
                                                                                    backend, request):
     url = request.getfixturevalue("pg_url") if backend == "postgres" else None

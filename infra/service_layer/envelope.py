@@ -14,11 +14,6 @@ _NAMES: dict = {}
 _TOPICS: dict = {}
 
 
-def aggregate_of(event: Any) -> str:
-    """``member``, ``contract`` or ``complaint``, from the event's class."""
-    return _names(type(event))[1]
-
-
 def envelope(event: Any, position: int | None = None) -> dict:
     """A plain dict of one domain event; ``position`` is its notification id."""
     env = lean_envelope(event, position)
