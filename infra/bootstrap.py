@@ -84,7 +84,7 @@ def build(settings: Settings | None = None, clock: Callable[[], datetime] = utc_
         store, runner = _embedded_views(app, settings, memory_views, read_only)
     engine = Engine(app, runner, clock, timedelta(seconds=settings.future_tolerance_seconds),
                     read_only=read_only, batch_max_inputs=settings.batch_max_inputs,
-                    batch_max_ms=settings.batch_max_ms, aggregate_map_size=settings.aggregate_cache)
+                    batch_max_ms=settings.batch_max_ms, aggregate_map_bytes=settings.aggregate_map_mb * 2**20)
     return System(settings, app, keys, store, engine)
 
 

@@ -28,6 +28,8 @@ class Settings:
     topic_partitions: int = 3
     topic_replication: int = 1
     aggregate_cache: int = 20000
+    # The engine's write-back map of aggregates is bounded by this many MB (estimated), not a count.
+    aggregate_map_mb: int = 256
     # How far after the wall clock a command's --at or an upstream
     # occurred_at may lie before it is refused as a typo or a bad clock.
     future_tolerance_seconds: int = 300
@@ -55,6 +57,7 @@ class Settings:
             topic_partitions=int(env.get("VIP_TOPIC_PARTITIONS", "3")),
             topic_replication=int(env.get("VIP_TOPIC_REPLICATION", "1")),
             aggregate_cache=int(env.get("VIP_AGGREGATE_CACHE", "20000")),
+            aggregate_map_mb=int(env.get("VIP_AGGREGATE_MAP_MB", "256")),
             future_tolerance_seconds=int(env.get("VIP_FUTURE_TOLERANCE_SECONDS", "300")),
             snapshot_interval=int(env.get("VIP_SNAPSHOT_INTERVAL", "100")),
             batch_max_inputs=int(env.get("VIP_BATCH_MAX_INPUTS", "2000")),

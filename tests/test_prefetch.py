@@ -20,10 +20,10 @@ def test_cold_members_are_loaded_in_bulk_and_the_log_is_the_same_as_loading_them
         make_system, tmp_path):
     path = tmp_path / "mixed.jsonl"
     write_jsonl(path, _rows())
-    # A map of one aggregate is dropped at nearly every batch, so the members of each batch of 7
+    # A map of no memory is emptied at every batch, so the members of each batch of 7
     # are cold; snapshots every 5 versions make the bulk read start from snapshots too.
-    bulk = make_system(name="bulk", batch_max_inputs=7, aggregate_cache=1, snapshot_interval=5)
-    single = make_system(name="single", batch_max_inputs=7, aggregate_cache=1, snapshot_interval=5)
+    bulk = make_system(name="bulk", batch_max_inputs=7, aggregate_map_mb=0, snapshot_interval=5)
+    single = make_system(name="single", batch_max_inputs=7, aggregate_map_mb=0, snapshot_interval=5)
     single.app.prefetch_members = lambda member_ids: None      # the per-aggregate path only
     bulk_loads, single_loads = _counting_loads(bulk.app), _counting_loads(single.app)
     reports = [_ingest_all(system, path) for system in (bulk, single)]

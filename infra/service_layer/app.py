@@ -21,7 +21,7 @@ from domain.complaint import Complaint
 from domain.contract import Contract
 from domain.member import Member
 from domain.policy import Policy
-from infra.service_layer.batch import UnitOfWork
+from infra.service_layer.batch import AggregateMap, UnitOfWork
 from infra.service_layer.complaints import ComplaintServices
 from infra.service_layer.contracts import ContractServices
 from infra.service_layer.members import MemberServices
@@ -57,7 +57,7 @@ class VipApp(MemberServices, ContractServices, ComplaintServices, Application):
         self.notices: list[str] = []
         # The open batch (see infra.service_layer.batch), and its write-back map of aggregates.
         self.uow: UnitOfWork | None = None
-        self.aggregates: dict = {}
+        self.aggregates: AggregateMap = AggregateMap()
 
     def save(self, *objs: Any, **kwargs: Any) -> list:
         """The library's save, noting that the log changed; in a batch, collected for its commit."""

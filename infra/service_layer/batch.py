@@ -15,7 +15,8 @@ events for it, so a refusal leaves exactly the state the step found.
 
 The map outlives a commit (it then holds committed state, and saves a read
 per input); it is dropped whenever another writer may have changed the log
-(see ``Engine.begin``) and when it grows past its bound.
+(see ``Engine.begin``); past its bound, an estimate of the memory it holds
+(:class:`AggregateMap`), the least recently kept aggregates leave it.
 
 A step also notes which aggregates it got and the latest instant their
 histories held when it got them (:attr:`UnitOfWork.got`, :attr:`UnitOfWork.latest`):
@@ -23,12 +24,75 @@ the engine judges the step on those aggregates' own timelines (DOMAIN.md "Time")
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Callable, Iterable
 
 from eventsourcing.application import ProcessingEvent
 from eventsourcing.persistence import Tracking
 
 from infra.stores.recorders import Receipt
+
+
+# Estimated bytes an aggregate holds in memory (tracemalloc of members, 2026-12): about 2 KB for
+# the object and its indexes, about 350 B per order or activity entry it keeps.
+BASE_BYTES, PER_ITEM_BYTES = 2_000, 350
+DEFAULT_BUDGET = 256 * 2**20
+
+
+def weigh(aggregate: Any) -> int:
+    """The estimated memory an aggregate holds: what it keeps (orders, entries) sets it."""
+    items = 0
+    for name in ("orders", "closed_orders", "entries"):
+        kept = getattr(aggregate, name, None)
+        if kept is not None:
+            items += len(kept)
+    return BASE_BYTES + PER_ITEM_BYTES * items
+
+
+class AggregateMap(OrderedDict):
+    """The write-back map, id -> aggregate, bounded by an estimate of the memory it holds
+    (:func:`weigh`), not by a count: many small members stay warm, a few long histories do not
+    crowd out the rest. Least recently kept first; :meth:`trim` evicts from there (at a batch's
+    start, when the map holds only committed state)."""
+
+    def __init__(self, budget: int = DEFAULT_BUDGET) -> None:
+        super().__init__()
+        self.budget = budget
+        self.weights: dict = {}
+        self.total = 0
+
+    def __setitem__(self, key: Any, aggregate: Any) -> None:
+        self.total -= self.weights.pop(key, 0)
+        super().__setitem__(key, aggregate)
+        self.move_to_end(key)
+        weight = self.weights[key] = weigh(aggregate)
+        self.total += weight
+
+    def __delitem__(self, key: Any) -> None:
+        super().__delitem__(key)
+        self.total -= self.weights.pop(key, 0)
+
+    _missing = object()
+
+    def pop(self, key: Any, default: Any = _missing) -> Any:
+        if key in self:
+            self.total -= self.weights.pop(key, 0)
+            return super().pop(key)
+        if default is AggregateMap._missing:
+            raise KeyError(key)
+        return default
+
+    def clear(self) -> None:
+        super().clear()
+        self.weights.clear()
+        self.total = 0
+
+    def trim(self, limit: int) -> None:
+        """Evict the least recently kept until the estimate is within the budget and the
+        count within ``limit``."""
+        while self and (self.total > self.budget or len(self) > limit):
+            key, _ = self.popitem(last=False)
+            self.total -= self.weights.pop(key, 0)
 
 
 class UnitOfWork:
@@ -52,7 +116,9 @@ class UnitOfWork:
         self.latest_holder = None             # the aggregate whose history holds it
         self.on_sight: Callable | None = None  # the engine's check of an aggregate a step first gets
         self.pristine: set = set()            # ids the check stopped at first sight: left unchanged
-        if len(aggregates) > limit:
+        if isinstance(aggregates, AggregateMap):
+            aggregates.trim(limit)
+        elif len(aggregates) > limit:
             aggregates.clear()
 
     # -- collecting ---------------------------------------------------------------------
@@ -157,7 +223,8 @@ class UnitOfWork:
         processing = ProcessingEvent(tracking=self.tracking)
         processing.events = self.events
         ids = {event.originator_id for event in self.events}
-        processing.aggregates = {i: a for i, a in self.aggregates.items() if i in ids}
+        aggregates = self.aggregates   # the batch's own, not a walk of the whole map
+        processing.aggregates = {i: aggregates[i] for i in ids if i in aggregates}
         if self.receipts:
             processing.saved_kwargs["receipts"] = self.receipts
         recordings = app.record_batch(processing)
