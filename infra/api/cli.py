@@ -11,7 +11,7 @@ import uvicorn
 from domain.limits import unsafe_character
 
 from infra.api.app import create_app
-from infra.api.keys import ROLES, ApiKeyStore, KeyError_
+from infra.api.keys import ROLES, ApiKeyStore, ApiKeyError
 from infra.api.ops import json_logs
 from infra.bootstrap import build, open_api_keys
 from infra.settings import Settings
@@ -40,7 +40,7 @@ def create_key(role: str, subject: str) -> None:
     keys = _keys()
     try:
         key_id, token = keys.create(role, subject)
-    except KeyError_ as exc:
+    except ApiKeyError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         keys.close()
@@ -78,7 +78,7 @@ def revoke_key(key_id: str) -> None:
     keys = _keys()
     try:
         keys.revoke(key_id)
-    except KeyError_ as exc:
+    except ApiKeyError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         keys.close()

@@ -32,8 +32,8 @@ TOKEN_PREFIX = "vip_"
 KEY_ID_PREFIX = "key_"
 
 
-class KeyError_(ValueError):
-    """A key cannot be made or found as asked."""
+class ApiKeyError(ValueError):
+    """An API key cannot be made or found as asked (its message says what to fix)."""
 
 
 @dataclass(frozen=True)
@@ -95,10 +95,10 @@ class ApiKeyStore:
     def create(self, role: str, subject: str) -> tuple[str, str]:
         """Make a key; returns ``(key_id, token)``. The token is not stored."""
         if role not in ROLES:
-            raise KeyError_(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+            raise ApiKeyError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
         problem = subject_problem(subject)
         if problem:
-            raise KeyError_(problem)
+            raise ApiKeyError(problem)
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         key_id = _new_id()
         with self.lock:
@@ -126,7 +126,7 @@ class ApiKeyStore:
                                    " AND revoked_at IS NULL",
                                    (datetime.now(timezone.utc).isoformat(), key_id)).rowcount
         if not done:
-            raise KeyError_(f"no live key {key_id!r}; `vip api-key list` shows the keys")
+            raise ApiKeyError(f"no live key {key_id!r}; `vip api-key list` shows the keys")
 
     def close(self) -> None:
         self.db.close()

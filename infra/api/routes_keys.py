@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
 from infra.api.auth import PERMISSIONS, principal, route
-from infra.api.keys import KeyError_, Principal
+from infra.api.keys import ApiKeyError, Principal
 from infra.api.problems import Problem
 
 router = APIRouter()
@@ -49,7 +49,7 @@ def list_keys(request: Request) -> list[dict]:
 def create_key(request: Request, body: NewKey) -> dict:
     try:
         key_id, token = request.app.state.keys.create(body.role, body.subject)
-    except KeyError_ as exc:
+    except ApiKeyError as exc:
         raise Problem(422, str(exc), "urn:vip:invalid") from None
     return {"key_id": key_id, "role": body.role, "subject": body.subject, "token": token}
 
@@ -59,5 +59,5 @@ def create_key(request: Request, body: NewKey) -> dict:
 def revoke_key(request: Request, key_id: str = Path(min_length=1, max_length=100)) -> None:
     try:
         request.app.state.keys.revoke(key_id)
-    except KeyError_ as exc:
+    except ApiKeyError as exc:
         raise Problem(404, str(exc), "urn:vip:not-found") from None
