@@ -6,8 +6,8 @@ found by its fingerprint and resolved to the latest reader), validated with
 exactly as ``vip ingest`` applies a line of a file.
 
 **Exactly-once effect.** Messages are applied in batches, one partition at a
-time (up to ``VIP_BATCH_MAX_INPUTS`` messages or ``VIP_BATCH_MAX_MS``
-milliseconds). The consumed position is recorded in the event store as a
+time: what came, closed as soon as the consumer caught up (``_poll``), at most
+``VIP_BATCH_MAX_INPUTS`` or ``VIP_BATCH_MAX_MS``. The consumed position is recorded in the event store as a
 tracking row ``kafka:<topic>:<partition>`` = offset + 1 of the batch's last
 message, in the same transaction as the events the batch caused. On assignment the consumer
 seeks every partition to that recorded position, so the event store, not
@@ -125,8 +125,7 @@ class UpstreamConsumer:
         self.next_offsets: dict = {}      # TopicPartition -> next offset, for the courtesy commit
         self._committed: dict = {}
         self._last_flush = self._last_commit = time.monotonic()
-        self._dirty = False
-        self._held: dict = {}             # records polled and not yet applied, by partition
+        self._dirty, self._held = False, {}   # _held: records polled, not yet applied, by partition
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -212,25 +211,17 @@ class UpstreamConsumer:
         return handled
 
     def _poll(self, timeout_ms: int) -> dict:
-        """The records to apply now, by partition: one poll, extended while the consumer is
-        behind (group commit).
-
-        A poll that returns a full ``max_poll_records`` means more is waiting: the next poll
-        (not waiting) is added, up to ``batch_max_inputs`` records or ``batch_max_ms``. A poll
-        that returns less, or nothing, means the consumer caught up, and the batch closes at
-        once: at low load a batch is the one message that came (its latency is that message's
-        cost, not a batch window), under load batches stay full (one commit for many inputs).
-        """
-        polled = self.consumer.poll(timeout_ms=timeout_ms)
-        full = self.consumer.config.get("max_poll_records") or 500
-        count = sum(len(records) for records in polled.values())
-        deadline = time.monotonic() + self.engine.batch_max_ms / 1000
+        """The records to apply now, by partition (group commit): a full poll (``max_poll_records``)
+        means more is waiting, so the next poll (not waiting) joins it, up to ``batch_max_inputs``
+        or ``batch_max_ms``; a short poll means the consumer caught up and the batch closes at once
+        (at low load a batch is the message that came, under load batches stay full)."""
+        polled, full = self.consumer.poll(timeout_ms=timeout_ms), self.consumer.config.get("max_poll_records") or 500
+        count, deadline = sum(map(len, polled.values())), time.monotonic() + self.engine.batch_max_ms / 1000
         while full <= count < self.engine.batch_max_inputs and time.monotonic() < deadline:
-            self._held = polled   # a rebalance inside the next poll drops its revoked partitions
-            more = self.consumer.poll(timeout_ms=0)
-            for tp, records in more.items():
+            self._held, got = polled, 0   # a rebalance in the next poll drops revoked partitions
+            for tp, records in self.consumer.poll(timeout_ms=0).items():
                 polled.setdefault(tp, []).extend(records)
-            got = sum(len(records) for records in more.values())
+                got += len(records)
             count += got
             if got < full:
                 break

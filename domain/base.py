@@ -139,3 +139,14 @@ class VipAggregate(Aggregate):
         state = dict(self.__dict__)
         state.pop("_ctx", None)
         return state
+
+
+def keep_declared_annotations(aggregate: type) -> None:
+    """Give each event class the library re-based from a declared one (``class X(VipAggregate.Event)``
+    nested in ``aggregate``) the declared class's annotations: the re-based class has its fields
+    (a dataclass) but no annotations of its own, and the event schemas are checked against them."""
+    for value in list(vars(aggregate).values()):
+        if isinstance(value, type) and issubclass(value, aggregate.Event) and not value.__dict__.get("__annotations__"):
+            declared = value.__mro__[1]
+            if declared.__dict__.get("__annotations__") and not hasattr(declared, "event_decorator"):
+                value.__annotations__ = dict(declared.__annotations__)

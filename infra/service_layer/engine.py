@@ -19,7 +19,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.base import Ctx, DomainError, FutureInstantError
 from infra.service_layer.app import VipApp
-from infra.service_layer.batch import AggregateMap, UnitOfWork
+from infra.service_layer.batch import UnitOfWork
 from infra.service_layer.prefetch import prefetch_rows
 from infra.service_layer.runner import Runner
 from infra.service_layer.timelines import (REDO_LIMIT, Frame, LateCommandError, Redo, judge, late_command,
@@ -54,11 +54,8 @@ class Engine:
         self.batch_max_inputs, self.batch_max_ms = max(1, batch_max_inputs), max(1, batch_max_ms)
         # Committed batches, the inputs and timers they tried, the events they recorded (metrics).
         self.stats = {"batches": 0, "steps": 0, "events": 0}
-        # The write-back map is bounded by the memory its aggregates hold (estimated), the count
-        # only a ceiling (VIP_AGGREGATE_CACHE): see infra.service_layer.batch.AggregateMap.
-        self.aggregate_map_size = aggregate_map_size
-        if isinstance(app.aggregates, AggregateMap):
-            app.aggregates.budget = aggregate_map_bytes
+        self.aggregate_map_size = aggregate_map_size   # a ceiling: the bytes bound the map (AggregateMap)
+        app.aggregates.budget = aggregate_map_bytes
         self._skipped_at_begin: set = set()
         self.runner.catch_up(flush=False)
         self._timers: TimerIndex | None = None
