@@ -53,7 +53,9 @@ def sqlite_create(events: str) -> list[str]:
         " hash BLOB NOT NULL, PRIMARY KEY (originator_id, originator_version)) WITHOUT ROWID",
         "CREATE TABLE IF NOT EXISTS event_chain_start (position INTEGER NOT NULL, adopted_at TEXT)",
         # On the first open by this code: every event stored so far predates the chain.
-        f"INSERT INTO event_chain_start (position) SELECT COALESCE(MAX(rowid), 0) FROM {events}"
+        # (MAX in a subquery: an aggregate over no rows still makes one row, so a WHERE beside it
+        # would not stop the insert, and every writable open would add a row)
+        f"INSERT INTO event_chain_start (position) SELECT COALESCE((SELECT MAX(rowid) FROM {events}), 0)"
         " WHERE NOT EXISTS (SELECT 1 FROM event_chain_start)",
         "CREATE TABLE IF NOT EXISTS log_checkpoints (from_id INTEGER PRIMARY KEY, to_id INTEGER NOT NULL,"
         " root BLOB NOT NULL, signature BLOB NOT NULL, made_at TEXT NOT NULL)",
@@ -115,7 +117,7 @@ class PgNames:
                 " NOT NULL, hash bytea NOT NULL, PRIMARY KEY (originator_id, originator_version))")
             .format(self.chain, self.id_type),
             SQL("CREATE TABLE IF NOT EXISTS {0} (position bigint NOT NULL, adopted_at text)").format(self.start),
-            SQL("INSERT INTO {0} (position) SELECT COALESCE(MAX(notification_id), 0) FROM {1}"
+            SQL("INSERT INTO {0} (position) SELECT COALESCE((SELECT MAX(notification_id) FROM {1}), 0)"
                 " WHERE NOT EXISTS (SELECT 1 FROM {0})").format(self.start, self.events),
             SQL("CREATE TABLE IF NOT EXISTS {0} (from_id bigint PRIMARY KEY, to_id bigint NOT NULL,"
                 " root bytea NOT NULL, signature bytea NOT NULL, made_at text NOT NULL)").format(self.checkpoints),
