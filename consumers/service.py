@@ -45,7 +45,9 @@ def serve(settings=None, *, group: str | None = None, tick_seconds: float = 5.0,
     stop = stop or flag
     own_system = system is None
     system = system or build(settings)
-    producer = make_producer(settings.kafka_bootstrap)
+    # No linger: a batch's events go out as soon as it commits (an idle bus does not wait 5 ms
+    # per message); under load the producer still batches what queues while it sends.
+    producer = make_producer(settings.kafka_bootstrap, linger_ms=0)
     consumer = None
     publisher = Relay(system.app, producer, topics) if relay else None
     leader = RelayLeader(relay_lease(settings), echo, publisher) if relay else None

@@ -83,7 +83,7 @@ def test_bench_run_refuses_a_bad_size_with_a_clear_error(capsys):
 @pytest.mark.kafka
 def test_bench_bus_prints_throughput_and_latency_rows_with_their_baselines(capsys, kafka_broker):
     rows = rows_of(capsys, bus.main, ["--bootstrap", kafka_broker, "--orders", "200",
-                                      "--rate", "50", "--seconds", "1"])
+                                      "--rate", "50", "--seconds", "1", "--low-rate", "0"])
     assert_complete(rows, BUS_ROWS)
     latency = next(r for r in rows if r["name"].startswith("bus: p99"))
     assert latency["verdict"] == "n/a"  # 50/s is not the target's 2,000/s: not judged
