@@ -141,7 +141,7 @@ def _pipe(settings, topics, bootstrap: str, env: dict) -> tuple[list, dict, str,
 def latency(bootstrap: str, work: Path, rate: float, seconds: float, env: dict, kind=_serve) -> dict:
     """p50/p99 from an order's send to its effect's arrival, the handler in its own process."""
     name = kind.__name__.strip("_")
-    settings, topics = _fresh_topics(bootstrap, work / f"latency-{name}")
+    settings, topics = _fresh_topics(bootstrap, work / f"latency-{name}-{rate:g}")  # a data dir per run
     command, child_env, out_topic, match = kind(settings, topics, bootstrap, env)
     log = open(work / f"{name}.log", "wb")
     handler = subprocess.Popen(command, cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT)

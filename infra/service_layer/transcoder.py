@@ -1,4 +1,4 @@
-"""The event store's transcoder: the library's JSON transcoder, encoded and decoded by orjson.
+"""The event store's transcoder: the library's JSON transcoder, encoding with orjson.
 
 :class:`FastJSONTranscoder` is a :class:`eventsourcing.persistence.JSONTranscoder`
 (the same ``register(transcoding)`` protocol, the same ``{"_type_": name,
@@ -7,14 +7,13 @@ library's transcoder writes: compact separators, non-ASCII kept, dict order
 kept. Stored events stay readable by the library's own mapper and transcoder,
 and the library's stored events by this one (``tests/test_fast_transcoder.py``).
 
-Where orjson would write other bytes or read another value, the library's own
-encoder or decoder does the work instead (the fallback keeps the library's
-errors too): a dict key that is not a string, an int outside 64 bits, a float
-that ``repr`` and orjson print differently (NaN, infinities, below 1e-4, from
-1e16), a type neither JSON nor a registered transcoding knows (a ``str`` or
-``dict`` subclass, an enum, a date), a datetime whose zone is not a fixed
-whole-minute offset; and on reading, a number of 19 digits or more (orjson reads
-an int beyond 64 bits as a float) or a document orjson refuses.
+Where orjson would write other bytes, the library's own encoder does the work
+instead (the fallback keeps the library's errors too): a dict key that is not a
+string, an int outside 64 bits, a float that ``repr`` and orjson print
+differently (NaN, infinities, below 1e-4, from 1e16), a type neither JSON nor a
+registered transcoding knows (a ``str`` or ``dict`` subclass, an enum, a date),
+a datetime whose zone is not a fixed whole-minute offset. Reading is the
+library's own decoder (faster here than orjson plus unwrapping in Python).
 
 Why: the library's encoder calls back into Python for every datetime (an
 ``OrderPaid`` carries four) and ``isoformat`` was a third of mapping an
@@ -23,14 +22,12 @@ event; here orjson formats the datetime inside its wrapper, in the same ISO form
 from __future__ import annotations
 
 import math
-import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Transcoding, TranscodingNotRegisteredError
+from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Transcoding
 
-_LONG_NUMBER = re.compile(rb"\d{19}")
 _MINUTE = timedelta(minutes=1)
 
 
@@ -39,7 +36,7 @@ class _Fallback(Exception):
 
 
 class FastJSONTranscoder(JSONTranscoder):
-    """The library's JSON transcoder with orjson doing the work (same bytes, same values)."""
+    """The library's JSON transcoder with orjson encoding (the same bytes)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -86,40 +83,8 @@ class FastJSONTranscoder(JSONTranscoder):
             raise _Fallback
         return {"_type_": transcoding.name, "_data_": self._prepare(transcoding.encode(o))}
 
-    # -- decoding ---------------------------------------------------------------------
-
-    def decode(self, data: bytes) -> Any:
-        if _LONG_NUMBER.search(data):
-            return super().decode(data)
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return super().decode(data)
-        tp = type(obj)
-        return self._revive(obj) if tp is dict or tp is list else obj
-
-    def _revive(self, o: Any) -> Any:
-        """Decode the wrapped values, innermost first (as the library's object hook is called)."""
-        if type(o) is list:
-            for i, value in enumerate(o):
-                vt = type(value)
-                if vt is dict or vt is list:
-                    o[i] = self._revive(value)
-            return o
-        for key, value in o.items():
-            vt = type(value)
-            if vt is dict or vt is list:
-                o[key] = self._revive(value)
-        if len(o) == 2 and "_type_" in o and "_data_" in o:
-            name = o["_type_"]
-            try:
-                transcoding = self.names[name]
-            except (KeyError, TypeError):
-                raise TranscodingNotRegisteredError(
-                    f"Data serialized with name '{name}' is not deserializable. Please register a "
-                    f"custom transcoding for this type.") from None
-            return transcoding.decode(o["_data_"])
-        return o
+    # Decoding stays the library's: its C scanner calls the object hook per dict, which measured
+    # 6 us an event against 11 us for orjson.loads and a walk in Python to unwrap the types.
 
 
 def _iso_like(at: datetime) -> bool:
