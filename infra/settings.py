@@ -28,8 +28,9 @@ class Settings:
     topic_partitions: int = 3
     topic_replication: int = 1
     aggregate_cache: int = 20000
-    # The engine's write-back map of aggregates is bounded by this many MB (estimated), not a count.
-    aggregate_map_mb: int = 256
+    # The engine's write-back map of aggregates is bounded by this many MB (estimated), not a count:
+    # ~27,000 members of a few orders. 256 MB (100,000 warm) measured no faster (docs/benchmarks.md).
+    aggregate_map_mb: int = 64
     # How far after the wall clock a command's --at or an upstream
     # occurred_at may lie before it is refused as a typo or a bad clock.
     future_tolerance_seconds: int = 300
@@ -57,7 +58,7 @@ class Settings:
             topic_partitions=int(env.get("VIP_TOPIC_PARTITIONS", "3")),
             topic_replication=int(env.get("VIP_TOPIC_REPLICATION", "1")),
             aggregate_cache=int(env.get("VIP_AGGREGATE_CACHE", "20000")),
-            aggregate_map_mb=int(env.get("VIP_AGGREGATE_MAP_MB", "256")),
+            aggregate_map_mb=int(env.get("VIP_AGGREGATE_MAP_MB", "64")),
             future_tolerance_seconds=int(env.get("VIP_FUTURE_TOLERANCE_SECONDS", "300")),
             snapshot_interval=int(env.get("VIP_SNAPSHOT_INTERVAL", "100")),
             batch_max_inputs=int(env.get("VIP_BATCH_MAX_INPUTS", "2000")),

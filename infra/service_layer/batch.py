@@ -36,7 +36,7 @@ from infra.stores.recorders import Receipt
 # Estimated bytes an aggregate holds in memory (tracemalloc of members, 2026-12): about 2 KB for
 # the object and its indexes, about 350 B per order or activity entry it keeps.
 BASE_BYTES, PER_ITEM_BYTES = 2_000, 350
-DEFAULT_BUDGET = 256 * 2**20
+DEFAULT_BUDGET = 64 * 2**20
 
 
 def weigh(aggregate: Any) -> int:

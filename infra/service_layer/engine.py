@@ -46,7 +46,7 @@ class Engine:
     def __init__(self, app: VipApp, runner: Runner, clock: Callable[[], datetime],
                  future_tolerance: timedelta = timedelta(minutes=5), read_only: bool = False,
                  batch_max_inputs: int = 2000, batch_max_ms: int = 1000,
-                 aggregate_map_size: int = 1_000_000, aggregate_map_bytes: int = 256 * 2**20) -> None:
+                 aggregate_map_size: int = 1_000_000, aggregate_map_bytes: int = 64 * 2**20) -> None:
         self.app, self.runner, self.clock = app, runner, clock
         self.future_tolerance = future_tolerance
         self.read_only = read_only
