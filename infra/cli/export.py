@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from infra.analytics.parquet import ExportError, export
+from infra.analytics.parquet import ExportError, export, prepare
 from infra.cli.common import domain_errors, emit, now_or, print_table, store_as_of, system_of, when
 from infra.progress import bar
 
@@ -31,8 +31,12 @@ def parquet_cmd(ctx, directory, since, until, with_terms, as_json, no_progress):
 
     Nothing is written to the stores; personal values stay sealed as in the events.
     """
-    system = system_of(ctx, read_only=True)
     start, end = when(since), when(until)
+    try:
+        prepare(directory)  # refused before any store is opened: a wrong target costs nothing
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    system = system_of(ctx, read_only=True)
     at = now_or(system, end)
     store = store_as_of(system, end)
     try:
