@@ -262,7 +262,8 @@ def _batch(engine: Engine, items: list, start: int, size: int, name: str) -> lis
 
 def _write_rejects(report: IngestReport) -> None:
     # Owner-only from its creation (a reject may be a customer's record, however masked).
-    with open(private_file(report.rejects_file, truncate=True), "w", encoding="utf-8") as out:
+    # Into the directory the operator named, never one made up (a mistyped --rejects is an error).
+    with open(private_file(report.rejects_file, truncate=True, parents=False), "w", encoding="utf-8") as out:
         for number, reason, raw in sorted(report.rejected, key=lambda r: r[0]):
             # Personal fields never reach the rejects file in clear (PIPL); unknown fields not at all.
             out.write(json.dumps({"line": number, "reason": reason, **masked_input(raw.rstrip("\r\n"))},

@@ -52,13 +52,15 @@ def private_dir(path: str | os.PathLike) -> Path:
     return path
 
 
-def private_file(path: str | os.PathLike, truncate: bool = False) -> Path:
+def private_file(path: str | os.PathLike, truncate: bool = False, parents: bool = True) -> Path:
     """The file, created empty with mode 0600 if it does not exist, so whatever opens it next
     (SQLite, ``open``) writes into an owner-only file; an existing one (and its SQLite
     companions) is checked. ``truncate``: the caller rewrites the file whole, so an existing
-    one is made 0600 as if new."""
+    one is made 0600 as if new. ``parents``: a missing directory is made (0700); without it
+    a missing directory is the caller's ``FileNotFoundError`` (a path a user named, mistyped
+    or not, is not made up)."""
     path = Path(path)
-    if not path.parent.exists():
+    if parents and not path.parent.exists():
         private_dir(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
