@@ -5,12 +5,16 @@ import json
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from click.testing import CliRunner
+
 from infra.bootstrap import VIEWS
+from infra.cli.main import main
 from infra.dev.demo import run_demo
 from infra.service_layer.replay import rebuild, replay
 from infra.service_layer.upstream import apply_input, parse
 from projections import queries
-from tests.scenario import START, upstream_events
+from tests.aggregate_logs import logs_by_aggregate
+from tests.scenario import START, Z, upstream_events
 
 
 def _inputs(events):
@@ -110,3 +114,26 @@ def test_an_order_is_folded_by_the_current_tier_alone(make_system):
     replay(s.app, [_counting(v, calls) for v in VIEWS])
     assert calls[("current_tier", "OrderPaid")] > 0
     assert {view for view, kind in calls if kind == "OrderPaid"} == {"current_tier"}
+
+
+def test_replay_as_of_counts_the_events_it_folded_when_later_ones_sit_between_them(make_system, event_store):
+    """With a timeline per aggregate, A's event after T is logged before B's event before T:
+    `vip replay --as-of T` says how many events it folded, not the log position it reached."""
+    s = make_system(event_store)
+    day = datetime(2025, 3, 1, 10, tzinfo=Z)
+    orders = [("a1", "A", 0), ("a2", "A", 200), ("b1", "B", 10)]   # logged in this order
+    for event_id, member, days in orders:
+        apply_input(s.engine, parse("orders", {
+            "type": "OrderPaid", "event_id": event_id, "member_id": member, "order_id": event_id,
+            "occurred_at": (day + timedelta(days=days)).isoformat(), "amount_fen": 10_000, "currency": "CNY"}))
+    s.engine.flush()
+    at = day + timedelta(days=50)
+    stamps = sorted((e[2], e[0]) for events in logs_by_aggregate(s.app).values() for e in events)
+    folded = sum(1 for stamp, _ in stamps if stamp <= at)
+    assert 0 < folded < s.app.recorder.max_notification_id()
+    env = {"VIP_DATA_DIR": str(s.settings.data_dir), "VIP_EVENT_STORE": event_store}
+    out = CliRunner().invoke(main, ["replay", "--as-of", at.isoformat(), "--json", "--no-progress"], env=env)
+    assert out.exit_code == 0, out.output
+    answer = json.loads(out.output)
+    assert answer["events_replayed"] == folded
+    assert {r["member_id"] for r in answer["tiers"]} == {"A", "B"}

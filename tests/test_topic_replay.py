@@ -16,7 +16,8 @@ from infra.kafka.admin import create_all
 from infra.kafka.bus import Topics, make_producer
 from infra.kafka.relay import Relay
 from infra.kafka.topic_replay import TopicReplayError, replay_topics
-from infra.service_layer.replay import replay
+from infra.service_layer.replay import fold_log, replay
+from infra.stores.memory import MemoryStore
 
 pytestmark = pytest.mark.kafka
 
@@ -65,7 +66,10 @@ def test_views_from_the_topics_as_of_midyear_equal_the_embedded_replay_to_then(p
     result = replay_topics(kafka_broker, published.topics.domain_topics, VIEWS, until=MIDYEAR)
     expected = replay(published.app, VIEWS, until=MIDYEAR)
     _assert_same_rows(result.store, expected)
-    assert 0 < result.folded == expected.position < published.published
+    # As many events as the embedded fold took; not its last position, which is larger when events
+    # stamped after the instant sit between folded ones (a timeline per aggregate).
+    folded_from_log = fold_log(published.app, MemoryStore(), VIEWS, until=MIDYEAR)[0]
+    assert 0 < result.folded == folded_from_log < published.published
     # every message is accounted for once: folded, a copy of one folded, or after the instant
     assert result.folded + result.duplicates + result.after == published.published + DUPLICATED
     assert result.duplicates > 0 and result.after > 0
