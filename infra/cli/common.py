@@ -21,6 +21,7 @@ from infra.policy_file import PolicyFileError, load_policy
 from infra.service_layer.engine import ConflictError
 from infra.service_layer.asof import now_or, store_as_of  # noqa: F401  (the queries' instants)
 from infra.settings import Settings
+from infra.stores.leases import SERVE_LOCK
 from infra.stores.pii import KeyStoreError
 from infra.stores.readstore import damage
 from projections import presentation as show
@@ -127,11 +128,15 @@ def _grid(headers: list[str], cells: list[list[str]], title: str | None, instant
 
 
 def missing_store(settings: Settings) -> str | None:
-    """Why a query has no event store to read (a SQLite data dir without one), or None."""
+    """Why a query has no event store to read (a SQLite data dir without one), or None.
+
+    A data dir a ``vip serve`` was started in is the one in use even before the serve
+    has made its event store (it takes its lease first): a query there is answered.
+    """
     if settings.event_store != "sqlite":
         return None
     path = settings.data_dir / "events.db"
-    if path.exists():
+    if path.exists() or (settings.data_dir / SERVE_LOCK).exists():
         return None
     where = "does not exist" if not settings.data_dir.exists() else "holds no event store"
     return (f"no event store at {path}: the data dir {settings.data_dir} (VIP_DATA_DIR) {where}; "

@@ -109,12 +109,15 @@ class AdvisoryLease:
                 self._conn = None
 
 
+SERVE_LOCK = "serve.lock"  # in the data dir: there from a serve's start, before its event store
+
+
 def serve_lease(settings: Settings) -> FileLease | None:
     """The one-``vip serve``-per-data-dir lease of the embedded SQLite store (None elsewhere)."""
     if settings.event_store != "sqlite":
         return None
     private_dir(settings.data_dir)
-    lease = FileLease(settings.data_dir / "serve.lock")
+    lease = FileLease(settings.data_dir / SERVE_LOCK)
     if not lease.acquire():
         raise LeaseHeldError(
             f"another vip serve (pid {lease.holder()}) is running on the SQLite store in "
