@@ -47,19 +47,41 @@ def _blob(value) -> bytes:
 
 # -- SQLite ----------------------------------------------------------------------------------
 
-def sqlite_create(events: str) -> list[str]:
+def sqlite_create() -> list[str]:
+    """The audit tables (statements that change nothing once they exist)."""
     return [
         "CREATE TABLE IF NOT EXISTS event_chain (originator_id TEXT, originator_version INTEGER,"
         " hash BLOB NOT NULL, PRIMARY KEY (originator_id, originator_version)) WITHOUT ROWID",
         "CREATE TABLE IF NOT EXISTS event_chain_start (position INTEGER NOT NULL, adopted_at TEXT)",
-        # On the first open by this code: every event stored so far predates the chain.
-        # (MAX in a subquery: an aggregate over no rows still makes one row, so a WHERE beside it
-        # would not stop the insert, and every writable open would add a row)
-        f"INSERT INTO event_chain_start (position) SELECT COALESCE((SELECT MAX(rowid) FROM {events}), 0)"
-        " WHERE NOT EXISTS (SELECT 1 FROM event_chain_start)",
         "CREATE TABLE IF NOT EXISTS log_checkpoints (from_id INTEGER PRIMARY KEY, to_id INTEGER NOT NULL,"
         " root BLOB NOT NULL, signature BLOB NOT NULL, made_at TEXT NOT NULL)",
     ]
+
+
+def sqlite_start(events: str) -> str:
+    """The chain's start row, on the first open by this code: every event stored so far predates
+    the chain. A write even when it adds nothing: run it as its transaction's first statement
+    (see ``SQLiteReceiptRecorder.create_table``)."""
+    # MAX in a subquery: an aggregate over no rows still makes one row, so a WHERE beside it
+    # would not stop the insert, and every writable open would add a row.
+    return (f"INSERT INTO event_chain_start (position) SELECT COALESCE((SELECT MAX(rowid) FROM {events}), 0)"
+            " WHERE NOT EXISTS (SELECT 1 FROM event_chain_start)")
+
+
+def sqlite_schema_whole(c, names: set[str], migration: str | None) -> bool:
+    """True if the tables and indexes ``names`` exist, the chain's start is recorded and (given
+    ``migration``, the library's single-row tracking marker) the tracking table is migrated:
+    read-only, so an open of a whole schema takes no write lock."""
+    c.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")
+    if not names <= {r[0] for r in c.fetchall()}:
+        return False
+    c.execute("SELECT 1 FROM event_chain_start LIMIT 1")
+    if c.fetchone() is None:
+        return False
+    if migration is not None:
+        c.execute("SELECT 1 FROM tracking WHERE application_name = ?", (migration,))
+        return c.fetchone() is not None
+    return True
 
 
 def sqlite_chained(c, keys: Sequence[Key]) -> dict[Key, bytes]:

@@ -22,19 +22,35 @@ in-memory store, whose factory has no such hook.
 """
 from __future__ import annotations
 
+import logging
+import re
+import sqlite3
+import time
 from typing import Any, NamedTuple, Sequence
 
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 from eventsourcing.popo import POPOFactory, POPOProcessRecorder
 from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
 from psycopg.sql import SQL, Identifier
 
 from infra.audit.chain import ChainCache, Key, link, oid_text
-from infra.audit.sql import PgNames, sqlite_chained, sqlite_create, sqlite_history, sqlite_insert_chain
+from infra.audit.sql import (
+    PgNames,
+    sqlite_chained,
+    sqlite_create,
+    sqlite_history,
+    sqlite_insert_chain,
+    sqlite_schema_whole,
+    sqlite_start,
+)
+
+log = logging.getLogger("vip.store")
 
 # The last hash of this many aggregates stays in each recorder (about 120 bytes each).
 CHAIN_CACHE_SIZE = 50_000
+START_WAIT = 30.0  # seconds an opening process goes on trying to make its tables in a busy SQLite store
+_CREATED = re.compile(r"CREATE (?:UNIQUE )?(?:TABLE|INDEX) IF NOT EXISTS (\w+)")
 
 
 class Receipt(NamedTuple):
@@ -56,7 +72,44 @@ class SQLiteReceiptRecorder(SQLiteProcessRecorder):
         return [*super().construct_create_table_statements(),
                 "CREATE TABLE IF NOT EXISTS input_receipts (input_id TEXT PRIMARY KEY,"
                 " digest TEXT NOT NULL, member_id TEXT NOT NULL) WITHOUT ROWID",
-                *sqlite_create(self.events_table_name)]
+                *sqlite_create()]
+
+    def create_table(self) -> None:
+        """The tables (and the chain's start row), made only when the schema is not whole.
+
+        On a whole schema every create statement changes nothing, but the start row's
+        ``INSERT ... WHERE NOT EXISTS`` is a write, and SQLite refuses a write that follows a
+        read in one transaction at once ("database is locked", without its busy wait) when
+        another connection committed in between: a consumer restarted beside a busy relay died
+        of it. So a read-only look comes first. A schema still to make is made, the start row
+        in a transaction of its own whose first statement writes (so it waits its turn), and
+        tried again while the store is busy for up to ``START_WAIT`` seconds, said once.
+        """
+        if self._schema_whole():
+            return
+        deadline, said = time.monotonic() + START_WAIT, False
+        while True:
+            try:
+                super().create_table()
+                with self.datastore.transaction(commit=True) as c:
+                    c.execute(sqlite_start(self.events_table_name))
+                return
+            except OperationalError as exc:
+                if not _busy(exc) or time.monotonic() > deadline:
+                    raise
+                if not said:
+                    log.warning("event store %s is busy (another process is writing): trying again to "
+                                "make its tables for up to %.0f s", self.datastore.pool.db_name, START_WAIT)
+                    said = True
+                time.sleep(0.1)
+
+    def _schema_whole(self) -> bool:
+        names = {m.group(1) for m in map(_CREATED.search, self.create_table_statements) if m}
+        migration = self.table_migration_identifier if self.datastore.single_row_tracking else None
+        if migration is None:
+            return False  # multi-row tracking: the library's own checks decide
+        with self.datastore.transaction(commit=False) as c:
+            return sqlite_schema_whole(c, names, migration)
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any):
         try:
@@ -99,6 +152,13 @@ class SQLiteReceiptRecorder(SQLiteProcessRecorder):
                           f"({','.join('?' * len(chunk))})", chunk)
                 found.update((row[0], Receipt(*row)) for row in c.fetchall())
         return found
+
+
+def _busy(exc: OperationalError) -> bool:
+    """True if SQLite said the database is busy (another connection holds or just took the write lock)."""
+    cause = exc.__cause__
+    return isinstance(cause, sqlite3.OperationalError) and \
+        (getattr(cause, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
 
 
 class PostgresReceiptRecorder(PostgresProcessRecorder):
