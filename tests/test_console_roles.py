@@ -149,7 +149,8 @@ class Screen:
 
     def tab(self, label: str) -> None:
         self.page.click(f"nav a:has-text('{label}')")
-        assert self.page.get_attribute(f"nav a:has-text('{label}')", "aria-current") == "page"
+        # The console marks the tab when it renders, on the hashchange after the click.
+        self.page.wait_for_selector(f"nav a[aria-current=page]:has-text('{label}')")
 
     def close(self) -> None:
         self.context.close()
@@ -322,3 +323,23 @@ def test_auditor_reads_a_members_tier_and_why_on_a_past_date(screen, width):
     s.tab("Complaints queue")
     page.wait_for_selector("#q-table")
     s.check("queue-as-of")
+
+
+def test_an_action_sent_replaces_the_last_actions_message_and_holds_the_others_until_answered(screen):
+    """A message that still said the last action's outcome let the next step (a click on Close
+    while the rating was on its way) go out against a version the rating was about to replace."""
+    s = screen("agent", 1280)
+    page = s.page
+    page.click("a[aria-label='Open complaint C-1']")
+    page.click("#actions button:has-text('Acknowledge C-1')")
+    page.wait_for_selector("#c-msg.ok:has-text('now acknowledged')")
+    # The click and a look at the page in one script: the handler has run up to its request.
+    seen = page.evaluate("""() => {
+        document.querySelector("#actions form[data-action=assign] button").click();
+        const msg = document.querySelector("#c-msg");
+        return {ok: msg.classList.contains("ok"), text: msg.textContent,
+                enabled: [...document.querySelectorAll("#actions button")].filter((b) => !b.disabled).length};
+    }""")
+    assert seen == {"ok": False, "text": "Assign: sending...", "enabled": 0}
+    page.wait_for_selector("#c-msg.ok:has-text('now assigned')")
+    assert page.locator("#actions button:disabled").count() == 0

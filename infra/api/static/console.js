@@ -319,14 +319,18 @@ pages.complaint = async (view, r, n) => {
     e.preventDefault();
     const form = e.target, action = form.dataset.action, body = {};
     for (const [k, v] of new FormData(form)) body[k] = k === "score" ? Number(v) : String(v).trim();
-    form.querySelector("button").disabled = true;
+    // Until this action is answered: the last action's message is gone (it no longer says how the
+    // complaint stands) and no other action is sent against the version this page shows.
+    const buttons = [...$("actions").querySelectorAll("button")];
+    buttons.forEach((b) => { b.disabled = true; });
+    Object.assign($("c-msg"), { className: "msg", textContent: `${ACTIONS[action].label}: sending...` });
     try {
       const done = await api("POST", `/api/complaints/${enc(c.complaint_id)}/${action}`, body, { "If-Match": `"${c.version}"` });
       await pages.complaint(view, r, n);
       say($("c-msg"), `${ACTIONS[action].label}: done. The complaint is now ${done.status}.`, true);
     } catch (err) {
       if (/changed this/.test(err.message)) await pages.complaint(view, r, n);
-      say($("c-msg"), err.message); const b = form.querySelector("button"); if (b) b.disabled = false;
+      say($("c-msg"), err.message); buttons.forEach((b) => { b.disabled = false; });
     }
   }, { once: false });
 };
