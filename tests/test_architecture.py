@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import sys
 from pathlib import Path
 
 import pytest
+
+from infra.service_layer import handlers
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("domain", "projections", "schemas", "infra", "consumers", "bench")
@@ -136,3 +139,30 @@ def test_modules_stay_short(name):
 
 # Modules still over the house limit, with the size they may not grow past (to be split).
 LIMIT: dict[str, int] = {"domain.member": 530, "domain.contract": 480}
+
+
+def _dispatch_tables(path: Path) -> list[str]:
+    """Module-level dicts in ``path`` whose values call the application (``app.<service>(…)``):
+    a dispatch table from some key to application services."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, ast.AnnAssign) else []
+        value = getattr(node, "value", None)
+        if not isinstance(value, ast.Dict):
+            continue
+        calls_app = any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                        and isinstance(n.func.value, ast.Name) and n.func.value.id == "app"
+                        for v in value.values for n in ast.walk(v))
+        if calls_app:
+            found += [t.id for t in targets if isinstance(t, ast.Name)]
+    return found
+
+
+def test_one_module_maps_command_types_to_handlers():
+    """Commands are dispatched in one place (docs/decisions/0010-command-path.md)."""
+    tables = {name: found for name, path in MODULES.items() if (found := _dispatch_tables(path))}
+    assert tables == {"infra.service_layer.handlers": ["HANDLERS"]}
+    for command in handlers.HANDLERS:
+        assert dataclasses.is_dataclass(command) and command.__dataclass_params__.frozen, command

@@ -9,7 +9,7 @@ import pytest
 
 from domain.base import Ctx
 from domain.complaint import Complaint
-from infra.service_layer.engine import FIRE
+from infra.service_layer.scheduled import TIMER_COMMANDS as FIRE
 from infra.policy_file import PolicyFileError, default_policy_text, load_policy, policy_from_dict
 from projections import queries
 from infra.service_layer.upstream import apply_input, parse

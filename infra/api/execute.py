@@ -13,12 +13,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from domain.base import NotFoundError
-from infra.api.commands import ACTIONS, aggregate
+from infra.api.commands import aggregate, command_of
 from infra.api.idempotency import fingerprint
 from infra.api.keys import Principal
 from infra.api.models import state_json
 from infra.api.problems import Problem
 from infra.api.ops import COMMANDS
+from infra.service_layer.commands import Command
+from infra.service_layer.handlers import handle
 
 
 # How far after the server's clock a caller's ``at`` may be (clock skew between machines).
@@ -56,13 +58,14 @@ def _cause_of(events, cause: str) -> bool:
     return any(getattr(e, "meta", {}).get("causation_id") == cause for e in events)
 
 
-def execute(state, who: Principal, kind: str, name: str, business_id: str, body: BaseModel,
-            describe: Callable[[Any], dict], path: str, if_match: str | None = None,
+def execute(state, who: Principal, kind: str, name: str, command: type[Command], business_id: str,
+            body: BaseModel, describe: Callable[[Any], dict], path: str, if_match: str | None = None,
             idempotency_key: str | None = None, correlation_id: str = "",
             created: bool = False) -> JSONResponse:
-    """Run ``ACTIONS[kind][name]`` for ``who`` and answer with the aggregate's new state."""
+    """Run ``command`` (built from the body) for ``who`` through the one handler map, and answer
+    with the aggregate's new state (``name``: the route's, for the metrics)."""
     system, store = state.system, state.idempotency
-    fields = body.model_dump(exclude={"at"})
+    asked = command_of(command, kind, business_id, body)
     at: datetime | None = getattr(body, "at", None)
     expected = parse_if_match(if_match)
     code = 201 if created else 200
@@ -97,10 +100,8 @@ def execute(state, who: Principal, kind: str, name: str, business_id: str, body:
             if at is not None:
                 check_at(system, who, at)
                 system.engine.check_command_at(at, "at")
-            action = ACTIONS[kind][name]
-            result = system.engine.run(at, lambda ctx: action(system.app, ctx, business_id, fields),
-                                       actor=who.subject, causation_id=cause,
-                                       correlation_id=correlation_id)
+            result = handle(system.engine, asked, at, actor=who.subject, causation_id=cause,
+                            correlation_id=correlation_id)
             system.engine.flush()
         except BaseException:
             if idempotency_key:

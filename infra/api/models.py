@@ -174,6 +174,7 @@ class MemberState(BaseModel):
     effective_tier: str
     vip_status: str
     override: OverrideState | None
+    dedicated_agent: str | None = None
     erased: bool
     version: int
 
@@ -220,7 +221,8 @@ STATE_MODELS = {"member": MemberState, "contract": ContractState, "complaint": C
 
 
 def state_json(kind: str, data: dict) -> dict:
-    """An aggregate's description as JSON-ready data, through its typed model (datetimes as ISO text)."""
+    """An aggregate's description (:mod:`infra.service_layer.describe`, the one the CLI prints too)
+    as JSON-ready data, checked by its typed reply model (datetimes as ISO text)."""
     out = STATE_MODELS[kind].model_validate(data).model_dump(mode="json")
     for confidential in ("terms", "invoices"):  # absent for roles not cleared for the terms
         if out.get(confidential, ...) is None:

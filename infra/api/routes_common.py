@@ -8,10 +8,11 @@ from typing import Any, Callable
 from fastapi import APIRouter, Body, Depends, Header, Path, Request
 
 from infra.api.auth import allowed, principal, route
-from infra.api.commands import describe_complaint, describe_contract, describe_member
 from infra.api.execute import execute
 from infra.api.keys import Principal
 from infra.api.models import STATE_MODELS
+from infra.service_layer.commands import Command
+from infra.service_layer.describe import describe_complaint, describe_contract, describe_member
 from domain.limits import ID_PATTERN, MAX_ID_LENGTH
 MAX_PAGE = 500
 
@@ -31,14 +32,15 @@ IDEMPOTENCY = Header(default=None, alias="Idempotency-Key", min_length=1, max_le
                      description="A repeat with the same key returns the first response, with no second effect")
 
 
-def command_route(router: APIRouter, kind: str, name: str, path: str, permission: str, model: type,
-                  summary: str, id_field: str | None = None) -> None:
-    """``POST path``: run command ``name`` on a ``kind``; the id is in the path, or in the body
-    (``id_field``) for commands that create the aggregate."""
+def command_route(router: APIRouter, kind: str, name: str, command: type[Command], path: str, permission: str,
+                  model: type, summary: str, id_field: str | None = None) -> None:
+    """``POST path``: run ``command`` (route ``name``) on a ``kind``, built from the body (fields named
+    as the command's); the id is in the path, or in the body (``id_field``) for commands that create
+    the aggregate."""
     codes = (400, 404, 409, 412) if id_field is None else (404, 409)
 
     def run(request: Request, business_id: str, body, who: Principal, if_match, key):
-        return execute(request.app.state, who, kind, name, business_id, body, describer(kind, who),
+        return execute(request.app.state, who, kind, name, command, business_id, body, describer(kind, who),
                        request.url.path, if_match=if_match, idempotency_key=key,
                        correlation_id=getattr(request.state, "correlation_id", ""),
                        created=id_field is not None)

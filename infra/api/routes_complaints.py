@@ -11,10 +11,12 @@ from pydantic import AwareDatetime
 from domain.base import NotFoundError
 from infra.api import answers, models as m
 from infra.api.auth import principal, route
-from infra.api.commands import aggregate, describe_complaint
+from infra.api.commands import aggregate
 from infra.api.execute import etag, execute
 from infra.api.keys import Principal
 from infra.api.routes_common import IDEMPOTENCY, ID_PATTERN, MAX_PAGE, command_route, page
+from infra.service_layer import commands as c
+from infra.service_layer.describe import describe_complaint
 
 router = APIRouter()
 AS_OF = Query(default=None, description="Answer as of this past instant (ISO-8601 with zone)")
@@ -45,21 +47,21 @@ def complaint_file(request: Request, body: m.FileNew = Body(), who: Principal = 
     state = request.app.state
     complaint_id = body.complaint_id or new_complaint_id(state.system.app, who, key)
     body = body.model_copy(update={"complaint_id": complaint_id})
-    return execute(state, who, "complaint", "file", complaint_id, body, describe_complaint,
+    return execute(state, who, "complaint", "file", c.FileComplaint, complaint_id, body, describe_complaint,
                    request.url.path, idempotency_key=key,
                    correlation_id=getattr(request.state, "correlation_id", ""), created=True)
 
-for name, model, permission, summary in (
-        ("ack", m.Command, "complaint:write", "First response: stops the first-response clock"),
-        ("assign", m.Assign, "complaint:write", "Assign to an agent"),
-        ("escalate", m.Reason, "complaint:escalate", "Escalate by hand"),
-        ("wait", m.Wait, "complaint:write", "Wait for the customer: clocks pause"),
-        ("reply", m.Command, "complaint:write", "The customer answered: clocks resume"),
-        ("resolve", m.Resolve, "complaint:write", "Resolve: both clocks stop (seed 002 §7.3)"),
-        ("rate", m.Rate, "complaint:write", "Satisfaction 1-5 (seed 002 §5.3)"),
-        ("close", m.Command, "complaint:write", "Close a resolved complaint"),
-        ("reopen", m.Reason, "complaint:write", "Reopen: the resolution clock resumes")):
-    command_route(router, "complaint", name, f"/complaints/{{id}}/{name}", permission, model, summary)
+for name, command, model, permission, summary in (
+        ("ack", c.AcknowledgeComplaint, m.Command, "complaint:write", "First response: stops the first-response clock"),
+        ("assign", c.AssignComplaint, m.Assign, "complaint:write", "Assign to an agent"),
+        ("escalate", c.EscalateComplaint, m.Reason, "complaint:escalate", "Escalate by hand"),
+        ("wait", c.WaitForCustomer, m.Wait, "complaint:write", "Wait for the customer: clocks pause"),
+        ("reply", c.RecordCustomerReply, m.Command, "complaint:write", "The customer answered: clocks resume"),
+        ("resolve", c.ResolveComplaint, m.Resolve, "complaint:write", "Resolve: both clocks stop (seed 002 §7.3)"),
+        ("rate", c.RateComplaint, m.Rate, "complaint:write", "Satisfaction 1-5 (seed 002 §5.3)"),
+        ("close", c.CloseComplaint, m.Command, "complaint:write", "Close a resolved complaint"),
+        ("reopen", c.ReopenComplaint, m.Reason, "complaint:write", "Reopen: the resolution clock resumes")):
+    command_route(router, "complaint", name, command, f"/complaints/{{id}}/{name}", permission, model, summary)
 
 
 @route(router, "GET", "/complaints", "complaint:read", response_model=m.Page, tags=["complaints"],

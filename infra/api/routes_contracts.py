@@ -9,27 +9,29 @@ from infra.api.commands import aggregate
 from infra.api.execute import etag
 from infra.api.keys import Principal
 from infra.api.routes_common import ID_PATTERN, MAX_PAGE, command_route, describer, page
+from infra.service_layer import commands as c
 
 router = APIRouter()
 AS_OF = Query(default=None, description="Answer as of this past instant (ISO-8601 with zone)")
 
-command_route(router, "contract", "draft", "/contracts", "contract:write", m.Draft,
+command_route(router, "contract", "draft", c.DraftContract, "/contracts", "contract:write", m.Draft,
               "Draft a contract with its terms", id_field="contract_id")
-for name, model, summary in (
-        ("sign", m.Sign, "One party signs; the last signature makes it effective"),
-        ("complete-milestone", m.Milestone, "Mark a milestone completed"),
-        ("propose-amendment", m.Amendment, "Propose changed terms (seed 000 §11)"),
-        ("consent", m.Consent, "A party consents to an amendment"),
-        ("breach", m.Breach, "Record a breach with compensation (seed 000 §8)"),
-        ("dispute", m.Dispute, "Open a dispute (seed 000 §9)"),
-        ("settle-dispute", m.SettleDispute, "Settle the open dispute"),
-        ("terminate", m.Terminate, "Terminate with reason and settlement (seed 000 §10)"),
-        ("renew", m.Renew, "Renew for more months (seed 002 §12.3)"),
-        ("invoice", m.Invoice, "Issue an invoice"),
-        ("pay", m.Pay, "Record a payment against an invoice"),
-        ("discount", m.Discount, "Grant a discount on an invoice (seed 002 §6.3)"),
-        ("waive", m.Waive, "Waive what is still owed on an invoice (seed 002 §6.3)")):
-    command_route(router, "contract", name, f"/contracts/{{id}}/{name}", "contract:write", model, summary)
+for name, command, model, summary in (
+        ("sign", c.SignContract, m.Sign, "One party signs; the last signature makes it effective"),
+        ("complete-milestone", c.CompleteMilestone, m.Milestone, "Mark a milestone completed"),
+        ("propose-amendment", c.ProposeAmendment, m.Amendment, "Propose changed terms (seed 000 §11)"),
+        ("consent", c.ConsentToAmendment, m.Consent, "A party consents to an amendment"),
+        ("breach", c.RecordBreach, m.Breach, "Record a breach with compensation (seed 000 §8)"),
+        ("dispute", c.OpenDispute, m.Dispute, "Open a dispute (seed 000 §9)"),
+        ("settle-dispute", c.SettleDispute, m.SettleDispute, "Settle the open dispute"),
+        ("terminate", c.TerminateContract, m.Terminate, "Terminate with reason and settlement (seed 000 §10)"),
+        ("renew", c.RenewContract, m.Renew, "Renew for more months (seed 002 §12.3)"),
+        ("invoice", c.IssueInvoice, m.Invoice, "Issue an invoice"),
+        ("pay", c.PayInvoice, m.Pay, "Record a payment against an invoice"),
+        ("discount", c.GrantDiscount, m.Discount, "Grant a discount on an invoice (seed 002 §6.3)"),
+        ("waive", c.WaiveInvoice, m.Waive, "Waive what is still owed on an invoice (seed 002 §6.3)")):
+    command_route(router, "contract", name, command, f"/contracts/{{id}}/{name}", "contract:write", model,
+                  summary)
 
 
 # What a role without ``contract:terms`` sees of a contract row: nothing the terms say

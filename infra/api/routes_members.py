@@ -6,26 +6,28 @@ from pydantic import AwareDatetime
 
 from infra.api import answers, models as m
 from infra.api.auth import route
-from infra.api.commands import aggregate, describe_member
+from infra.api.commands import aggregate
 from infra.api.execute import etag
 from infra.api.routes_common import ID_PATTERN, MAX_PAGE, command_route, page
+from infra.service_layer import commands as c
+from infra.service_layer.describe import describe_member
 
 router = APIRouter()
 AS_OF = Query(default=None, description="Answer as of this past instant (ISO-8601 with zone)")
 MemberId = Path(min_length=1, max_length=100, pattern=ID_PATTERN)
 
-for name, model, permission, summary in (
-        ("apply", m.Command, "member:workflow", "Apply for VIP (seed 002 §2.2.1)"),
-        ("start-review", m.Command, "member:workflow", "Start reviewing the application (§2.2.2)"),
-        ("approve", m.Command, "member:workflow", "Approve the application (§2.2.2)"),
-        ("reject", m.Reason, "member:workflow", "Reject the application, with a reason"),
-        ("revoke", m.Reason, "member:supervise", "Cancel VIP status, with a reason (§2.3.2)"),
-        ("terminate-rights", m.Reason, "member:supervise", "End rights for breach (§4.3.2)"),
-        ("override", m.Override, "member:supervise", "Pin a tier or give it a floor, until an expiry"),
-        ("clear-override", m.ClearOverride, "member:supervise", "Remove a manual tier override"),
-        ("erase", m.Command, "member:erase", "Erase personal data (PIPL): the member's key is destroyed")):
-    command_route(router, "member", name, f"/members/{{id}}/{name}", permission, model, summary)
-
+for name, command, model, permission, summary in (
+        ("apply", c.ApplyForVip, m.Command, "member:workflow", "Apply for VIP (seed 002 §2.2.1)"),
+        ("start-review", c.StartVipReview, m.Command, "member:workflow", "Start reviewing the application (§2.2.2)"),
+        ("approve", c.ApproveVip, m.Command, "member:workflow", "Approve the application (§2.2.2)"),
+        ("reject", c.RejectVip, m.Reason, "member:workflow", "Reject the application, with a reason"),
+        ("revoke", c.RevokeVip, m.Reason, "member:supervise", "Cancel VIP status, with a reason (§2.3.2)"),
+        ("terminate-rights", c.TerminateRights, m.Reason, "member:supervise", "End rights for breach (§4.3.2)"),
+        ("override", c.SetOverride, m.Override, "member:supervise", "Pin a tier or give it a floor, until an expiry"),
+        ("clear-override", c.ClearOverride, m.ClearOverride, "member:supervise", "Remove a manual tier override"),
+        ("erase", c.EraseMember, m.Command, "member:erase",
+         "Erase personal data (PIPL): the member's key is destroyed")):
+    command_route(router, "member", name, command, f"/members/{{id}}/{name}", permission, model, summary)
 
 @route(router, "GET", "/members/{id}", "member:read", 404, response_model=m.MemberState,
        tags=["members"], summary="The member's current state and version (the ETag for If-Match)")

@@ -24,7 +24,9 @@ from infra.service_layer.prefetch import prefetch_rows
 from infra.service_layer.runner import Runner
 from infra.service_layer.timelines import (REDO_LIMIT, Frame, LateCommandError, Redo, judge, late_command,
                                            latest_of, sight)
-from infra.service_layer.timer_index import FIRE, TimerIndex
+from infra.service_layer.handlers import dispatch
+from infra.service_layer.scheduled import FireTimer, timer_command
+from infra.service_layer.timer_index import TimerIndex
 from infra.stores.readstore import StaleStoreError
 from projections.common import iso, parse
 
@@ -37,7 +39,7 @@ class ConflictError(RuntimeError):
     """Other processes kept changing the same aggregates; nothing of this step was saved."""
 
 
-__all__ = ["ConflictError", "Engine", "FIRE", "LateCommandError", "TimerIndex"]
+__all__ = ["ConflictError", "Engine", "LateCommandError", "TimerIndex"]
 
 
 class Engine:
@@ -382,16 +384,14 @@ class Engine:
     def _fire(self, due: str, key: str, name: str) -> None:
         # Stamped at its due instant, or at the latest instant of what it touches when that is
         # later (a due date in a record's past); it fires no other work first.
-        _, business_id = key.split(":", 1)
-        kind, _, item = name.partition(":")
+        command = FireTimer(key, name, due)
 
         def body():
             with self.step():
                 ctx = self.ctx(parse(due), actor="scheduler", causation_id=f"timer:{key}:{name}:{due}")
-                FIRE[kind](self.app, business_id, item, ctx)
+                dispatch(command, self.app, ctx)
         try:
-            if kind not in FIRE:
-                raise DomainError(f"no scheduled work is known for timer kind {kind!r}")
+            timer_command(command)  # a kind no code knows is refused before any step opens
             self._framed(body, Frame(fire_first=False))
         except DomainError as exc:
             # The views and the aggregate disagree on what is due; the aggregate

@@ -1,11 +1,10 @@
-"""Due work (timers): the index over the ``timers`` view (earliest first, or per aggregate),
-and what a due timer does, by its kind."""
+"""Due work (timers): the index over the ``timers`` view (earliest first, or per aggregate).
+
+What a due timer does is a command (:mod:`infra.service_layer.scheduled`) handled
+through the one dispatch map (:mod:`infra.service_layer.handlers`)."""
 from __future__ import annotations
 
 import heapq
-from typing import Any, Callable
-
-from domain.base import Ctx
 
 
 class TimerIndex:
@@ -76,17 +75,3 @@ class TimerIndex:
                     best = entry
         return best
 
-
-Fire = Callable[[Any, str, str, Ctx], Any]
-
-# What a due timer does, by its kind: a timer is named ``kind`` or ``kind:item``
-# (projections/timers.py); each entry takes (app, business id, item, ctx).
-FIRE: dict[str, Fire] = {
-    "review": lambda app, member_id, _, ctx: app.review_member(ctx, member_id),
-    "override_expiry": lambda app, member_id, _, ctx: app.expire_override(ctx, member_id),
-    "at_risk": lambda app, complaint_id, clock, ctx: app.mark_complaint_at_risk(ctx, complaint_id, clock),
-    "breach": lambda app, complaint_id, clock, ctx: app.mark_complaint_breached(ctx, complaint_id, clock),
-    "milestone": lambda app, contract_id, item, ctx: app.mark_milestone_overdue(ctx, contract_id, item),
-    "invoice": lambda app, contract_id, item, ctx: app.mark_invoice_overdue(ctx, contract_id, item),
-    "expire": lambda app, contract_id, _, ctx: app.expire_contract(ctx, contract_id),
-}

@@ -1,8 +1,10 @@
-"""Upstream events from the order system and CRM: validation and the one command path.
+"""Upstream events from the order system and CRM: validation and the input path.
 
 ``vip ingest`` (JSON Lines) and the Kafka consumers both parse with
 :func:`parse` and apply with :func:`apply_input`, so a file and a topic
-have the same effect. An input is applied at most once: its event id is
+have the same effect. An input is read as a typed command
+(:mod:`infra.service_layer.upstream_commands`) and handled through the one
+handler map. An input is applied at most once: its event id is
 recorded as an input receipt, atomically with the events it caused.
 """
 from __future__ import annotations
@@ -18,8 +20,9 @@ from eventsourcing.persistence import Tracking
 from domain.base import DomainError, InstantError, parse_instant
 from domain.currencies import is_currency
 from domain.limits import id_problem, name_problem
-from domain.member import ACTIVITY_KINDS, Member
+from domain.member import ACTIVITY_KINDS
 from infra.service_layer.engine import Engine
+from infra.service_layer.handlers import dispatch
 from infra.service_layer.masking import (  # noqa: F401  (the masks' public names, used here before)
     MASK,
     MAX_INPUT_BYTES,
@@ -27,6 +30,7 @@ from infra.service_layer.masking import (  # noqa: F401  (the masks' public name
     mask_record,
     mask_text,
 )
+from infra.service_layer.upstream_commands import INPUT_COMMANDS, UpstreamCommand
 from infra.stores.recorders import Receipt
 
 ORDER_TYPES = ("OrderPaid", "OrderRefunded", "OrderCancelled")
@@ -70,6 +74,11 @@ class Input:
         fields = {k: (sorted(v) if k == "profile" else v) for k, v in self.fields.items()}
         content = [self.source, self.type, self.member_id, self.occurred_at.isoformat(), fields]
         return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+
+    def command(self, known: bool = True) -> UpstreamCommand:
+        """The typed command this input stands for (by its type); ``known``: the member exists."""
+        return INPUT_COMMANDS[self.type](self.member_id, self.event_id, self.occurred_at, self.source,
+                                         known=known, **self.fields)
 
     def receipt(self) -> Receipt:
         """The receipt recorded with this input's events (one effect per event id)."""
@@ -187,12 +196,12 @@ def _apply_step(engine: Engine, item: Input, tracking: Tracking | None) -> str:
                      causation_id=item.event_id, correlation_id=item.correlation_id)
     # The member is read before the receipt: a writer that commits in between is then seen
     # by the receipt, and one that commits after both reads makes our commit conflict (retried).
-    member = app.find_member(item.member_id)
+    known = app.find_member(item.member_id) is not None  # a found one is kept in the batch
     if _seen_before(app.receipt(item.event_id), item):
         app.save_tracked(tracking)
         return "duplicate"
     try:
-        member = _command(app, ctx, member, item)
+        member = dispatch(item.command(known), app, ctx)
     except DomainError:
         # A batch looks its receipts up before it reads members: a writer that recorded this
         # input in between shows in the member, not in that lookup. Ask the store again.
@@ -202,21 +211,6 @@ def _apply_step(engine: Engine, item: Input, tracking: Tracking | None) -> str:
         raise
     app.save_tracked(tracking, member, receipts=[item.receipt()])
     return "applied"
-
-
-def _command(app, ctx, member: Member | None, item: Input) -> Member:
-    """The member command an input stands for; returns the member to save."""
-    if item.type == "ErasureRequested":
-        if member is None:
-            raise DomainError(f"member {item.member_id} is unknown; nothing to erase")
-        app.cipher.keys.destroy(item.member_id)
-        member.record_erasure(ctx, item.event_id)
-        return member
-    if item.type in ("CustomerRegistered", "ProfileUpdated"):
-        return _profile(app, ctx, member, item)
-    member = member or Member.register(ctx, item.member_id, None, source=item.source)
-    _record(member, ctx, item, app.policy)
-    return member
 
 
 def _seen_before(receipt: Receipt | None, item: Input) -> bool:
@@ -229,29 +223,3 @@ def _seen_before(receipt: Receipt | None, item: Input) -> bool:
             f"{receipt.member_id}, different content); an upstream event id must be unique: "
             f"give this event its own id")
     return True
-
-
-def _profile(app, ctx, member, item: Input):
-    # An erased member's profile change is applied without its values (never blocks).
-    sealed = {k: app.seal_for(item.member_id, v, k) for k, v in item.fields["profile"].items()}
-    if member is None:
-        return Member.register(ctx, item.member_id, sealed, source="crm", input_id=item.event_id)
-    if item.type == "CustomerRegistered":
-        member.fill_registration(ctx, item.event_id, sealed)
-    else:
-        member.update_profile(ctx, item.event_id, sealed)
-    return member
-
-
-def _record(member: Member, ctx, item: Input, policy) -> None:
-    f = item.fields
-    if item.type == "OrderPaid":
-        member.record_order_paid(ctx, item.event_id, f["order_id"], f["amount_fen"], f["currency"],
-                                 item.occurred_at, policy)
-    elif item.type == "OrderRefunded":
-        member.record_order_refunded(ctx, item.event_id, f["order_id"], f["amount_fen"],
-                                     f["currency"], item.occurred_at, policy)
-    elif item.type == "OrderCancelled":
-        member.record_order_cancelled(ctx, item.event_id, f["order_id"], item.occurred_at)
-    else:
-        member.record_activity(ctx, item.event_id, f["kind"], item.occurred_at, policy)
