@@ -163,7 +163,8 @@ _INVOICE = click.option("--invoice", "invoice_id", required=True)
 _AMOUNT = click.option("--amount-fen", "amount_fen", type=int, required=True)
 _contract_op("draft", "Draft a contract with its terms.", c.DraftContract,
              click.option("--kind", type=click.Choice(["cooperation", "member_agreement"]), required=True),
-             click.option("--terms", "terms", type=JSON, required=True, help="Terms as JSON or @file.json (see README)."))
+              click.option("--terms", "terms", type=JSON, required=True,
+                           help="Terms as JSON or @file.json (see README)."))
 _contract_op("sign", "One party signs; the last signature makes it effective.", c.SignContract, _PARTY)
 _contract_op("complete-milestone", "Mark a milestone completed.", c.CompleteMilestone,
              click.option("--milestone", "milestone_id", required=True))
@@ -225,7 +226,8 @@ _complaint_op("wait", "Wait for the customer: clocks pause.", c.WaitForCustomer,
 _complaint_op("reply", "The customer answered: clocks resume.", c.RecordCustomerReply)
 _complaint_op("resolve", "Resolve: both clocks stop (seed 002 §7.3).", c.ResolveComplaint,
               click.option("--resolution", required=True, help="The result; stored sealed."))
-_complaint_op("rate", "Satisfaction 1-5 (seed 002 §5.3).", c.RateComplaint, click.option("--score", type=int, required=True))
+_complaint_op("rate", "Satisfaction 1-5 (seed 002 §5.3).", c.RateComplaint,
+              click.option("--score", type=int, required=True))
 _complaint_op("close", "Close a resolved complaint.", c.CloseComplaint)
 _complaint_op("reopen", "Reopen: the resolution clock resumes.", c.ReopenComplaint,
               click.option("--reason", required=True))
