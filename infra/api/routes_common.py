@@ -17,10 +17,11 @@ from domain.limits import ID_PATTERN, MAX_ID_LENGTH
 MAX_PAGE = 500
 
 
-def describer(kind: str, who: Principal) -> Callable[[Any], dict]:
-    """How a changed aggregate is shown to ``who`` (contract terms only to the cleared)."""
+def describer(kind: str, who: Principal, app: Any = None) -> Callable[[Any], dict]:
+    """How a changed aggregate is shown to ``who`` (contract terms only to the cleared; a member's
+    sealed free text opened with ``app``)."""
     if kind == "member":
-        return describe_member
+        return lambda member: describe_member(member, app)
     if kind == "complaint":
         return describe_complaint
     terms = allowed(who.role, "contract:terms")
@@ -40,7 +41,8 @@ def command_route(router: APIRouter, kind: str, name: str, command: type[Command
     codes = (400, 404, 409, 412) if id_field is None else (404, 409)
 
     def run(request: Request, business_id: str, body, who: Principal, if_match, key):
-        return execute(request.app.state, who, kind, name, command, business_id, body, describer(kind, who),
+        shown = describer(kind, who, request.app.state.system.app)
+        return execute(request.app.state, who, kind, name, command, business_id, body, shown,
                        request.url.path, if_match=if_match, idempotency_key=key,
                        correlation_id=getattr(request.state, "correlation_id", ""),
                        created=id_field is not None)

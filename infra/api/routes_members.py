@@ -35,7 +35,7 @@ def member_state(request: Request, id: str = MemberId):
     state = request.app.state
     with state.lock:
         member = aggregate(state.system.app, "member", id)
-        return JSONResponse(m.state_json("member", describe_member(member)), headers={"ETag": etag(member.version)})
+        return JSONResponse(m.state_json("member", describe_member(member, state.system.app)), headers={"ETag": etag(member.version)})
 
 
 @route(router, "GET", "/members/{id}/tier", "member:read", 404, tags=["members"],

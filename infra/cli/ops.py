@@ -51,7 +51,7 @@ def run(ctx, at, actor, as_json, command: Command) -> None:
     system.app.notices.clear()
     result = handle(engine, command, instant, actor=actor)
     engine.flush()
-    data = describe(result)
+    data = describe(result, app=system.app)
     notices = list(dict.fromkeys(system.app.notices))  # a step run again notes the same twice
     for notice in notices:
         click.echo(f"Note: {notice}", err=True)

@@ -15,6 +15,7 @@ from pydantic import TypeAdapter
 from domain.complaint import Complaint
 from domain.contract import Contract
 from domain.member import Member
+from infra.service_layer.reveal import reveal
 
 
 class InvoiceDescription(TypedDict):
@@ -55,9 +56,12 @@ class ComplaintDescription(TypedDict):
     version: int
 
 
-def describe_member(m: Member) -> MemberDescription:
+def describe_member(m: Member, app: Any = None) -> MemberDescription:
+    """The member's state; with ``app``, the override's sealed reason opened for the reader
+    (``[erased]`` once the member is erased), as every other answer shows free text."""
+    override = reveal(app, m.member_id, m.override) if app is not None and m.override else m.override
     return MemberDescription(member_id=m.member_id, tier=m.tier, effective_tier=m.effective_tier,
-                             vip_status=m.vip_status, override=m.override, dedicated_agent=m.dedicated_agent,
+                             vip_status=m.vip_status, override=override, dedicated_agent=m.dedicated_agent,
                              erased=m.erased, version=m.version)
 
 
@@ -78,10 +82,11 @@ def describe_complaint(k: Complaint) -> ComplaintDescription:
                                 version=k.version)
 
 
-def describe(aggregate, cleared: bool = True) -> dict:
-    """The description of any of the three aggregates (``cleared``: contract terms shown)."""
+def describe(aggregate, cleared: bool = True, app: Any = None) -> dict:
+    """The description of any of the three aggregates (``cleared``: contract terms shown; ``app``:
+    sealed free text opened)."""
     if isinstance(aggregate, Member):
-        return describe_member(aggregate)
+        return describe_member(aggregate, app)
     if isinstance(aggregate, Complaint):
         return describe_complaint(aggregate)
     return describe_contract(aggregate, cleared)
