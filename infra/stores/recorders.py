@@ -61,7 +61,31 @@ class Receipt(NamedTuple):
     member_id: str
 
 
-class SQLiteReceiptRecorder(SQLiteProcessRecorder):
+class _ChainCommitted:
+    """Shared by the SQL recorders: the chain cache takes a transaction's hashes only once it committed.
+
+    ``_insert_events`` stages each transaction's hashes in ``self.chain``; they are linked to
+    from later transactions only after the library's ``insert_events`` returned (committed),
+    and dropped if it raised.
+    """
+
+    chain: ChainCache
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any):
+        try:
+            returning = super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
+        except BaseException:
+            self.chain.discard()
+            raise
+        self.chain.commit()  # the transaction committed: its hashes may be linked to now
+        return returning
+
+    def receipt(self, input_id: str) -> Receipt | None:
+        """The receipt of an input id, or None if it was never applied."""
+        return self.receipts([input_id]).get(input_id)  # type: ignore[attr-defined]
+
+
+class SQLiteReceiptRecorder(_ChainCommitted, SQLiteProcessRecorder):
     """SQLite process recorder with an ``input_receipts`` table."""
 
     def __init__(self, datastore, **kwargs: Any) -> None:
@@ -111,15 +135,6 @@ class SQLiteReceiptRecorder(SQLiteProcessRecorder):
         with self.datastore.transaction(commit=False) as c:
             return sqlite_schema_whole(c, names, migration)
 
-    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any):
-        try:
-            returning = super().insert_events(stored_events, **kwargs)
-        except BaseException:
-            self.chain.discard()
-            raise
-        self.chain.commit()  # the transaction committed: its hashes may be linked to now
-        return returning
-
     def _insert_events(self, c, stored_events: Sequence[StoredEvent], **kwargs: Any):
         returning = super()._insert_events(c, stored_events, **kwargs)
         receipts = kwargs.get("receipts") or ()
@@ -136,10 +151,6 @@ class SQLiteReceiptRecorder(SQLiteProcessRecorder):
         """The stored chain hash of each (originator id as text, version) that has one."""
         with self.datastore.transaction(commit=False) as c:
             return sqlite_chained(c, keys)
-
-    def receipt(self, input_id: str) -> Receipt | None:
-        """The receipt of an input id, or None if it was never applied."""
-        return self.receipts([input_id]).get(input_id)
 
     def receipts(self, input_ids: Sequence[str]) -> dict[str, Receipt]:
         """The receipts of those input ids that were applied (one query per 500 ids)."""
@@ -161,7 +172,7 @@ def _busy(exc: OperationalError) -> bool:
         (getattr(cause, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
 
 
-class PostgresReceiptRecorder(PostgresProcessRecorder):
+class PostgresReceiptRecorder(_ChainCommitted, PostgresProcessRecorder):
     """PostgreSQL process recorder with an ``input_receipts`` table."""
 
     def __init__(self, datastore, **kwargs: Any) -> None:
@@ -174,15 +185,6 @@ class PostgresReceiptRecorder(PostgresProcessRecorder):
         self._audit = PgNames(datastore, self.events_table_name)
         self.sql_create_statements.extend(self._audit.create())
         self.chain = ChainCache(CHAIN_CACHE_SIZE)
-
-    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any):
-        try:
-            returning = super().insert_events(stored_events, **kwargs)
-        except BaseException:
-            self.chain.discard()
-            raise
-        self.chain.commit()  # the transaction committed: its hashes may be linked to now
-        return returning
 
     def event_hashes(self, keys: Sequence[Key]) -> dict[Key, bytes]:
         """The stored chain hash of each (originator id as text, version) that has one."""
@@ -210,10 +212,6 @@ class PostgresReceiptRecorder(PostgresProcessRecorder):
             self._audit.insert_chain(curs, rows)
             self.chain.stage(rows)
         super()._insert_events(curs, stored_events, **kwargs)
-
-    def receipt(self, input_id: str) -> Receipt | None:
-        """The receipt of an input id, or None if it was never applied."""
-        return self.receipts([input_id]).get(input_id)
 
     def receipts(self, input_ids: Sequence[str]) -> dict[str, Receipt]:
         """The receipts of those input ids that were applied (one query)."""
