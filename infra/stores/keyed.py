@@ -226,6 +226,13 @@ class KeyedStore(MemoryStore):
         with self.write():
             for table in ("rows", "tracking", "versions"):
                 self.sql(f"DELETE FROM {{{table}}}")
+        self.forget_all()
+
+    def forget_all(self) -> None:
+        """Forget every row held (cached, dirty or plain), the view versions and the position.
+
+        The mappings are emptied in place: others (the engine's timer index) hold them.
+        """
         for rows in self.rows.values():
             if isinstance(rows, KeyedRows):
                 rows.forget()

@@ -23,7 +23,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 from infra.stores.keyed import KeyedStore
-from infra.stores.keyed_rows import KeyedRows
 from infra.stores.memory import MemoryStore, StaleStoreError
 from infra.stores.private import check_private, private_file
 
@@ -184,13 +183,7 @@ class SqliteReadStore(SqliteSql, KeyedStore):
         timer index holds them)."""
         self.db.close()
         aside = set_aside(self.path)
-        for rows in self.rows.values():
-            if isinstance(rows, KeyedRows):
-                rows.forget()
-            else:
-                rows.clear()
-        self.versions = {}
-        self.position, self.clock, self.log_id, self.last_hash = 0, None, None, None
+        self.forget_all()
         self._open()
         return aside
 
