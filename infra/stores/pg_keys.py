@@ -13,15 +13,14 @@ so a key can never be made after, or survive, a concurrent destruction.
 """
 from __future__ import annotations
 
-import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from infra.stores.leases import lease_key
 from infra.stores.pg_shared import PgDb
-from infra.stores.pii import ErasedError, KeyStoreError
+from infra.stores.pii import KeyStoreError, SharedKeyStore
 
 TABLE, DESTROYED = "vip_member_keys", "vip_member_keys_destroyed"
 SCHEMA = (
@@ -31,7 +30,7 @@ SCHEMA = (
 )
 
 
-class PostgresKeyStore:
+class PostgresKeyStore(SharedKeyStore):
     """Data keys by member id in PostgreSQL; destroyed keys are gone from the table for good.
 
     Opened on first use. The tables may be created only while ``create`` is
@@ -41,18 +40,13 @@ class PostgresKeyStore:
     never a silent new key store.
     """
 
+    KEYS, DESTROYED = TABLE, DESTROYED
+
     def __init__(self, url: str, create: bool = True, read_only: bool = False,
                  legacy: str | Path | None = None) -> None:
+        super().__init__()
         self.url, self.path = url, TABLE  # ``path``: what messages name
         self.create, self.read_only, self.legacy = create, read_only, legacy
-        self._lock = threading.Lock()
-        self._conn: PgDb | None = None
-
-    @property
-    def _db(self) -> PgDb:
-        if self._conn is None:
-            self._conn = self._open()
-        return self._conn
 
     def _open(self) -> PgDb:
         try:
@@ -79,31 +73,15 @@ class PostgresKeyStore:
             raise
         return db
 
-    def ensure(self) -> None:
-        """Open (creating when allowed) now, so the tables exist from the log's first event on."""
-        with self._lock:
-            self._db  # noqa: B018  (opening is the point)
+    @contextmanager
+    def _making(self, member_id: str):
+        db = self._db
+        with db.lock, db.transaction():
+            self._hold(member_id)
+            yield db
 
-    def key(self, member_id: str, create: bool = False) -> bytes | None:
-        """The member's key, read from the table now; a new one when ``create`` and none was ever made."""
-        with self._lock:
-            row = self._db.execute(f"SELECT key FROM {TABLE} WHERE member_id = ?", (member_id,)).fetchone()
-            if row is not None:
-                return bytes(row[0])
-            if not create:
-                return None
-            db = self._db
-            with db.lock, db.transaction():
-                self._hold(member_id)
-                if db.execute(f"SELECT 1 FROM {DESTROYED} WHERE member_id = ?", (member_id,)).fetchone():
-                    raise ErasedError(f"member {member_id} was erased; no new personal data is kept")
-                db.execute(f"INSERT INTO {TABLE} VALUES (?, ?) ON CONFLICT (member_id) DO NOTHING",
-                           (member_id, AESGCM.generate_key(bit_length=256)))
-                return bytes(db.execute(f"SELECT key FROM {TABLE} WHERE member_id = ?",
-                                        (member_id,)).fetchone()[0])
-
-    def destroy(self, member_id: str) -> bool:
-        """Shred the member's key; True if there was one.
+    def _shredded(self) -> None:
+        """``VACUUM (FULL)`` of the key table after a destruction that deleted a key.
 
         A DELETE leaves the row's bytes in the table file as a dead tuple
         (MVCC), and a plain VACUUM may leave them in the page's free space.
@@ -112,27 +90,8 @@ class PostgresKeyStore:
         dead row and removes the old file. The table is small (about 80 bytes
         a member) and erasures are rare; readers wait for the rewrite.
         """
-        with self._lock:
-            db = self._db
-            with db.lock, db.transaction():
-                self._hold(member_id)
-                deleted = db.execute(f"DELETE FROM {TABLE} WHERE member_id = ?", (member_id,)).rowcount
-                db.execute(f"INSERT INTO {DESTROYED} (member_id) VALUES (?) ON CONFLICT (member_id) DO NOTHING",
-                           (member_id,))
-            if deleted:
-                db.execute(f"VACUUM (FULL) {TABLE}")
-        return deleted > 0
+        self._db.execute(f"VACUUM (FULL) {TABLE}")
 
     def _hold(self, member_id: str) -> None:
         """Lock the member's key until the transaction ends (making and destroying take turns)."""
         self._db.execute("SELECT pg_advisory_xact_lock(?)", (lease_key(f"vip-member-key:{member_id}"),))
-
-    def is_destroyed(self, member_id: str) -> bool:
-        with self._lock:
-            return bool(self._db.execute(f"SELECT 1 FROM {DESTROYED} WHERE member_id = ?",
-                                         (member_id,)).fetchone())
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None

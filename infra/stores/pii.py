@@ -16,6 +16,7 @@ import base64
 import os
 import sqlite3
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -37,7 +38,85 @@ class KeyStoreError(RuntimeError):
     """The key store is missing or unreadable: personal data can be neither read nor written."""
 
 
-class KeyStore:
+class SharedKeyStore:
+    """What both key stores do alike: open on first use under one lock, read a key with one
+    indexed SELECT, make one in a turn taken with destruction (refused once the member is
+    erased), and shred one by deleting it and marking the member destroyed.
+
+    A store names its two tables (``KEYS``, ``DESTROYED``) and supplies ``_open``, the
+    transaction a new key is made in (``_making``), the one a destruction runs in
+    (``_destroying``, the same unless overridden) and what follows a destruction that deleted
+    a key (``_shredded``).
+    """
+
+    KEYS = "member_keys"
+    DESTROYED = "destroyed"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conn = None
+
+    @property
+    def _db(self):
+        if self._conn is None:
+            self._conn = self._open()
+        return self._conn
+
+    def _open(self):
+        raise NotImplementedError
+
+    def _making(self, member_id: str):
+        """A context manager: the connection, in a transaction making this member's key takes its turn in."""
+        raise NotImplementedError
+
+    def _destroying(self, member_id: str):
+        return self._making(member_id)
+
+    def _shredded(self) -> None:
+        """After a destruction that deleted a key: nothing more by default."""
+
+    def ensure(self) -> None:
+        """Open (creating when allowed) now, so the store exists from the log's first event on."""
+        with self._lock:
+            self._db  # noqa: B018  (opening is the point)
+
+    def key(self, member_id: str, create: bool = False) -> bytes | None:
+        """The member's key, read from the store now; a new one when ``create`` and none was ever made."""
+        select = f"SELECT key FROM {self.KEYS} WHERE member_id = ?"
+        with self._lock:
+            row = self._db.execute(select, (member_id,)).fetchone()
+            if row is not None or not create:
+                return bytes(row[0]) if row else None
+            with self._making(member_id) as db:
+                if db.execute(f"SELECT 1 FROM {self.DESTROYED} WHERE member_id = ?", (member_id,)).fetchone():
+                    raise ErasedError(f"member {member_id} was erased; no new personal data is kept")
+                db.execute(f"INSERT INTO {self.KEYS} VALUES (?, ?) ON CONFLICT (member_id) DO NOTHING",
+                           (member_id, AESGCM.generate_key(bit_length=256)))
+                return bytes(db.execute(select, (member_id,)).fetchone()[0])
+
+    def destroy(self, member_id: str) -> bool:
+        """Shred the member's key; True if there was one."""
+        with self._lock:
+            with self._destroying(member_id) as db:
+                deleted = db.execute(f"DELETE FROM {self.KEYS} WHERE member_id = ?", (member_id,)).rowcount
+                db.execute(f"INSERT INTO {self.DESTROYED} (member_id) VALUES (?) ON CONFLICT (member_id) DO NOTHING",
+                           (member_id,))
+            if deleted:
+                self._shredded()
+        return deleted > 0
+
+    def is_destroyed(self, member_id: str) -> bool:
+        with self._lock:
+            return bool(self._db.execute(f"SELECT 1 FROM {self.DESTROYED} WHERE member_id = ?",
+                                         (member_id,)).fetchone())
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class KeyStore(SharedKeyStore):
     """Data keys by member id in a SQLite file; destroyed keys are gone for good.
 
     The file is opened on first use. It may be created only while ``create``
@@ -45,19 +124,13 @@ class KeyStore:
     key store missing beside a log that already holds events is an error,
     never a silent new one, because every sealed value would then read as
     erased and new keys would make the old values unreadable for good.
+    ``secure_delete`` leaves no bytes of a destroyed key in the file.
     """
 
     def __init__(self, path: str | Path, create: bool = True, read_only: bool = False) -> None:
+        super().__init__()
         self.path = str(path)
         self.create, self.read_only = create, read_only
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-
-    @property
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = self._open()
-        return self._conn
 
     def _open(self) -> sqlite3.Connection:
         where = f"the key store {self.path}"
@@ -84,46 +157,20 @@ class KeyStore:
                                 "written; restore keys.db from its backup") from None
         return db
 
-    def ensure(self) -> None:
-        """Open (creating when allowed) now, so the file exists from the log's first event on."""
-        with self._lock:
-            self._db  # noqa: B018  (opening is the point)
+    @contextmanager
+    def _making(self, member_id: str):
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")  # another process's destruction or new key waits for this one
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
-    def key(self, member_id: str, create: bool = False) -> bytes | None:
-        """The member's key, read from the file now; a new one when ``create`` and none was ever made."""
-        with self._lock:
-            row = self._db.execute("SELECT key FROM member_keys WHERE member_id = ?", (member_id,)).fetchone()
-            if row is not None or not create:
-                return row[0] if row else None
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")  # another process's destruction or new key waits for this one
-            try:
-                if db.execute("SELECT 1 FROM destroyed WHERE member_id = ?", (member_id,)).fetchone():
-                    raise ErasedError(f"member {member_id} was erased; no new personal data is kept")
-                db.execute("INSERT OR IGNORE INTO member_keys VALUES (?, ?)",
-                           (member_id, AESGCM.generate_key(bit_length=256)))
-                key = db.execute("SELECT key FROM member_keys WHERE member_id = ?", (member_id,)).fetchone()[0]
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            return key
-
-    def destroy(self, member_id: str) -> bool:
-        """Shred the member's key; True if there was one."""
-        with self._lock:
-            cur = self._db.execute("DELETE FROM member_keys WHERE member_id = ?", (member_id,))
-            self._db.execute("INSERT OR IGNORE INTO destroyed VALUES (?)", (member_id,))
-        return cur.rowcount > 0
-
-    def is_destroyed(self, member_id: str) -> bool:
-        with self._lock:
-            return bool(self._db.execute("SELECT 1 FROM destroyed WHERE member_id = ?", (member_id,)).fetchone())
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+    @contextmanager
+    def _destroying(self, member_id: str):
+        yield self._db  # two statements, each its own transaction, as ever
 
 
 class PiiCipher:
