@@ -28,14 +28,12 @@ from infra.cli.tables import BREACH_COLUMNS, KPI_COLUMNS, print_balances, print_
 from infra.kafka.bus import Topics
 from infra.kafka.topic_replay import TopicReplayError, replay_topics
 from infra.policy_file import load_policy
-from infra.progress import bar as progress_bar
 from infra.service_layer.app import utc_now
-from infra.service_layer.replay import fold_log, history, rebuild, rebuild_views
+from infra.service_layer.replay import history, rebuild, rebuild_views, replay_counted
 from infra.service_layer.reveal import reveal
 from infra.settings import Settings
-from infra.stores.memory import MemoryStore
 from projections import queries
-from projections.common import iso, parse
+from projections.common import parse
 from projections.presentation import duration
 
 TIER_COLUMNS = ["member_id", "tier", "effective_tier", "since", "vip_status", "window_spend_fen",
@@ -178,27 +176,11 @@ def replay_cmd(ctx, source, as_of, as_json, no_progress):
         count = rebuild(system, progress=not no_progress)
         store, at_ = system.store, system.engine.clock()
     else:
-        store, count = _replay_to(system.app, at, not no_progress)
+        store, count = replay_counted(system.app, VIEWS, until=at, progress=not no_progress)
         at_ = at
     summary = summarise(store, at_, system.app.policy)
     summary["events_replayed"] = count
     emit(summary, as_json, print_summary)
-
-
-def _replay_to(app, at, progress: bool) -> tuple[MemoryStore, int]:
-    """Every view as of ``at`` in memory (as ``replay`` folds it), and the events folded.
-
-    The count is not the store's position: with a timeline per aggregate, events stamped
-    after ``at`` are skipped between folded ones, so the last position folded exceeds it.
-    """
-    store = MemoryStore()
-    for view in VIEWS:
-        store.view(view.name)
-    bar = progress_bar(app.recorder.max_notification_id(), "replay", progress)
-    count, store.position, latest = fold_log(app, store, VIEWS, until=at, progress=bar.update)
-    store.clock = iso(latest)
-    bar.close()
-    return store, count
 
 
 def _print_kafka_summary(summary: dict) -> None:

@@ -84,14 +84,24 @@ def _fold_pages(app: VipApp, store, views, start: int, stop: int | None, until: 
 
 def replay(app: VipApp, views, until: datetime | None = None, progress: bool = False) -> MemoryStore:
     """Every view folded from the first event up to ``until`` (inclusive), in memory."""
+    return replay_counted(app, views, until, progress)[0]
+
+
+def replay_counted(app: VipApp, views, until: datetime | None = None,
+                   progress: bool = False) -> tuple[MemoryStore, int]:
+    """As :func:`replay`, with the number of events folded (what ``vip replay --as-of`` reports).
+
+    The count is not the store's position: with a timeline per aggregate, events stamped
+    after ``until`` are skipped between folded ones, so the last position folded exceeds it.
+    """
     store = MemoryStore()
     for view in views:
         store.view(view.name)
     bar = _bar(app.recorder.max_notification_id(), "replay", progress)
-    _, store.position, latest = fold_log(app, store, views, until=until, progress=bar.update)
+    count, store.position, latest = fold_log(app, store, views, until=until, progress=bar.update)
     store.clock = iso(latest)
     bar.close()
-    return store
+    return store, count
 
 
 def rebuild_views(app: VipApp, store, views, progress: bool = False) -> int:
