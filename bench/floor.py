@@ -30,7 +30,7 @@ from pathlib import Path
 from eventsourcing.domain import event
 from eventsourcing.persistence import JSONTranscoder, Mapper
 
-from domain.base import Ctx, VipAggregate, aggregate_id
+from domain.base import Ctx, VipAggregate, aggregate_id, command
 from infra.bootstrap import open_app
 from infra.settings import Settings
 
@@ -52,10 +52,10 @@ class FloorMember(VipAggregate):
         self.member_id = member_id
         self.paid = 0
 
+    @command
     def pay(self, ctx: Ctx, input_id: str, order_id: str, amount_fen: int, currency: str,
             occurred_at: datetime) -> None:
         """The command half of ``record_order_paid`` minus its rules: the same event arguments."""
-        self._use(ctx)
         self._order_paid(input_id=input_id, order_id=order_id, amount_fen=amount_fen,
                          currency=currency, occurred_at=occurred_at,
                          month=occurred_at.strftime("%Y-%m"), counted_fen=amount_fen,
@@ -100,9 +100,9 @@ class FastFloorMember(VipAggregate):
         def apply(self, aggregate: "FastFloorMember") -> None:
             aggregate.paid += self.amount_fen
 
+    @command
     def pay(self, ctx: Ctx, input_id: str, order_id: str, amount_fen: int, currency: str,
             occurred_at: datetime) -> None:
-        self._use(ctx)
         self.trigger_event(self.OrderPaid, input_id=input_id, order_id=order_id, amount_fen=amount_fen,
                            currency=currency, occurred_at=occurred_at, month=occurred_at.strftime("%Y-%m"),
                            counted_fen=amount_fen, policy_version="tiers-2025.1",

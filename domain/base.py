@@ -6,9 +6,11 @@ its cause. The aggregate never reads the clock and never makes ids itself.
 """
 from __future__ import annotations
 
+import functools
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, Callable, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
@@ -17,6 +19,7 @@ ERASED = "[erased]"
 SEALED_PREFIX = "pii:"
 
 NAMESPACE = uuid5(NAMESPACE_URL, "urn:vip-backend")
+R = TypeVar("R")
 
 
 class DomainError(Exception):
@@ -110,8 +113,41 @@ class Ctx:
         return meta
 
 
+class CommandContextError(TypeError):
+    """A command ran without its :class:`Ctx`, or an event was triggered outside a command.
+
+    A programming error, not a refused command: events are never stamped with
+    another command's time and actor.
+    """
+
+
+# The command running now and the aggregate it runs on: set by @command for the duration of the
+# call only, so no aggregate holds a context (nothing for a snapshot, a copy or a cache to carry).
+_running: ContextVar[tuple[Any, Ctx] | None] = ContextVar("vip_command", default=None)
+
+
+def command(method: Callable[..., R]) -> Callable[..., R]:
+    """Make a public command method's ``ctx`` (its first argument) current while it runs.
+
+    The events the method triggers are stamped with ``ctx`` (time and metadata); the previous
+    command, if any, is current again when it returns or raises. Called without a ``Ctx`` first,
+    it fails at once.
+    """
+    @functools.wraps(method)
+    def run(self: Any, ctx: Ctx, *args: Any, **kwargs: Any) -> R:
+        if not isinstance(ctx, Ctx):
+            raise CommandContextError(f"{type(self).__name__}.{method.__name__} needs the command's "
+                                      f"Ctx as its first argument, got {type(ctx).__name__}")
+        token = _running.set((self, ctx))
+        try:
+            return method(self, ctx, *args, **kwargs)
+        finally:
+            _running.reset(token)
+    return run
+
+
 class VipAggregate(Aggregate):
-    """Base aggregate: stamps every event with the command's time and metadata."""
+    """Base aggregate: stamps every event with the time and metadata of the command running it."""
 
     class Event(Aggregate.Event):
         meta: dict
@@ -120,25 +156,18 @@ class VipAggregate(Aggregate):
         meta: dict
 
     KEY = ""  # the attribute holding the business id, e.g. "member_id"
-    _ctx: Ctx | None = None
-
-    def _use(self, ctx: Ctx) -> None:
-        # Transient, not state: which command the next events belong to.
-        self._ctx = ctx
 
     def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
-        ctx = self._ctx
-        if ctx is not None:
-            kwargs.setdefault("meta", ctx.meta(getattr(self, self.KEY, "")))
-            if kwargs.get("timestamp") is None:
-                kwargs["timestamp"] = ctx.at
-        kwargs.setdefault("meta", {"key": getattr(self, self.KEY, "")})
+        running = _running.get()
+        if running is None or running[0] is not self:
+            raise CommandContextError(
+                f"{type(self).__name__} triggered {event_class.__name__} outside a command: "
+                "decorate the public command method with @command and pass it the Ctx")
+        ctx = running[1]
+        kwargs.setdefault("meta", ctx.meta(getattr(self, self.KEY, "")))
+        if kwargs.get("timestamp") is None:
+            kwargs["timestamp"] = ctx.at
         super().trigger_event(event_class, **kwargs)
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state.pop("_ctx", None)
-        return state
 
 
 def keep_declared_annotations(aggregate: type) -> None:

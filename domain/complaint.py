@@ -16,7 +16,7 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from domain.base import Ctx, DomainError, VipAggregate, aggregate_id
+from domain.base import Ctx, DomainError, VipAggregate, aggregate_id, command
 from domain.benefits import ROUTES
 from domain import sla
 from domain.deadlines import missed
@@ -100,6 +100,7 @@ class Complaint(VipAggregate):
 
     # -- handling -------------------------------------------------------------
 
+    @command
     def route_to(self, ctx: Ctx, assignee: str, route: str, reason: str, priority: int,
                  policy: Policy) -> None:
         """Seed 002 §3.2: at filing, a VIP's complaint goes to their dedicated agent or to the
@@ -110,7 +111,6 @@ class Complaint(VipAggregate):
             raise ComplaintError(f"complaint {self.complaint_id} is routed once, when it is filed")
         if not assignee or not assignee.strip():
             raise ComplaintError("routing needs the agent's or the queue's id")
-        self._use(ctx)
         self._routed(assignee=assignee, route=route, reason=reason, priority=priority,
                      policy_version=policy.version)
 
@@ -121,12 +121,12 @@ class Complaint(VipAggregate):
         self.route = route
         self.priority = priority  # the status stays: acknowledging is still the first response
 
+    @command
     def acknowledge(self, ctx: Ctx, calendar: Calendar) -> None:
         """The first response stops the first-response clock."""
         self._require_open("acknowledge")
         if self.clocks["first_response"].get("stopped_at"):
             raise ComplaintError(f"complaint {self.complaint_id} was already acknowledged")
-        self._use(ctx)
         self._acknowledged(agent=ctx.actor, clocks=self._stop(["first_response"], ctx.at, calendar))
 
     @event("ComplaintAcknowledged")
@@ -135,11 +135,11 @@ class Complaint(VipAggregate):
         if self.status == "filed":
             self.status = "acknowledged"
 
+    @command
     def assign(self, ctx: Ctx, assignee: str) -> None:
         self._require_open("assign")
         if not assignee or not assignee.strip():
             raise ComplaintError("assign needs the agent's id")
-        self._use(ctx)
         self._assigned(assignee=assignee)
 
     @event("ComplaintAssigned")
@@ -148,12 +148,12 @@ class Complaint(VipAggregate):
         if self.status in ("filed", "acknowledged"):
             self.status = "assigned"
 
+    @command
     def escalate(self, ctx: Ctx, reason: str) -> None:
         """Escalation by hand; breaches escalate automatically."""
         self._require_open("escalate")
         if not reason or not reason.strip():
             raise ComplaintError("an escalation needs a reason")
-        self._use(ctx)
         self._escalated(level=self.escalation_level + 1, reason=reason, automatic=False)
 
     @event("ComplaintEscalated")
@@ -164,13 +164,13 @@ class Complaint(VipAggregate):
         else:
             self.status = "escalated"
 
+    @command
     def wait_for_customer(self, ctx: Ctx, reason: str, calendar: Calendar) -> None:
         """Clocks pause while the customer owes an answer; time used so far is kept."""
         self._require_open("wait for the customer")
         if self.status == "waiting":
             raise ComplaintError(f"complaint {self.complaint_id} is already waiting for the customer")
         running = [name for name in CLOCKS if sla.running(self.clocks[name])]
-        self._use(ctx)
         self._waiting_for_customer(reason=reason or "", clocks=self._pause(running, ctx.at, calendar))
 
     @event("ComplaintWaitingForCustomer")
@@ -179,11 +179,11 @@ class Complaint(VipAggregate):
         self.status = "waiting"
         self.clocks = _copy(clocks)
 
+    @command
     def customer_replied(self, ctx: Ctx, calendar: Calendar) -> None:
         if self.status != "waiting":
             raise ComplaintError(f"complaint {self.complaint_id} is not waiting for the customer")
         paused = [name for name in CLOCKS if self.clocks[name].get("paused_at")]
-        self._use(ctx)
         self._customer_replied(clocks=self._resume(paused, ctx.at, calendar))
 
     @event("ComplaintCustomerReplied")
@@ -192,6 +192,7 @@ class Complaint(VipAggregate):
         self.status_before_wait = None
         self.clocks = _copy(clocks)
 
+    @command
     def resolve(self, ctx: Ctx, resolution: str, calendar: Calendar) -> None:
         """Seed 002 §7.3: the result is recorded; both clocks stop."""
         self._require_open("resolve")
@@ -199,7 +200,6 @@ class Complaint(VipAggregate):
             raise ComplaintError("a resolution needs a description of the result")
         running = [n for n in CLOCKS if not self.clocks[n].get("stopped_at")]
         clocks = self._resume([n for n in running if self.clocks[n].get("paused_at")], ctx.at, calendar)
-        self._use(ctx)
         self._resolved(agent=ctx.actor, resolution=resolution,
                        clocks=sla.stop_all(clocks, running, ctx.at, calendar))
 
@@ -208,6 +208,7 @@ class Complaint(VipAggregate):
         self.clocks = _copy(clocks)
         self.status = "resolved"
 
+    @command
     def rate(self, ctx: Ctx, score: int) -> None:
         """Seed 002 §5.3.1: the customer rates satisfaction 1 to 5 after resolution."""
         if self.status not in ("resolved", "closed"):
@@ -216,23 +217,23 @@ class Complaint(VipAggregate):
             raise ComplaintError(f"satisfaction must be a whole number 1-5, got {score!r}")
         if self.rating is not None:
             raise ComplaintError(f"complaint {self.complaint_id} was already rated {self.rating}")
-        self._use(ctx)
         self._rated(score=score)
 
     @event("ComplaintRated")
     def _rated(self, score: int) -> None:
         self.rating = score
 
+    @command
     def close(self, ctx: Ctx) -> None:
         if self.status != "resolved":
             raise ComplaintError(f"only a resolved complaint can be closed (status {self.status})")
-        self._use(ctx)
         self._closed()
 
     @event("ComplaintClosed")
     def _closed(self) -> None:
         self.status = "closed"
 
+    @command
     def reopen(self, ctx: Ctx, reason: str, calendar: Calendar) -> None:
         """A reopened complaint resumes its resolution clock where it stopped."""
         if self.status not in ("resolved", "closed"):
@@ -243,7 +244,6 @@ class Complaint(VipAggregate):
         clock = dict(self.clocks["resolution"])
         clock.pop("stopped_at", None)
         clock = sla.start(clock, ctx.at, calendar, self.at_risk_ratio)
-        self._use(ctx)
         self._reopened(reason=reason, clocks={**self.clocks, "resolution": clock})
 
     @event("ComplaintReopened")
@@ -254,24 +254,24 @@ class Complaint(VipAggregate):
 
     # -- scheduled: SLA instants ------------------------------------------------
 
+    @command
     def mark_at_risk(self, ctx: Ctx, clock: str) -> None:
         """Scheduled at the instant the clock has used its at-risk share."""
         state = self._clock(clock)
         if not sla.running(state) or state.get("at_risk_marked") or state["at_risk_at"] > ctx.at:
             raise ComplaintError(f"clock {clock} of {self.complaint_id} is not at risk at {ctx.at}")
-        self._use(ctx)
         self._sla_at_risk(clock=clock, at_risk_at=state["at_risk_at"], deadline=state["deadline"])
 
     @event("ComplaintSlaAtRisk")
     def _sla_at_risk(self, clock: str, at_risk_at: datetime, deadline: datetime) -> None:
         self.clocks = {**self.clocks, clock: {**self.clocks[clock], "at_risk_marked": True}}
 
+    @command
     def mark_breached(self, ctx: Ctx, clock: str) -> None:
         """Scheduled just after the deadline (met at it, missed only after it); escalates automatically."""
         state = self._clock(clock)
         if not sla.running(state) or state.get("breached") or not missed(state["deadline"], ctx.at):
             raise ComplaintError(f"clock {clock} of {self.complaint_id} is not breached at {ctx.at}")
-        self._use(ctx)
         self._sla_breached(clock=clock, deadline=state["deadline"])
         self._escalated(level=self.escalation_level + 1, reason=f"{clock} SLA breached",
                         automatic=True)

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from domain.base import Ctx, DomainError, VipAggregate, aggregate_id, parse_instant, require_aware
+from domain.base import Ctx, DomainError, VipAggregate, aggregate_id, command, parse_instant, require_aware
 from domain.claims import CLAIM_KINDS, add_claim, claim_problem
 from domain.deadlines import missed
 from domain.months import DEFAULT_ZONE, add_months
@@ -82,6 +82,7 @@ class Contract(VipAggregate):
 
     # -- signing and effect -------------------------------------------------------
 
+    @command
     def sign(self, ctx: Ctx, party_id: str) -> None:
         """Each party signs once; the contract takes effect at the last signature."""
         if self.status != "draft":
@@ -89,7 +90,6 @@ class Contract(VipAggregate):
         self._require_party(party_id)
         if party_id in self.signed_by:
             raise ContractError(f"party {party_id} already signed contract {self.contract_id}")
-        self._use(ctx)
         self._signed(party_id=party_id, timestamp=ctx.at)
         if set(self.signed_by) == set(self.party_ids):
             self._became_effective(ctx.at)
@@ -122,12 +122,12 @@ class Contract(VipAggregate):
 
     # -- milestones -----------------------------------------------------------------
 
+    @command
     def complete_milestone(self, ctx: Ctx, milestone_id: str) -> None:
         self._require_live("complete a milestone")
         milestone = self._milestone(milestone_id)
         if milestone["status"] == "completed":
             raise ContractError(f"milestone {milestone_id} is already completed")
-        self._use(ctx)
         self._milestone_completed(milestone_id=milestone_id, late=missed(milestone["due_at"], ctx.at),
                                   timestamp=ctx.at)
 
@@ -136,12 +136,12 @@ class Contract(VipAggregate):
         self.milestones = {**self.milestones, milestone_id: {
             **self.milestones[milestone_id], "status": "completed", "completed_at": timestamp}}
 
+    @command
     def mark_milestone_overdue(self, ctx: Ctx, milestone_id: str) -> None:
         """Scheduled just after the milestone's due instant (completing at it is on time)."""
         milestone = self._milestone(milestone_id)
         if milestone["status"] != "pending" or not missed(milestone["due_at"], ctx.at) or self.status not in LIVE:
             raise ContractError(f"milestone {milestone_id} is not overdue at {ctx.at}")
-        self._use(ctx)
         self._milestone_overdue(milestone_id=milestone_id, due_at=milestone["due_at"])
 
     @event("MilestoneOverdue")
@@ -151,6 +151,7 @@ class Contract(VipAggregate):
 
     # -- money ---------------------------------------------------------------------
 
+    @command
     def issue_invoice(self, ctx: Ctx, invoice_id: str, payer: str, amount_fen: int,
                       currency: str, kind: str, due_at: datetime | None = None) -> None:
         """Seed 000 §6 / seed 002 §6.2: an invoice with amount, payer and due date.
@@ -177,7 +178,6 @@ class Contract(VipAggregate):
         require_aware(due_at, "due_at")
         payee = next(p for p in self.party_ids if p != payer)
         shares = {} if kind in CLAIM_KINDS else dict(self.terms.get("revenue_share") or {})
-        self._use(ctx)
         self._invoice_issued(invoice_id=invoice_id, payer=payer, payee=payee,
                              amount_fen=amount_fen, currency=currency, kind=kind, due_at=due_at,
                              revenue_share=shares, terms_version=self.terms_version)
@@ -197,6 +197,7 @@ class Contract(VipAggregate):
         inv = self._invoice(invoice_id)
         return inv["amount_fen"] - inv["paid_fen"] - inv["credited_fen"]
 
+    @command
     def receive_payment(self, ctx: Ctx, invoice_id: str, amount_fen: int, currency: str,
                         payment_id: str) -> None:
         inv = self._invoice(invoice_id)
@@ -208,7 +209,6 @@ class Contract(VipAggregate):
         if amount_fen > self.outstanding(invoice_id):
             raise ContractError(f"payment of {amount_fen} fen exceeds the "
                                 f"{self.outstanding(invoice_id)} fen outstanding on {invoice_id}")
-        self._use(ctx)
         self._payment_received(invoice_id=invoice_id, payment_id=payment_id, payer=inv["payer"],
                                payee=inv["payee"], amount_fen=amount_fen, currency=currency)
 
@@ -220,6 +220,7 @@ class Contract(VipAggregate):
         inv["paid_fen"] += amount_fen
         inv["status"] = "paid" if inv["paid_fen"] + inv["credited_fen"] >= inv["amount_fen"] else inv["status"]
 
+    @command
     def grant_discount(self, ctx: Ctx, invoice_id: str, amount_fen: int, reason: str) -> None:
         """Seed 002 §6.3: a discount lowers what is owed on an invoice."""
         inv = self._invoice(invoice_id)
@@ -229,6 +230,7 @@ class Contract(VipAggregate):
                                 f"{self.outstanding(invoice_id)} fen outstanding on {invoice_id}")
         self._credit(ctx, invoice_id, amount_fen, reason, waiver=False)
 
+    @command
     def waive(self, ctx: Ctx, invoice_id: str, reason: str) -> None:
         """Seed 002 §6.3: a waiver forgives everything still owed on an invoice."""
         left = self.outstanding(invoice_id)
@@ -240,7 +242,6 @@ class Contract(VipAggregate):
         if not reason or not reason.strip():
             raise ContractError("discounts and waivers need a reason")
         inv = self.invoices[invoice_id]
-        self._use(ctx)
         self._credited(invoice_id=invoice_id, payer=inv["payer"], payee=inv["payee"],
                        amount_fen=amount_fen, currency=inv["currency"], reason=reason,
                        waiver=waiver, revenue_share=dict(inv.get("revenue_share") or {}),
@@ -256,12 +257,12 @@ class Contract(VipAggregate):
         if inv["paid_fen"] + inv["credited_fen"] >= inv["amount_fen"]:
             inv["status"] = "paid"
 
+    @command
     def mark_invoice_overdue(self, ctx: Ctx, invoice_id: str) -> None:
         """Scheduled just after the invoice's due instant (paying at it is on time)."""
         inv = self._invoice(invoice_id)
         if inv["status"] != "open" or not missed(inv["due_at"], ctx.at):
             raise ContractError(f"invoice {invoice_id} is not overdue at {ctx.at}")
-        self._use(ctx)
         self._invoice_overdue(invoice_id=invoice_id, due_at=inv["due_at"],
                               outstanding_fen=self.outstanding(invoice_id))
 
@@ -271,6 +272,7 @@ class Contract(VipAggregate):
 
     # -- amendments (seed 000 §11) ------------------------------------------------
 
+    @command
     def propose_amendment(self, ctx: Ctx, amendment_id: str, changes: dict, kind: str) -> None:
         self._require_live("amend")
         if kind not in ("amendment", "supplement"):
@@ -282,7 +284,6 @@ class Contract(VipAggregate):
         if "parties" in changes or "member_id" in changes:
             raise TermsError("an amendment cannot change the parties; draft a new contract")
         check_terms(self.kind, {**self.terms, **changes})
-        self._use(ctx)
         self._amendment_proposed(amendment_id=amendment_id, changes=changes, kind=kind,
                                  proposed_by=ctx.actor)
 
@@ -291,6 +292,7 @@ class Contract(VipAggregate):
         self.amendments[amendment_id] = {"changes": deepcopy(changes), "kind": kind, "consents": [],
                                          "status": "proposed"}
 
+    @command
     def consent_to_amendment(self, ctx: Ctx, amendment_id: str, party_id: str) -> None:
         """Seed 000 §11.1: a change binds only with both parties' consent."""
         self._require_live("consent to an amendment")
@@ -300,7 +302,6 @@ class Contract(VipAggregate):
             raise ContractError(f"no proposed amendment {amendment_id} on {self.contract_id}")
         if party_id in amendment["consents"]:
             raise ContractError(f"party {party_id} already consented to {amendment_id}")
-        self._use(ctx)
         self._amendment_consented(amendment_id=amendment_id, party_id=party_id)
         if set(self.amendments[amendment_id]["consents"]) == set(self.party_ids):
             terms = {**self.terms, **amendment["changes"]}
@@ -336,6 +337,7 @@ class Contract(VipAggregate):
 
     # -- breach, dispute, end --------------------------------------------------------
 
+    @command
     def record_breach(self, ctx: Ctx, party_id: str, description: str, compensation_fen: int,
                       currency: str) -> None:
         """Seed 000 §8: the party in breach owes the agreed compensation."""
@@ -346,7 +348,6 @@ class Contract(VipAggregate):
         if compensation_fen:
             _check_money(compensation_fen, currency)
         other = next(p for p in self.party_ids if p != party_id)
-        self._use(ctx)
         self._breach_recorded(party_id=party_id, owed_to=other, description=description,
                               compensation_fen=compensation_fen, currency=currency)
 
@@ -357,6 +358,7 @@ class Contract(VipAggregate):
         if compensation_fen:
             add_claim(self.claims, "compensation", party_id, currency, compensation_fen)
 
+    @command
     def open_dispute(self, ctx: Ctx, party_id: str, reason: str) -> None:
         """Seed 000 §9: a party disputes; the contract stays in force meanwhile."""
         self._require_party(party_id)
@@ -364,23 +366,23 @@ class Contract(VipAggregate):
             raise ContractError(f"only an effective contract can be disputed (status {self.status})")
         if not reason or not reason.strip():
             raise ContractError("a dispute needs a reason")
-        self._use(ctx)
         self._dispute_opened(party_id=party_id, reason=reason)
 
     @event("DisputeOpened")
     def _dispute_opened(self, party_id: str, reason: str) -> None:
         self.status = "disputed"
 
+    @command
     def settle_dispute(self, ctx: Ctx, outcome: str) -> None:
         if self.status != "disputed":
             raise ContractError(f"contract {self.contract_id} has no open dispute")
-        self._use(ctx)
         self._dispute_settled(outcome=outcome or "settled")
 
     @event("DisputeSettled")
     def _dispute_settled(self, outcome: str) -> None:
         self.status = "effective"
 
+    @command
     def terminate(self, ctx: Ctx, reason: str, settlement: dict | None = None) -> None:
         """Seed 000 §10: termination with a reason and a post-termination settlement."""
         if self.status not in LIVE and self.status != "draft":
@@ -391,7 +393,6 @@ class Contract(VipAggregate):
         if problem:
             raise ContractError(problem)
         settlement = dict(settlement or {})
-        self._use(ctx)
         self._terminated(reason=reason, settlement=settlement)
 
     @event("ContractTerminated")
@@ -401,17 +402,18 @@ class Contract(VipAggregate):
             add_claim(self.claims, "settlement", settlement["payer"], settlement.get("currency", "CNY"),
                       settlement["amount_fen"])
 
+    @command
     def expire(self, ctx: Ctx) -> None:
         """Scheduled at the end of validity."""
         if self.status not in LIVE or self.valid_until is None or self.valid_until > ctx.at:
             raise ContractError(f"contract {self.contract_id} does not expire at {ctx.at}")
-        self._use(ctx)
         self._expired(valid_until=self.valid_until)
 
     @event("ContractExpired")
     def _expired(self, valid_until: datetime) -> None:
         self.status = "expired"
 
+    @command
     def renew(self, ctx: Ctx, months: int | None = None) -> None:
         """Seed 002 §12.3: renewal extends validity from the current end.
 
@@ -430,7 +432,6 @@ class Contract(VipAggregate):
             raise ContractError(f"renewing contract {self.contract_id} for {months} months from its end "
                                 f"{self.valid_until.isoformat()} ends before {ctx.at.isoformat()}; "
                                 "renew for more months or draft a new contract")
-        self._use(ctx)
         self._renewed(months=months, valid_until=valid_until)
 
     @event("ContractRenewed")

@@ -13,7 +13,7 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from domain import benefits, vip_workflow as flow
-from domain.base import Ctx, VipAggregate, aggregate_id, keep_declared_annotations, require_aware
+from domain.base import Ctx, VipAggregate, aggregate_id, command, keep_declared_annotations, require_aware
 from domain.member_copy import copy_member
 from domain.member_events import OrderPaid
 from domain.member_inputs import (
@@ -106,12 +106,12 @@ class Member(VipAggregate):
 
     # -- profile ----------------------------------------------------------
 
+    @command
     def fill_registration(self, ctx: Ctx, input_id: str, profile: dict) -> None:
         """CRM registration of a member first seen in an order fills the profile."""
         check_profile(profile)
         if self.registered:
             raise MemberError(f"member {self.member_id} is already registered")
-        self._use(ctx)
         self._registration_filled(input_id=input_id, profile=profile)
 
     @event("RegistrationFilled")
@@ -119,20 +119,20 @@ class Member(VipAggregate):
         self.profile.update(profile)
         self.registered = True
 
+    @command
     def update_profile(self, ctx: Ctx, input_id: str, changes: dict) -> None:
         check_profile(changes)
         if not changes:
             raise MemberError("a profile update must change at least one of name, phone, email")
-        self._use(ctx)
         self._profile_updated(input_id=input_id, changes=changes)
 
     @event("ProfileUpdated")
     def _profile_updated(self, input_id: str, changes: dict) -> None:
         self.profile.update(changes)
 
+    @command
     def record_erasure(self, ctx: Ctx, input_id: str) -> None:
         """PIPL erasure: the key is destroyed elsewhere; the log notes that it was."""
-        self._use(ctx)
         self._personal_data_erased(input_id=input_id)
 
     @event("PersonalDataErased")
@@ -141,6 +141,7 @@ class Member(VipAggregate):
 
     # -- orders and activity ---------------------------------------------
 
+    @command
     def record_order_paid(self, ctx: Ctx, input_id: str, order_id: str, amount_fen: int,
                           currency: str, occurred_at: datetime, policy: Policy) -> None:
         """A paid order adds spend (and points) in the window of its occurred-at.
@@ -153,7 +154,6 @@ class Member(VipAggregate):
         if order_id in self.orders or order_id in self.closed_orders:
             raise OrderError(f"order {order_id} was already recorded as paid")
         keep_from, forget_before = tiering.horizon(ctx.at, self.next_review_at, policy)
-        self._use(ctx)
         self.trigger_event(self.OrderPaid, input_id=input_id, order_id=order_id, amount_fen=amount_fen,
                            currency=currency, occurred_at=occurred_at, month=policy.month_of(occurred_at),
                            counted_fen=policy.tiers.counted_fen(amount_fen, currency),
@@ -170,6 +170,7 @@ class Member(VipAggregate):
         index.added(e.order_id, order)
         self._prune(e.keep_from, e.forget_before)
 
+    @command
     def record_order_refunded(self, ctx: Ctx, input_id: str, order_id: str, amount_fen: int,
                               currency: str, occurred_at: datetime, policy: Policy) -> None:
         """A refund reverses its own order's spend and points, at the order's occurred-at.
@@ -187,7 +188,6 @@ class Member(VipAggregate):
         if amount_fen > left:
             raise OrderError(
                 f"refund of {amount_fen} fen exceeds the {left} fen still paid on order {order_id}")
-        self._use(ctx)
         self._order_refunded(input_id=input_id, order_id=order_id, amount_fen=amount_fen,
                              currency=currency, occurred_at=occurred_at)
 
@@ -196,6 +196,7 @@ class Member(VipAggregate):
                         occurred_at: datetime) -> None:
         window.reverse(self._window(), self.orders, self.closed_orders, order_id, amount_fen)
 
+    @command
     def record_order_cancelled(self, ctx: Ctx, input_id: str, order_id: str,
                                occurred_at: datetime) -> None:
         """A cancelled order reverses whatever of it is still paid (nothing if unpaid)."""
@@ -204,7 +205,6 @@ class Member(VipAggregate):
         if order and order[CANCELLED]:
             raise OrderError(f"order {order_id} was already cancelled")
         reversed_fen = order[PAID] - order[REVERSED] if order else 0
-        self._use(ctx)
         self._order_cancelled(input_id=input_id, order_id=order_id,
                               reversed_fen=reversed_fen, occurred_at=occurred_at)
 
@@ -214,6 +214,7 @@ class Member(VipAggregate):
         window.reverse(self._window(), self.orders, self.closed_orders, order_id, reversed_fen,
                        cancel_at=occurred_at)
 
+    @command
     def record_activity(self, ctx: Ctx, input_id: str, kind: str, occurred_at: datetime,
                         policy: Policy) -> None:
         """CRM activity counts toward the month's activity and earns points by policy."""
@@ -221,7 +222,6 @@ class Member(VipAggregate):
             raise MemberError(f"activity kind {kind!r} is not one of {', '.join(ACTIVITY_KINDS)}")
         require_aware(occurred_at, "occurred_at")
         keep_from, forget_before = tiering.horizon(ctx.at, self.next_review_at, policy)
-        self._use(ctx)
         self._activity_recorded(input_id=input_id, kind=kind, occurred_at=occurred_at,
                                 points=policy.tiers.activity_points.get(kind, 0),
                                 month=policy.month_of(occurred_at),
@@ -264,6 +264,7 @@ class Member(VipAggregate):
         self.first_silver_at = first_silver_at
         self.next_review_at = next_review_at
 
+    @command
     def review(self, ctx: Ctx, policy: Policy) -> None:
         """The annual review (seed 002 §2.3.1): lower by at most the policy's steps, never raise.
 
@@ -277,7 +278,6 @@ class Member(VipAggregate):
         new_tier = TIERS[min(tier_rank(self.tier), max(tier_rank(now.tier), floor))]
         standing = effective_tier(new_tier, self.override, due)
         following = next_anniversary(self.first_silver_at, due) if standing != "member" else None
-        self._use(ctx)
         self._tier_reviewed(review_at=due, from_tier=self.tier, to_tier=new_tier,
                             policy_version=policy.version, standing=now.as_dict(),
                             next_review_at=following)
@@ -298,11 +298,11 @@ class Member(VipAggregate):
     def _vip_disqualified(self, reason: str, policy_version: str) -> None:
         self.vip_status = flow.after("disqualify")
 
+    @command
     def set_override(self, ctx: Ctx, kind: str, tier: str, reason: str,
                      expires_at: datetime) -> None:
         """A manual override pins the tier or sets a floor, with reason, actor and expiry."""
         check_override(kind, tier, reason, ctx.actor, expires_at, ctx.at)
-        self._use(ctx)
         self._override_set(kind=kind, tier=tier, reason=reason, actor=ctx.actor,
                            expires_at=expires_at)
 
@@ -312,17 +312,17 @@ class Member(VipAggregate):
         self.override = {"kind": kind, "tier": tier, "reason": reason, "actor": actor,
                          "expires_at": expires_at}
 
+    @command
     def clear_override(self, ctx: Ctx, reason: str) -> None:
         if not self.override:
             raise MemberError(f"member {self.member_id} has no tier override to clear")
-        self._use(ctx)
         self._override_cleared(reason=reason or "cleared by operator")
 
+    @command
     def expire_override(self, ctx: Ctx) -> None:
         """Scheduled at the override's expiry."""
         if not self.override or self.override["expires_at"] > ctx.at:
             raise MemberError(f"member {self.member_id} has no override expiring by {ctx.at}")
-        self._use(ctx)
         self._override_cleared(reason="expired")
 
     @event("TierOverrideCleared")
@@ -331,13 +331,13 @@ class Member(VipAggregate):
 
     # -- VIP workflow (seed 002 §2.2, §2.3, §4.3) -------------------------
 
+    @command
     def apply_for_vip(self, ctx: Ctx, policy: Policy) -> None:
         """Seed 002 §2.2.1: the customer applies; §2.1.1: the tier must qualify."""
         if not flow.allowed(self.vip_status, "apply"):
             raise WorkflowError(
                 f"member {self.member_id} cannot apply while VIP status is {self.vip_status}")
         self._require_qualified(ctx.at, policy)
-        self._use(ctx)
         self._vip_applied(tier=self.effective_tier, policy_version=policy.version)
 
     @event("VipApplied")
@@ -347,21 +347,21 @@ class Member(VipAggregate):
         self.fee_paid_fen = 0
         self.agreement_id = None
 
+    @command
     def start_review(self, ctx: Ctx) -> None:
         """Seed 002 §2.2.2: the company reviews the application."""
         self._require_status("start_review", "start a review")
-        self._use(ctx)
         self._vip_review_started(reviewer=ctx.actor)
 
     @event("VipReviewStarted")
     def _vip_review_started(self, reviewer: str) -> None:
         self.vip_status = flow.after("start_review")
 
+    @command
     def approve(self, ctx: Ctx, policy: Policy) -> None:
         """Approval fixes the annual fee of the tier; seed 000 §2.1 needs it paid."""
         self._require_status("approve", "approve")
         self._require_qualified(ctx.at, policy)
-        self._use(ctx)
         self._vip_approved(reviewer=ctx.actor, tier=self.effective_tier,
                            fee_due_fen=policy.tiers.fee_for(self.effective_tier),
                            policy_version=policy.version)
@@ -372,21 +372,21 @@ class Member(VipAggregate):
         self.vip_status = flow.after("approve")
         self.fee_due_fen = fee_due_fen
 
+    @command
     def reject(self, ctx: Ctx, reason: str) -> None:
         self._require_status("reject", "reject")
         if not reason or not reason.strip():
             raise WorkflowError("a rejection needs a reason the customer can be told")
-        self._use(ctx)
         self._vip_rejected(reviewer=ctx.actor, reason=reason)
 
     @event("VipRejected")
     def _vip_rejected(self, reviewer: str, reason: str) -> None:
         self.vip_status = flow.after("reject")
 
+    @command
     def record_agreement_signed(self, ctx: Ctx, agreement_id: str) -> None:
         """Seed 002 §2.2.3: after approval the VIP service agreement is signed."""
         self._require_status("sign_agreement", "record a signed agreement")
-        self._use(ctx)
         self._vip_agreement_signed(agreement_id=agreement_id)
         self._activate_if_complete()
 
@@ -394,6 +394,7 @@ class Member(VipAggregate):
     def _vip_agreement_signed(self, agreement_id: str) -> None:
         self.agreement_id = agreement_id
 
+    @command
     def record_fee_paid(self, ctx: Ctx, amount_fen: int, currency: str, reference: str,
                         policy: Policy) -> None:
         """Seed 000 §2.1: the approved member pays the tier's annual fee in the policy currency."""
@@ -402,7 +403,6 @@ class Member(VipAggregate):
             raise WorkflowError("a fee payment must be a positive amount of fen")
         if currency != policy.tiers.currency:
             raise WorkflowError(f"the fee is due in {policy.tiers.currency}, not {currency}")
-        self._use(ctx)
         self._vip_fee_paid(amount_fen=amount_fen, currency=currency, reference=reference)
         self._activate_if_complete()
 
@@ -419,6 +419,7 @@ class Member(VipAggregate):
     def _vip_activated(self, tier: str, agreement_id: str) -> None:
         self.vip_status = flow.after("activate")
 
+    @command
     def revoke(self, ctx: Ctx, reason: str) -> None:
         """Seed 002 §2.3.2: the company may cancel VIP status, with a reason."""
         if not flow.allowed(self.vip_status, "revoke"):
@@ -426,7 +427,6 @@ class Member(VipAggregate):
                                 f"(status {self.vip_status})")
         if not reason or not reason.strip():
             raise WorkflowError("revoking VIP status needs a reason")
-        self._use(ctx)
         self._vip_revoked(reason=reason, actor=ctx.actor)
         self._release_agent()
 
@@ -434,12 +434,12 @@ class Member(VipAggregate):
     def _vip_revoked(self, reason: str, actor: str) -> None:
         self.vip_status = flow.after("revoke")
 
+    @command
     def terminate_rights(self, ctx: Ctx, reason: str) -> None:
         """Seed 002 §4.3.2: a customer in breach of the agreement loses the rights."""
         self._require_status("terminate_rights", "terminate rights for breach")
         if not reason or not reason.strip():
             raise WorkflowError("terminating rights for breach needs the breach as reason")
-        self._use(ctx)
         self._vip_rights_terminated(reason=reason, actor=ctx.actor)
         self._release_agent()
 
@@ -447,6 +447,7 @@ class Member(VipAggregate):
     def _vip_rights_terminated(self, reason: str, actor: str) -> None:
         self.vip_status = flow.after("terminate_rights")
 
+    @command
     def lapse(self, ctx: Ctx, agreement_id: str, reason: str) -> None:
         """Seed 002 §9, §12: the standing ends with its agreement (expired unrenewed, or terminated).
 
@@ -455,7 +456,6 @@ class Member(VipAggregate):
         """
         if self.agreement_id != agreement_id or not flow.allowed(self.vip_status, "lapse"):
             return
-        self._use(ctx)
         self._vip_lapsed(agreement_id=agreement_id, reason=reason)
         self._release_agent()
 
@@ -463,6 +463,7 @@ class Member(VipAggregate):
     def _vip_lapsed(self, agreement_id: str, reason: str) -> None:
         self.vip_status = flow.after("lapse")
 
+    @command
     def renew_standing(self, ctx: Ctx, agreement_id: str, policy: Policy) -> int:
         """Seed 002 §12.3: renewing the agreement makes the standing active again.
 
@@ -476,7 +477,6 @@ class Member(VipAggregate):
                 "who lost the standing otherwise applies again")
         self._require_qualified(ctx.at, policy)
         fee = policy.tiers.fee_for(self.effective_tier)
-        self._use(ctx)
         self._vip_renewed(agreement_id=agreement_id, tier=self.effective_tier, fee_due_fen=fee,
                           policy_version=policy.version)
         return fee
@@ -487,13 +487,13 @@ class Member(VipAggregate):
 
     # -- benefits (seed 002 §3.2, §4.1, §4.3.2) ---------------------------
 
+    @command
     def assign_dedicated_agent(self, ctx: Ctx, agent_id: str, basis: str, reason: str,
                                policy: Policy) -> None:
         """Give the member the dedicated agent the service layer chose (domain.benefits), or a
         supervisor's reassignment (``basis="reassigned"``, with a reason, sealed by the caller)."""
         agent = benefits.check_assignment(self.member_id, self.has_benefits, self.effective_tier,
                                           self.dedicated_agent, agent_id, basis, reason, ctx.actor, policy)
-        self._use(ctx)
         self._agent_assigned(agent_id=agent.id, team=agent.team, previous_agent_id=self.dedicated_agent,
                              basis=basis, reason=reason or "", tier=self.effective_tier,
                              policy_version=policy.version)

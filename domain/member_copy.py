@@ -10,7 +10,6 @@ def copy_member(member, memo: dict):
     """A copy of ``member`` that shares no mutable container with it."""
     clone = object.__new__(type(member))
     clone.__dict__.update(member.__dict__)
-    clone.__dict__.pop("_ctx", None)
     clone._pending_events = list(member._pending_events)
     clone.entries = [list(e) for e in member.entries]
     clone.active_months = list(member.active_months)

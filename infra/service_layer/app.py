@@ -96,7 +96,6 @@ class VipApp(MemberServices, ContractServices, ComplaintServices, Application):
         snapshots = []
         for aggregate in due.values():
             snapshot = getattr(type(aggregate), "Snapshot", type(self).snapshot_class).take(aggregate)
-            snapshot.state.pop("_ctx", None)  # the command being run: transient, never state
             snapshots.append(snapshot)
         if snapshots:
             self.snapshots.put(snapshots)
