@@ -6,7 +6,6 @@ Personal values (name, phone, email) are shown, and searched by, only to the rol
 the customer (those holding ``complaint:write``); the search goes through a blind index
 (:mod:`infra.stores.blind_index`), never a clear copy.
 """
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path as FilePath
 from typing import Literal
@@ -32,21 +31,21 @@ from projections.queries import overdue
 
 router = APIRouter()
 AS_OF = Query(default=None, description="Answer as of this past instant (ISO-8601 with zone)")
-PAGE_ID = Path(min_length=1, max_length=100, pattern=ID_PATTERN)
 SEARCH_LIMIT = 20
 AGING_BUCKETS = ((30, "0-30"), (60, "31-60"), (90, "61-90"), (None, "90+"))
 
 
 def _page(path: str, permission: str, tag: str, summary: str):
-    """Register a GET route answering one record's page by its id (404 when there is none)."""
-    return route(router, "GET", path, permission, 404, tags=[tag], summary=summary)
-
-
-@contextmanager
-def _locked(request: Request):
-    """The app's system, under the app's lock while the answer reads it."""
-    with request.app.state.lock:
-        yield request.app.state.system
+    """Register ``answer(system, id, as_of, who)`` as a GET route answering one record's page by
+    its id (404 when there is none), called under the app's lock; the route keeps its name."""
+    def register(answer):
+        @route(router, "GET", path, permission, 404, tags=[tag], summary=summary, name=answer.__name__)
+        def endpoint(request: Request, id: str = Path(min_length=1, max_length=100, pattern=ID_PATTERN),
+                     as_of: AwareDatetime | None = AS_OF, who: Principal = Depends(principal)) -> dict:
+            with request.app.state.lock:
+                return answer(request.app.state.system, id, as_of, who)
+        return answer
+    return register
 
 
 def personal(who: Principal) -> bool:
@@ -114,17 +113,15 @@ def _summary(system, row: dict, how: str, who: Principal) -> dict:
 @_page("/members/{id}/profile", "member:read", "members",
        "A member's page: tier and why, progress to the next tier, the review that holds the "
        "current one, tier history; name, phone and email for the roles that serve the customer")
-def member_profile(request: Request, id: str = PAGE_ID, as_of: AwareDatetime | None = AS_OF,
-                   who: Principal = Depends(principal)) -> dict:
-    with _locked(request) as system:
-        tier = answers.tier_with_why(system, id, as_of)
-        history = answers.tier_history(system, id, as_of)
-        out = {"member_id": id, "tier": tier, "progress": progress(tier, system.app.policy),
-               "tier_history": history[::-1]}
-        if personal(who):
-            member = aggregate(system.app, "member", id)
-            out["profile"] = {k: system.app.cipher.open(id, member.profile.get(k))
-                              for k in ("name", "phone", "email")}
+def member_profile(system, id: str, as_of: datetime | None, who: Principal) -> dict:
+    tier = answers.tier_with_why(system, id, as_of)
+    history = answers.tier_history(system, id, as_of)
+    out = {"member_id": id, "tier": tier, "progress": progress(tier, system.app.policy),
+           "tier_history": history[::-1]}
+    if personal(who):
+        member = aggregate(system.app, "member", id)
+        out["profile"] = {k: system.app.cipher.open(id, member.profile.get(k))
+                          for k in ("name", "phone", "email")}
     return out
 
 
@@ -151,17 +148,15 @@ def progress(answer: dict, policy) -> dict:
 @_page("/complaints/{id}/page", "complaint:read", "complaints",
        "A complaint's page: its clocks, timeline, description, resolution, rating and the "
        "actions its status allows the caller")
-def complaint_page(request: Request, id: str = PAGE_ID, as_of: AwareDatetime | None = AS_OF,
-                   who: Principal = Depends(principal)) -> dict:
-    with _locked(request) as system:
-        at = now_or(system, as_of)
-        row = store_as_of(system, as_of).get("complaints", id)
-        if row is None:
-            raise NotFoundError(f"no complaint {id!r}" + (f" as of {as_of.isoformat()}" if as_of else "")
-                                + "; check the id (the queue lists the open ones)")
-        row = reveal_rows(system.app, [as_at(row, iso(at))])[0]
-        timeline = answers.history(system, "complaint", id, as_of)
-        version = aggregate(system.app, "complaint", id).version  # the ETag an action sends as If-Match
+def complaint_page(system, id: str, as_of: datetime | None, who: Principal) -> dict:
+    at = now_or(system, as_of)
+    row = store_as_of(system, as_of).get("complaints", id)
+    if row is None:
+        raise NotFoundError(f"no complaint {id!r}" + (f" as of {as_of.isoformat()}" if as_of else "")
+                            + "; check the id (the queue lists the open ones)")
+    row = reveal_rows(system.app, [as_at(row, iso(at))])[0]
+    timeline = answers.history(system, "complaint", id, as_of)
+    version = aggregate(system.app, "complaint", id).version  # the ETag an action sends as If-Match
     filed = next((e for e in timeline if e["type"] == "ComplaintFiled"), None)
     resolved = [e for e in timeline if e["type"] == "ComplaintResolved"]
     clocks = {name: _clock(clock, at, row.get("at_risk_ratio", 0.8)) for name, clock in row["clocks"].items()}
