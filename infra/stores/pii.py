@@ -168,10 +168,6 @@ class KeyStore(SharedKeyStore):
             db.execute("ROLLBACK")
             raise
 
-    @contextmanager
-    def _destroying(self, member_id: str):
-        yield self._db  # two statements, each its own transaction, as ever
-
 
 class PiiCipher:
     """Seals and opens personal fields with the member's key (read from the key store per call)."""
