@@ -40,6 +40,9 @@ class Settings:
     # transaction: it ends after this many inputs or this many milliseconds.
     batch_max_inputs: int = 2000
     batch_max_ms: int = 1000
+    # The library's own path for each of its bypasses (infra/service_layer/fastpath.py): slower;
+    # for checking the fast paths against it, e.g. after a library upgrade.
+    library_path: bool = False
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -63,6 +66,7 @@ class Settings:
             snapshot_interval=int(env.get("VIP_SNAPSHOT_INTERVAL", "100")),
             batch_max_inputs=int(env.get("VIP_BATCH_MAX_INPUTS", "2000")),
             batch_max_ms=int(env.get("VIP_BATCH_MAX_MS", "1000")),
+            library_path=env.get("VIP_LIBRARY_PATH", "") not in ("", "0"),
         )
         values.update(overrides)
         if values["query_views"] not in ("embedded", "streams"):

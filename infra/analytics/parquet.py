@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from domain.policy import Policy
 from infra.analytics.columns import arrow_schema, row
-from infra.service_layer.envelope import stored_envelope
+from infra.service_layer.fastpath import paths_of
 from projections import queries
 from projections.common import parse
 from schemas.codec import default_registry
@@ -143,7 +143,7 @@ def export_events(app, policy: Policy, out: _Partitions, since: datetime | None,
         page = app.recorder.select_notifications(position, PAGE, inclusive_of_start=False)
         for note in page:
             position = note.id
-            event = stored_envelope(app.mapper, note)
+            event = paths_of(app).stored_envelope(app.mapper, note)
             at = event["timestamp"]
             if (since is not None and at < since) or (until is not None and at > until):
                 continue

@@ -62,6 +62,8 @@ def stored_envelope(mapper, note) -> LeanEnvelope:
     build and that :func:`lean_envelope` would take apart again: the same
     transcoder, topic and id conversion. A mapper that deciphers or
     decompresses, or an event class that upcasts, takes the mapper's own path.
+    A bypass of the library's mapper: infra calls it only through
+    ``infra.service_layer.fastpath`` (FAST), whose LIBRARY paths build the event.
     """
     try:
         cls, kind, aggregate, upcasts = _TOPICS[note.topic]

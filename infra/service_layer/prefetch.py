@@ -18,6 +18,10 @@ What was read is the committed state when the batch began: a writer that
 commits to one of these aggregates before the batch does makes the batch's
 insert conflict (same aggregate version), and the batch is redone on fresh
 state, as for the receipts the batch looks up at its start.
+
+A bypass of the library's repository: called only through
+``infra.service_layer.fastpath`` (its FAST paths), which lists what to
+re-check at a library upgrade.
 """
 from __future__ import annotations
 

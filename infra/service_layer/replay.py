@@ -1,16 +1,15 @@
 """Rebuilding read models from the log: to now, or as of a past instant."""
 from __future__ import annotations
 
-import gc
 import logging
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 
 from domain.base import ERASED, SEALED_PREFIX
 from infra.progress import bar as _bar
 from infra.service_layer.app import VipApp
-from infra.service_layer.envelope import envelope, stored_envelope
+from infra.service_layer.envelope import envelope
+from infra.service_layer.fastpath import paths_of
 from infra.service_layer.runner import ViewSet, apply
 from infra.stores.keyed import STAGING, KeyedStore
 from infra.stores.readstore import MemoryStore
@@ -22,25 +21,6 @@ PAGE = 2000
 STAGE_ROWS = 5000  # a rebuild writes its staging rows out at this many dirty rows
 
 
-@contextmanager
-def _no_cycle_collection():
-    """The cyclic garbage collector paused while a log is folded.
-
-    Folding makes and drops a few dicts per event and no reference cycles
-    (rows are plain JSON-ready values), so every collection the allocations
-    set off finds nothing, yet walks the ever larger set of live rows: about a
-    tenth of a replay. Anything cyclic made meanwhile is collected once the
-    collector is back (at the end of the fold, even on an error).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def fold_log(app: VipApp, store, views, start: int = 0, stop: int | None = None,
              until: datetime | None = None, progress=None, every=None) -> tuple[int, int, datetime | None]:
     """Fold the log's events after ``start`` (up to position ``stop`` and instant ``until``) into
@@ -48,13 +28,14 @@ def fold_log(app: VipApp, store, views, start: int = 0, stop: int | None = None,
 
     Returns (events folded, last position, latest timestamp).
     """
-    with _no_cycle_collection():
+    with paths_of(app).fold_pause():
         return _fold_pages(app, store, views, start, stop, until, progress, every)
 
 
 def _fold_pages(app: VipApp, store, views, start: int, stop: int | None, until: datetime | None,
                 progress, every) -> tuple[int, int, datetime | None]:
     recorder, mapper = app.recorder, app.mapper
+    decode = paths_of(app).stored_envelope
     views = ViewSet(views)
     count, position, latest = 0, start, None
     while stop is None or position < stop:
@@ -63,7 +44,7 @@ def _fold_pages(app: VipApp, store, views, start: int, stop: int | None, until: 
         for note in page:
             if stop is not None and note.id > stop:
                 return count, position, latest
-            event = stored_envelope(mapper, note)
+            event = decode(mapper, note)
             if until is not None and event["timestamp"] > until:
                 # Each aggregate has its own timeline (DOMAIN.md "Time"): an event of one aggregate
                 # stamped after ``until`` may be followed in the log by another's stamped before it.

@@ -12,7 +12,8 @@ import logging
 from datetime import datetime
 from typing import Callable, Iterable
 
-from infra.service_layer.envelope import lean_envelope, stored_envelope
+from infra.service_layer.envelope import lean_envelope
+from infra.service_layer.fastpath import paths_of
 from infra.stores.readstore import StaleStoreError
 from projections.common import iso
 from projections.view import View
@@ -134,13 +135,14 @@ class Runner:
     def events(self, until: datetime | None = None) -> Iterable[dict]:
         """Envelopes after the tracked position, oldest first (optionally up to a timestamp)."""
         recorder, mapper = self.app.recorder, self.app.mapper
+        decode = paths_of(self.app).stored_envelope
         start = self.position
         while True:
             page = recorder.select_notifications(start, self.page, inclusive_of_start=False)
             if not page:
                 return
             for note in page:
-                event = stored_envelope(mapper, note)
+                event = decode(mapper, note)
                 if until is not None and event["timestamp"] > until:
                     return
                 self._pending_hash = note_hash(note)

@@ -30,7 +30,7 @@ from eventsourcing.utils import get_topic
 
 from domain.base import ERASED, SEALED_PREFIX
 from domain.member import Member
-from infra.service_layer.envelope import stored_envelope
+from infra.service_layer.fastpath import paths_of
 from infra.stores.pii import UNREADABLE
 from infra.stores.private import private_file
 
@@ -146,7 +146,7 @@ class BlindIndex:
                 self._db.execute("BEGIN")
                 try:
                     for note in notes:
-                        self._apply(app, stored_envelope(app.mapper, note))
+                        self._apply(app, paths_of(app).stored_envelope(app.mapper, note))
                     self._set_meta("position", str(notes[-1].id))
                     self._db.execute("COMMIT")
                 except BaseException:
