@@ -19,8 +19,9 @@ from pathlib import Path
 
 from bench.common import rate
 from bench.workloads import fastest, generate_orders, ingest_in_child, scan_decode, settings_for
-from infra.bootstrap import VIEWS, build
+from infra.bootstrap import build
 from infra.service_layer.replay import replay
+from projections.views import VIEWS
 
 
 def ensure_store(data: Path, orders: int, members: int, seed: int) -> None:

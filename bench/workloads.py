@@ -19,13 +19,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bench.common import Timer, p99_ms, peak_rss_mb, timed
-from infra.bootstrap import VIEWS, build
+from infra.bootstrap import build
 from infra.progress import bar
 from infra.service_layer.asof import now_or, store_as_of
 from infra.service_layer.ingest import ingest_file
 from infra.service_layer.replay import replay
 from infra.settings import Settings
 from projections import queries
+from projections.views import VIEWS
 
 ZONE = ZoneInfo("Asia/Shanghai")
 REFUND_SHARE = 0.02      # share of the input lines that are refunds of earlier orders

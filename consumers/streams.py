@@ -23,10 +23,10 @@ import logging
 import os
 
 from consumers.stream_fold import Batch, Folder
-from infra.bootstrap import VIEWS
 from infra.kafka.bus import Topics, dead_letter_headers, make_producer
 from infra.settings import Settings
 from infra.stores.streamstore import ViewVersionsChangedError, open_stream_store, worker_lease
+from projections.views import VIEWS
 
 log = logging.getLogger("vip.streams")
 

@@ -25,13 +25,7 @@ from infra.stores.pii import KeyStore, PiiCipher
 from infra.stores.private import check_private, private_dir, private_file
 from infra.stores.readstore import MemoryStore, StaleStoreError, open_read_store
 from infra.stores.streamstore import open_stream_store
-from projections.complaints import COMPLAINTS
-from projections.contracts import CONTRACTS
-from projections.ledger import LEDGER
-from projections.members import CURRENT_TIER, TIER_HISTORY
-from projections.timers import TIMERS
-
-VIEWS = [CURRENT_TIER, TIER_HISTORY, COMPLAINTS, CONTRACTS, LEDGER, TIMERS]
+from projections.views import VIEWS
 
 log = logging.getLogger("vip.bootstrap")
 

@@ -14,12 +14,12 @@ from click.testing import CliRunner
 
 from domain import benefits
 from domain.member import Member
-from infra.bootstrap import VIEWS
 from infra.cli.main import main
 from infra.policy_file import PolicyFileError, default_policy_text, load_policy
 from infra.service_layer.replay import history, replay
 from infra.service_layer.upstream import apply_input, parse
 from projections import queries
+from projections.views import VIEWS
 from tests.conftest import FakeClock
 from tests.scenario import Z
 

@@ -286,7 +286,8 @@ def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_
         assert dict(paid) == expected["orders_paid"]
 
         # the read models survived the kills too: equal to a replay of the log
-        from infra.bootstrap import VIEWS, open_views
+        from infra.bootstrap import open_views
+        from projections.views import VIEWS
         from infra.service_layer.replay import replay
         live = open_views(settings, read_only=True)  # SQLite read.db, or the PostgreSQL tables
         try:

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from click.testing import CliRunner
 
-from infra.bootstrap import VIEWS, build
+from infra.bootstrap import build
 from infra.cli.main import main
 from infra.dev.demo import run_demo
 from infra.service_layer.envelope import envelope, lean_envelope
@@ -19,6 +19,7 @@ from infra.stores.keyed import STAGING, KeyedRows
 from infra.stores.readstore import SqliteReadStore
 from projections import queries
 from projections.members import CURRENT_TIER
+from projections.views import VIEWS
 from tests.scenario import START
 from domain.window import AT, PAID
 

@@ -76,7 +76,7 @@ def test_processes_starting_together_on_a_fresh_postgresql_store_all_open_it(pg_
     # Table creation is not safe twice at once (seen: "Failed to record tracking for __migration__ 1"
     # in a second serve, "relation vip_streams_rows already exists" in a second worker); the schema
     # lock makes the processes take turns. Each opens the event store, the read store and the stream store.
-    script = ("import sys; from pathlib import Path; from infra.bootstrap import VIEWS, open_app, open_views;"
+    script = ("import sys; from pathlib import Path; from infra.bootstrap import open_app, open_views; from projections.views import VIEWS;"
               "from infra.settings import Settings; from infra.stores.streamstore import open_stream_store;"
               "s = Settings.from_env({}, data_dir=Path(sys.argv[1]), event_store=sys.argv[2],"
               " streams_store=sys.argv[2]);"

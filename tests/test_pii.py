@@ -4,8 +4,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from infra.bootstrap import VIEWS
 from infra.service_layer.replay import history, replay
+from projections.views import VIEWS
 from tests.scenario import START
 
 NAME, PHONE, EMAIL = "欧阳娜娜测试", "13912345678", "nana.unique@example.cn"

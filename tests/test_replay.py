@@ -7,12 +7,12 @@ from datetime import datetime, timedelta
 
 from click.testing import CliRunner
 
-from infra.bootstrap import VIEWS
 from infra.cli.main import main
 from infra.dev.demo import run_demo
 from infra.service_layer.replay import rebuild, replay
 from infra.service_layer.upstream import apply_input, parse
 from projections import queries
+from projections.views import VIEWS
 from tests.aggregate_logs import logs_by_aggregate
 from tests.scenario import START, Z, upstream_events
 

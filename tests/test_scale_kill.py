@@ -29,7 +29,7 @@ import pytest
 
 from consumers.upstream import DeadLetter, decode_message
 from domain.base import SEALED_PREFIX, DomainError
-from infra.bootstrap import VIEWS, build, open_app
+from infra.bootstrap import build, open_app
 from infra.dev.cluster import Cluster, applied, folded
 from infra.dev.demo import run_demo
 from infra.dev.simulator import Simulator, publish
@@ -42,6 +42,7 @@ from infra.settings import Settings
 from infra.stores.keyed import KeyedStore
 from infra.stores.pgstore import PostgresReadStore
 from infra.stores.streamstore import open_stream_store
+from projections.views import VIEWS
 from tests.scenario import log_of
 
 pytestmark = pytest.mark.kafka

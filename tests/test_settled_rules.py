@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 import pytest
 
 from domain.base import DomainError
-from infra.bootstrap import VIEWS
 from infra.cli.common import summarise
 from infra.service_layer.replay import history, replay
 from infra.service_layer.upstream import apply_input, parse
 from projections import queries
+from projections.views import VIEWS
 from tests.conftest import FakeClock
 from tests.scenario import Z
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from infra.bootstrap import VIEWS, build, open_api_keys, open_app
+from infra.bootstrap import build, open_api_keys, open_app
 from infra.dev.cluster import Cluster, applied, folded
 from infra.dev.simulator import Simulator, publish
 from infra.kafka.admin import create_all, end_offsets
@@ -27,6 +27,7 @@ from infra.service_layer.replay import replay
 from infra.settings import Settings
 from infra.stores.pgstore import PostgresReadStore
 from infra.stores.streamstore import open_stream_store
+from projections.views import VIEWS
 from tests.scenario import log_of
 from tests.test_scale_kill import _assert_same, _rows
 

@@ -6,12 +6,13 @@ from datetime import timedelta
 
 import pytest
 
-from infra.bootstrap import VIEWS, build
+from infra.bootstrap import build
 from infra.dev.demo import run_demo
 from infra.service_layer.replay import replay
 from infra.service_layer.runner import Runner
 from infra.stores.readstore import SqliteReadStore
 from projections import queries
+from projections.views import VIEWS
 from tests.scenario import START
 
 

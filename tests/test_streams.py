@@ -16,7 +16,6 @@ from click.testing import CliRunner
 
 from consumers.stream_fold import PARKED, VERSIONS, Batch, Folder
 from consumers.streams import send_dead_letters
-from infra.bootstrap import VIEWS
 from infra.cli.main import main
 from infra.cli.common import summarise
 from infra.dev.demo import run_demo
@@ -25,6 +24,7 @@ from infra.service_layer.envelope import envelope
 from infra.settings import Settings
 from infra.stores.leases import LeaseHeldError
 from infra.stores.streamstore import LostPartitionError, ViewVersionsChangedError, open_stream_store, worker_lease
+from projections.views import VIEWS
 from schemas.events import decode_event, encode_event
 
 

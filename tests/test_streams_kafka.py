@@ -11,7 +11,6 @@ import uuid
 
 import pytest
 
-from infra.bootstrap import VIEWS
 from infra.dev.demo import run_demo
 from kafka import TopicPartition
 
@@ -20,6 +19,7 @@ from infra.kafka.bus import DLQ_REASON, Topics, header_map, make_consumer, make_
 from infra.kafka.relay import Relay
 from infra.settings import Settings
 from infra.stores.streamstore import open_stream_store
+from projections.views import VIEWS
 
 pytestmark = pytest.mark.kafka
 

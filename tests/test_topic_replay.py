@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from infra.bootstrap import VIEWS
 from infra.cli.main import main
 from infra.dev.demo import run_demo
 from infra.kafka.admin import create_all
@@ -18,6 +17,7 @@ from infra.kafka.relay import Relay
 from infra.kafka.topic_replay import TopicReplayError, replay_topics
 from infra.service_layer.replay import fold_log, replay
 from infra.stores.memory import MemoryStore
+from projections.views import VIEWS
 
 pytestmark = pytest.mark.kafka
 

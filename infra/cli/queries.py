@@ -10,7 +10,6 @@ import logging
 import click
 
 from domain.base import NotFoundError
-from infra.bootstrap import VIEWS
 from infra.cli.common import (
     domain_errors,
     emit,
@@ -35,6 +34,7 @@ from infra.settings import Settings
 from projections import queries
 from projections.common import parse
 from projections.presentation import duration
+from projections.views import VIEWS
 
 TIER_COLUMNS = ["member_id", "tier", "effective_tier", "since", "vip_status", "window_spend_fen",
                 "window_points", "active_months", "next_review_at", "review_due", "override", "benefits",

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from domain.base import DomainError
-from infra.bootstrap import VIEWS
 from infra.service_layer.replay import replay
+from projections.views import VIEWS
 
 
 class AsOfError(DomainError, ValueError):
