@@ -208,16 +208,16 @@ def file_complaints(data: Path, count: int, members: list[str], progress: bool) 
         app, engine = system.app, system.engine
         with timed() as t, bar(count, "complaints", progress, unit="cmp") as b:
             for n in range(count):
-                if app.uow is None:
+                if engine.uow is None:
                     engine.begin()
                 member = members[n % len(members)]
                 severity = ("low", "medium", "high")[n % 3]
-                engine.run(at, lambda c, n=n, m=member, s=severity: app.file_complaint(
+                engine.run(at, lambda u, c, n=n, m=member, s=severity: u.file_complaint(
                     c, f"BC{n:07d}", m, "web", "billing", s, "bench"))
                 if (n + 1) % BATCH == 0:
                     engine.commit()
                 b.update(1)
-            if app.uow is not None:
+            if engine.uow is not None:
                 engine.commit()
             engine.flush()
         return {"complaints": count, "filed_at": at.isoformat(), "wall_s": t.wall}

@@ -40,7 +40,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from eventsourcing.persistence import PersistenceError, RecordConflictError, Tracking
+from eventsourcing.persistence import PersistenceError, Tracking
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
@@ -112,13 +112,13 @@ class UpstreamConsumer:
     def __init__(self, engine, topics: Topics, bootstrap: str, producer, *, group: str,
                  consumer_overrides: dict | None = None, env: dict | None = None,
                  registry: SchemaRegistry | None = None, flush_every: float = 1.0,
-                 commit_every: float = 2.0, retries: int = 5,
+                 commit_every: float = 2.0,
                  on_outcome: Callable[[object, str], None] | None = None) -> None:
         self.engine, self.app = engine, engine.app
         self.topics, self.bootstrap, self.producer, self.group = topics, bootstrap, producer, group
         self.consumer_overrides, self.env = consumer_overrides or {}, env
         self.registry = registry
-        self.flush_every, self.commit_every, self.retries = flush_every, commit_every, retries
+        self.flush_every, self.commit_every = flush_every, commit_every
         self.on_outcome = on_outcome
         self.stats = Stats()
         self.consumer = None
@@ -167,10 +167,10 @@ class UpstreamConsumer:
             self._held.pop(tp, None)   # polled, not applied: the partition's new owner applies them
             self.next_offsets.pop(tp, None)
             self._committed.pop(tp, None)
-        if revoked and self.engine.app.uow is None:
+        if revoked:
             # Members of the revoked partitions are now written by their new owner: drop the
             # write-back map rather than keep copies that would only conflict (and be retried).
-            self.engine.app.aggregates.clear()
+            self.engine.forget_aggregates()
 
     def close(self) -> None:
         """Commit, flush the views and leave the group (after the message in hand)."""
@@ -271,18 +271,10 @@ class UpstreamConsumer:
         outcome (fewer records than given when the batch's time ran out)."""
         name = tracking_name(records[0].topic, records[0].partition)
         dead: dict = {}   # offset -> reason: dead letters already published (not twice on a redo)
-        for attempt in range(1, self.retries + 1):
-            try:
-                outcomes = self._batch(name, records, dead)
-                break
-            except RecordConflictError:
-                # Someone else wrote first: a former member of the group still finishing these
-                # positions, or another writer of the same member. Redo on fresh state.
-                if attempt == self.retries:
-                    raise
-                log.info("%s offsets %d..%d: another writer saved first; retry %d", name,
-                         records[0].offset, records[-1].offset, attempt)
-                time.sleep(0.01 * attempt)
+        # Someone else may write first: a former member of the group still finishing these
+        # positions, or another writer of the same member. The engine redoes it on fresh state.
+        outcomes = self.engine.retrying(lambda: self._batch(name, records, dead),
+                                        f"{name} offsets {records[0].offset}..{records[-1].offset}")
         for record, outcome in zip(records, outcomes):
             if outcome == "skipped":
                 log.warning("%s offset %d was recorded by another consumer; skipped", name, record.offset)
@@ -302,8 +294,7 @@ class UpstreamConsumer:
         decoded = [None if record.offset + 1 <= recorded or record.offset in dead else self._decode(record)
                    for record in records]
         outcomes: list[str] = []
-        self.engine.begin()
-        try:
+        with self.engine.unit_of_work() as uow:
             self.engine.prefetch(item for item in decoded if isinstance(item, Input))
             for record, item in zip(records, decoded):
                 if record.offset + 1 <= recorded:
@@ -314,11 +305,7 @@ class UpstreamConsumer:
                     break
             last = records[len(outcomes) - 1].offset + 1
             if last > recorded:
-                self.app.save_tracked(Tracking(name, last))
-            self.engine.commit()
-        except BaseException:
-            self.engine.abort()
-            raise
+                uow.save_tracked(Tracking(name, last))
         return outcomes
 
     def _decode(self, record) -> Input | str:

@@ -43,7 +43,7 @@ class Api:
 def seed_member(system, member_id: str = "M1", spend_fen: int = 2_500_000, at: datetime = T0) -> None:
     """Register a member (from CRM) and record a paid order: 25,000 CNY makes them gold."""
     app = system.app
-    system.engine.run(at, lambda c: app.register_member(c, f"reg-{member_id}", member_id,
+    system.engine.run(at, lambda u, c: u.register_member(c, f"reg-{member_id}", member_id,
                                                         {"name": "李雷", "phone": "13700001111"}),
                       actor="crm")
     apply_input(system.engine, parse("orders", {

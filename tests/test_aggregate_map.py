@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from infra.service_layer.batch import BASE_BYTES, PER_ITEM_BYTES, AggregateMap, UnitOfWork, weigh
+from infra.service_layer.batch import BASE_BYTES, PER_ITEM_BYTES, AggregateMap, Batch, weigh
 from infra.service_layer.ingest import ingest_file
 from tests.scenario import upstream_events, write_jsonl
 
@@ -19,10 +19,10 @@ def test_the_map_keeps_many_small_aggregates_and_evicts_the_least_recently_kept_
     for n in range(10):
         kept[f"m{n}"] = _member(1)
     kept["m0"] = _member(1)                 # kept again: now the most recent
-    UnitOfWork(kept, limit=1_000_000)       # a batch starts: within budget, nothing leaves
+    Batch(kept, limit=1_000_000)       # a batch starts: within budget, nothing leaves
     assert len(kept) == 10 and kept.total == 10 * small
     kept["long"] = _member(100)             # one long history: the oldest small ones make room
-    UnitOfWork(kept, limit=1_000_000)
+    Batch(kept, limit=1_000_000)
     assert kept.total <= kept.budget
     assert "long" in kept and "m0" in kept and "m1" not in kept
     assert kept.total == sum(weigh(a) for a in kept.values())
@@ -44,7 +44,7 @@ def test_members_stay_warm_between_batches_within_the_budget_and_are_read_again_
         calls = loads[name] = []
         get = system.app.repository.get
         system.app.repository.get = lambda aggregate_id, **kw: calls.append(aggregate_id) or get(aggregate_id, **kw)
-        system.app.prefetch_members = lambda member_ids: None     # count every load, one by one
+        system.app.load_many = lambda aggregate_ids: {}     # count every load, one by one
         ingest_file(system.engine, "orders", path, progress=False)
     assert len(set(loads["warm"])) == len(loads["warm"])       # each member read once, then kept
     assert len(loads["cold"]) > 3 * len(loads["warm"])

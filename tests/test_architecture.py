@@ -1,4 +1,11 @@
-"""The import graph: no cycles, every arrow toward domain/, no project import inside a function."""
+"""The import graph: no cycles, every arrow toward domain/, no project import inside a function.
+
+The layers, top to bottom: ``hosts`` (the ``vip`` command and the processes it
+runs), ``consumers`` (Kafka consumers and stream processors), ``infra``
+(services, stores, bus, CLI and API), ``projections`` and ``schemas``,
+``domain``. ``bench`` may import anything; nothing imports ``hosts`` but
+``bench`` and the tests.
+"""
 from __future__ import annotations
 
 import ast
@@ -11,20 +18,21 @@ import pytest
 from infra.service_layer import handlers
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("domain", "projections", "schemas", "infra", "consumers", "bench")
+PACKAGES = ("domain", "projections", "schemas", "infra", "consumers", "hosts", "bench")
 # Which project packages each layer may import (besides itself).
 ALLOWED = {
     "domain": set(),
     "projections": {"domain"},
     "schemas": {"domain"},
-    "infra": {"domain", "projections", "schemas", "consumers"},
+    "infra": {"domain", "projections", "schemas"},
     "consumers": {"domain", "projections", "schemas", "infra"},
-    "bench": {"domain", "projections", "schemas", "infra", "consumers"},
+    "hosts": {"domain", "projections", "schemas", "infra", "consumers"},
+    "bench": {"domain", "projections", "schemas", "infra", "consumers", "hosts"},
 }
 # Production code never imports the development tools (broker launcher, demo, simulator);
-# only entry points (the CLI's dev commands), tests and benchmarks do.
+# only entry points (the CLI's and the hosts' dev commands), tests and benchmarks do.
 DEV = "infra.dev"
-MAY_IMPORT_DEV = ("infra.cli", "infra.dev", "bench")
+MAY_IMPORT_DEV = ("infra.cli", "infra.dev", "hosts", "bench")
 
 
 def _modules() -> dict[str, Path]:
@@ -92,6 +100,21 @@ def test_every_arrow_points_toward_domain():
     assert wrong == []
 
 
+def test_infra_never_imports_consumers_or_hosts_and_only_benchmarks_import_hosts():
+    """The arrows that kept being drawn upward (issue 18): infra is below the consumers and the
+    process hosts, and a host is an entry point, never a library."""
+    upward = sorted(f"{name} -> {target}" for name, edges in GRAPH.items() for target, _ in edges
+                    if (name.split(".")[0] == "infra" and target.split(".")[0] in ("consumers", "hosts"))
+                    or (target.split(".")[0] == "hosts" and name.split(".")[0] not in ("hosts", "bench")))
+    assert upward == []
+
+
+def test_every_package_of_the_repository_is_a_layer():
+    """A new top-level package is given its place in ALLOWED, or its imports go unchecked."""
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests"}
+    assert packages == set(PACKAGES) == set(ALLOWED)
+
+
 def test_domain_imports_only_the_standard_library_and_eventsourcing_domain():
     stdlib = set(sys.stdlib_module_names) | {"__future__"}
     bad = []
@@ -142,7 +165,7 @@ LIMIT: dict[str, int] = {"domain.member": 530, "domain.contract": 480}
 
 
 def _dispatch_tables(path: Path) -> list[str]:
-    """Module-level dicts in ``path`` whose values call the application (``app.<service>(…)``):
+    """Module-level dicts in ``path`` whose values call the application or a unit of work (``uow.<service>(…)``):
     a dispatch table from some key to application services."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found = []
@@ -153,7 +176,7 @@ def _dispatch_tables(path: Path) -> list[str]:
         if not isinstance(value, ast.Dict):
             continue
         calls_app = any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
-                        and isinstance(n.func.value, ast.Name) and n.func.value.id == "app"
+                        and isinstance(n.func.value, ast.Name) and n.func.value.id in ("app", "uow")
                         for v in value.values for n in ast.walk(v))
         if calls_app:
             found += [t.id for t in targets if isinstance(t, ast.Name)]

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from domain import benefits
 from domain.member import Member
-from infra.cli.main import main
+from hosts.main import main
 from infra.policy_file import PolicyFileError, default_policy_text, load_policy
 from infra.service_layer.replay import history, replay
 from infra.service_layer.upstream import apply_input, parse
@@ -35,23 +35,23 @@ def _vip(s, member: str, t: datetime, spend_fen: int, fee_fen: int = 0, validity
                                                "member_id": member, "order_id": f"O-{member}",
                                                "occurred_at": t.isoformat(), "amount_fen": spend_fen,
                                                "currency": "CNY"}))
-    for step in (s.app.apply_for_vip, s.app.start_vip_review, s.app.approve_vip):
-        s.engine.run(t, lambda c, step=step: step(c, member))
+    for step in ("apply_for_vip", "start_vip_review", "approve_vip"):
+        s.engine.run(t, lambda u, c, step=step: getattr(u, step)(c, member))
     terms = {"parties": [{"id": "platform"}, {"id": member}], "member_id": member,
              "validity_months": validity}
-    s.engine.run(t, lambda c: s.app.draft_contract(c, f"AG-{member}", "member_agreement", terms))
-    s.engine.run(t, lambda c: s.app.sign_contract(c, f"AG-{member}", member))
-    s.engine.run(t, lambda c: s.app.sign_contract(c, f"AG-{member}", "platform"))
+    s.engine.run(t, lambda u, c: u.draft_contract(c, f"AG-{member}", "member_agreement", terms))
+    s.engine.run(t, lambda u, c: u.sign_contract(c, f"AG-{member}", member))
+    s.engine.run(t, lambda u, c: u.sign_contract(c, f"AG-{member}", "platform"))
     if fee_fen:
-        s.engine.run(t, lambda c: s.app.issue_invoice(c, f"AG-{member}", f"FEE-{member}", member, fee_fen,
+        s.engine.run(t, lambda u, c: u.issue_invoice(c, f"AG-{member}", f"FEE-{member}", member, fee_fen,
                                                        "CNY", "membership_fee"))
-        s.engine.run(t, lambda c: s.app.pay_invoice(c, f"AG-{member}", f"FEE-{member}", fee_fen, "CNY",
+        s.engine.run(t, lambda u, c: u.pay_invoice(c, f"AG-{member}", f"FEE-{member}", fee_fen, "CNY",
                                                      f"P-{member}"))
     assert s.app.member(member).vip_status == "active"
 
 
 def _file(s, complaint: str, member: str, at: datetime, severity: str = "medium"):
-    return s.engine.run(at, lambda c: s.app.file_complaint(c, complaint, member, "web", "billing",
+    return s.engine.run(at, lambda u, c: u.file_complaint(c, complaint, member, "web", "billing",
                                                            severity, "the parcel never came"))
 
 
@@ -144,15 +144,15 @@ def test_queues_order_by_time_to_breach_then_tier_then_severity(make_system, eve
 
 
 def _revoke(s, at):
-    s.engine.run(at, lambda c: s.app.revoke_vip(c, "M1", "fraud suspected"), actor="sup-1")
+    s.engine.run(at, lambda u, c: u.revoke_vip(c, "M1", "fraud suspected"), actor="sup-1")
 
 
 def _terminate_agreement(s, at):
-    s.engine.run(at, lambda c: s.app.terminate_contract(c, "AG-M1", "customer withdrew"))
+    s.engine.run(at, lambda u, c: u.terminate_contract(c, "AG-M1", "customer withdrew"))
 
 
 def _terminate_rights(s, at):
-    s.engine.run(at, lambda c: s.app.terminate_rights(c, "M1", "abusive behaviour"), actor="sup-1")
+    s.engine.run(at, lambda u, c: u.terminate_rights(c, "M1", "abusive behaviour"), actor="sup-1")
 
 
 def _review_below_standard(s, at):
@@ -198,9 +198,9 @@ def test_vip_tier_as_of_shows_the_benefits_replay_gives_at_that_instant(make_sys
     _vip(s, "M1", T0, 2_500_000, 19_900)
     first = s.app.member("M1").dedicated_agent
     other = next(a.id for a in s.app.policy.benefits.agents if a.team == "vip-care" and a.id != first)
-    s.engine.run(T0 + timedelta(days=5), lambda c: s.app.assign_agent(c, "M1", other, "asked for Mandarin"),
+    s.engine.run(T0 + timedelta(days=5), lambda u, c: u.assign_agent(c, "M1", other, "asked for Mandarin"),
                  actor="sup-1")
-    s.engine.run(T0 + timedelta(days=9), lambda c: s.app.revoke_vip(c, "M1", "fraud"), actor="sup-1")
+    s.engine.run(T0 + timedelta(days=9), lambda u, c: u.revoke_vip(c, "M1", "fraud"), actor="sup-1")
     s.engine.flush()
     instants = [T0 + timedelta(days=days) for days in (-1, 1, 6, 10)]
     replayed = {}

@@ -48,7 +48,7 @@ def test_partitions_moved_by_a_rebalance_show_no_lag_after_a_clean_stop(bus):
         assert time.monotonic() < deadline, "the group did not rebalance"
         first.poll_once(100)
         second.poll_once(100)
-    assert not bus.system.app.aggregates   # the revoke dropped the cached members
+    assert not bus.system.engine.aggregates   # the revoke dropped the cached members
     first.close()
     second.close()
     bus.consumers.clear()

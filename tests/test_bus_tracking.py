@@ -115,17 +115,17 @@ def test_a_member_saved_meanwhile_by_another_process_is_retried_on_fresh_state(m
     consumer = UpstreamConsumer(system.engine, topics, "unused:9092", CapturingProducer(), group="g")
     assert consumer.handle(Record(topics.orders, 0, 0, b"M1", _order("M1", "O-1", 100))) == "applied"
 
-    original, calls = system.app.save_tracked, []
+    original, calls = system.app.record_batch, []
 
-    def racing_save(tracking, *aggregates, **kwargs):
+    def racing_record(processing):
         if not calls:   # the first attempt loses the race against the other process
             _, record = upstream("OrderPaid", "M1", "2025-03-01T10:30:00+08:00", order_id="O-2",
                                  amount_fen=200, currency="CNY")
             apply_input(other.engine, parse("orders", record, "OrderPaid"))
-        calls.append(tracking)
-        return original(tracking, *aggregates, **kwargs)
+        calls.append(processing.tracking)
+        return original(processing)
 
-    system.app.save_tracked = racing_save
+    system.app.record_batch = racing_record
     assert consumer.handle(Record(topics.crm, 0, 0, b"M1", encode("vip.upstream.ActivityRecorded", upstream(
         "ActivityRecorded", "M1", "2025-03-01T11:00:00+08:00", kind="login")[1]))) == "applied"
     # two attempts, each recording the batch's position once (the first lost the race)

@@ -105,11 +105,11 @@ def _contract_with_invoices(api, count: int = 3):
     app, run = api.system.app, api.system.engine.run
     start = T0 - timedelta(days=200)
     for n in range(count):
-        run(start, lambda c, k=f"K{n}": app.draft_contract(c, k, "cooperation", TERMS), actor="legal")
+        run(start, lambda u, c, k=f"K{n}": u.draft_contract(c, k, "cooperation", TERMS), actor="legal")
     for party in ("platform", "provider"):
-        run(start, lambda c, p=party: app.sign_contract(c, "K0", p), actor="legal")
+        run(start, lambda u, c, p=party: u.sign_contract(c, "K0", p), actor="legal")
     for inv, days in (("I1", 10), ("I2", 45), ("I3", 75), ("I4", 120)):
-        run(start, lambda c, i=inv, d=days: app.issue_invoice(c, "K0", i, "provider", 100_000, "CNY",
+        run(start, lambda u, c, i=inv, d=days: u.issue_invoice(c, "K0", i, "provider", 100_000, "CNY",
                                                               "service_fee", T0 - timedelta(days=d)),
             actor="finance")
     api.system.engine.flush()

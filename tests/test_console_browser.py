@@ -42,10 +42,10 @@ def console(make_system):
     seed_member(system, "M1")
     app_ = system.app
     # A cooperation contract with a service-fee invoice that falls overdue.
-    system.engine.run(T0, lambda c: app_.draft_contract(c, "K1", "cooperation", TERMS), actor="legal")
+    system.engine.run(T0, lambda u, c: u.draft_contract(c, "K1", "cooperation", TERMS), actor="legal")
     for party in ("platform", "provider"):
-        system.engine.run(T0, lambda c, p=party: app_.sign_contract(c, "K1", p), actor="legal")
-    system.engine.run(T0, lambda c: app_.issue_invoice(c, "K1", "I1", "provider", 1_234_500, "CNY",
+        system.engine.run(T0, lambda u, c, p=party: u.sign_contract(c, "K1", p), actor="legal")
+    system.engine.run(T0, lambda u, c: u.issue_invoice(c, "K1", "I1", "provider", 1_234_500, "CNY",
                                                        "service_fee", T0 + timedelta(days=1)),
                       actor="finance")
     system.engine.flush()

@@ -60,7 +60,7 @@ def _seed(system) -> None:
     app, run = system.app, system.engine.run
     for member_id, profile, at in (("M1", {"name": "李雷", "phone": "13700001111"}, T0),
                                    ("M2", {"name": "Wang Fang", "phone": "13900002222"}, T0 - timedelta(days=200))):
-        run(at, lambda c, m=member_id, p=profile: app.register_member(c, f"reg-{m}", m, p), actor="crm")
+        run(at, lambda u, c, m=member_id, p=profile: u.register_member(c, f"reg-{m}", m, p), actor="crm")
     _order(system, "M1", "M1-o1", 2_500_000, T0)                        # gold
     _order(system, "M2", "M2-o1", 5_200_000, T0 - timedelta(days=200))  # platinum ...
     _order(system, "M2", "M2-o1", 300_000, T0 - timedelta(days=10), "OrderRefunded")  # ... held at 49,000
@@ -68,17 +68,17 @@ def _seed(system) -> None:
     for cid, member, at, severity in (("C-1", "M2", T0 + timedelta(hours=1), "high"),
                                       ("C-NEAR", "M1", T0, "low"),
                                       ("C-3", "M2", T0 + timedelta(hours=2), "high")):
-        run(at, lambda c, k=cid, m=member, s=severity: app.file_complaint(c, k, m, "phone", "delivery", s,
+        run(at, lambda u, c, k=cid, m=member, s=severity: u.file_complaint(c, k, m, "phone", "delivery", s,
                                                                           "the parcel is late"), actor="agent")
     _order(system, "M1", "M1-o2", 3_000_000, T0 + timedelta(hours=1))   # platinum from 11:00
     # A cooperation contract with two overdue invoices: 31-60 and 90+ days.
     start = T0 - timedelta(days=150)
-    run(start, lambda c: app.draft_contract(c, "K1", "cooperation", TERMS), actor="legal")
+    run(start, lambda u, c: u.draft_contract(c, "K1", "cooperation", TERMS), actor="legal")
     for party in ("platform", "provider"):
-        run(start, lambda c, p=party: app.sign_contract(c, "K1", p), actor="legal")
+        run(start, lambda u, c, p=party: u.sign_contract(c, "K1", p), actor="legal")
     for inv, fen, issued, due in (("I2", 500_000, T0 - timedelta(days=130), T0 - timedelta(days=100)),
                                   ("I1", 1_234_500, T0 - timedelta(days=70), T0 - timedelta(days=45))):
-        run(issued, lambda c, i=inv, f=fen, d=due: app.issue_invoice(c, "K1", i, "provider", f, "CNY",
+        run(issued, lambda u, c, i=inv, f=fen, d=due: u.issue_invoice(c, "K1", i, "provider", f, "CNY",
                                                                      "service_fee", d), actor="finance")
     system.engine.flush()
 

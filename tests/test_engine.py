@@ -96,8 +96,8 @@ def test_sla_breach_is_recorded_at_the_deadline_even_when_noticed_much_later(mak
     """Breach time is the deadline, not the moment the scheduler looked."""
     s = make_system()
     t = datetime(2025, 6, 3, 10, tzinfo=Z)  # a Tuesday (2 June is the Dragon Boat holiday)
-    s.engine.run(t, lambda c: s.app.register_member(c, "r1", "M1", {"name": "x"}))
-    s.engine.run(t, lambda c: s.app.file_complaint(c, "C1", "M1", "web", "billing", "high", "text"))
+    s.engine.run(t, lambda u, c: u.register_member(c, "r1", "M1", {"name": "x"}))
+    s.engine.run(t, lambda u, c: u.file_complaint(c, "C1", "M1", "web", "billing", "high", "text"))
     s.clock.at = t + timedelta(days=30)
     s.engine.tick()
     log = log_of(s.app)
@@ -115,10 +115,10 @@ def test_an_invoice_unpaid_when_its_contract_expires_still_falls_overdue(make_sy
     s = make_system()
     t = datetime(2025, 1, 6, 10, tzinfo=Z)
     terms = {"parties": [{"id": "platform"}, {"id": "P1"}], "validity_months": 1}
-    s.engine.run(t, lambda c: s.app.draft_contract(c, "K1", "cooperation", terms))
-    s.engine.run(t, lambda c: s.app.sign_contract(c, "K1", "P1"))
-    s.engine.run(t, lambda c: s.app.sign_contract(c, "K1", "platform"))
-    s.engine.run(t + timedelta(days=25), lambda c: s.app.issue_invoice(
+    s.engine.run(t, lambda u, c: u.draft_contract(c, "K1", "cooperation", terms))
+    s.engine.run(t, lambda u, c: u.sign_contract(c, "K1", "P1"))
+    s.engine.run(t, lambda u, c: u.sign_contract(c, "K1", "platform"))
+    s.engine.run(t + timedelta(days=25), lambda u, c: u.issue_invoice(
         c, "K1", "I1", "P1", 50_000, "CNY", "service_fee"))
     later = t + timedelta(days=90)
     s.engine.advance(later)

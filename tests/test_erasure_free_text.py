@@ -28,14 +28,14 @@ CLEAR = (CATEGORY, DESCRIPTION, OVERRIDE, REJECT, LATER)
 
 def _story(s):
     app, run = s.app, s.engine.run
-    run(START, lambda c: app.register_member(c, "reg", "M1", {"name": "Wang"}))
-    run(START + timedelta(hours=1), lambda c: app.file_complaint(c, "C1", "M1", "phone", CATEGORY, "high",
+    run(START, lambda u, c: u.register_member(c, "reg", "M1", {"name": "Wang"}))
+    run(START + timedelta(hours=1), lambda u, c: u.file_complaint(c, "C1", "M1", "phone", CATEGORY, "high",
                                                                 DESCRIPTION))
-    run(START + timedelta(hours=2), lambda c: app.set_override(c, "M1", "floor", "gold", OVERRIDE,
+    run(START + timedelta(hours=2), lambda u, c: u.set_override(c, "M1", "floor", "gold", OVERRIDE,
                                                                START + timedelta(days=200)))
-    run(START + timedelta(hours=3), lambda c: app.apply_for_vip(c, "M1"))
-    run(START + timedelta(hours=3, minutes=30), lambda c: app.start_vip_review(c, "M1"))
-    run(START + timedelta(hours=4), lambda c: app.reject_vip(c, "M1", REJECT))
+    run(START + timedelta(hours=3), lambda u, c: u.apply_for_vip(c, "M1"))
+    run(START + timedelta(hours=3, minutes=30), lambda u, c: u.start_vip_review(c, "M1"))
+    run(START + timedelta(hours=4), lambda u, c: u.reject_vip(c, "M1", REJECT))
     s.engine.flush()
 
 
@@ -97,10 +97,10 @@ def test_after_erasure_no_free_text_is_readable_anywhere_and_the_log_replays(mak
     assert all(text in before for text in CLEAR[:-1]), "opened for display before the erasure"
     assert not any(t.encode() in _raw_store(s, pg_url) for t in CLEAR)
 
-    s.engine.run(START + timedelta(days=1), lambda c: s.app.erase_member(c, "M1"))
+    s.engine.run(START + timedelta(days=1), lambda u, c: u.erase_member(c, "M1"))
     s.app.notices.clear()
     # Erasure never blocks: a later override is recorded, its reason is not kept, a notice says so.
-    s.engine.run(START + timedelta(days=2), lambda c: s.app.set_override(
+    s.engine.run(START + timedelta(days=2), lambda u, c: u.set_override(
         c, "M1", "pin", "silver", LATER, START + timedelta(days=100)))
     s.engine.flush()
     assert any("not kept" in n and "M1" in n for n in s.app.notices)

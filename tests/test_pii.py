@@ -21,9 +21,9 @@ def _found(data_dir: Path, needle: bytes) -> list[str]:
 
 
 def _member_with_story(s):
-    s.engine.run(START, lambda c: s.app.register_member(c, "reg", "M1", {"name": NAME, "phone": PHONE, "email": EMAIL}))
-    s.engine.run(START + timedelta(hours=1), lambda c: s.app.file_complaint(c, "C1", "M1", "phone", "service", "high", STORY))
-    s.engine.run(START + timedelta(hours=2), lambda c: s.app.resolve_complaint(c, "C1", f"called {PHONE} back"))
+    s.engine.run(START, lambda u, c: u.register_member(c, "reg", "M1", {"name": NAME, "phone": PHONE, "email": EMAIL}))
+    s.engine.run(START + timedelta(hours=1), lambda u, c: u.file_complaint(c, "C1", "M1", "phone", "service", "high", STORY))
+    s.engine.run(START + timedelta(hours=2), lambda u, c: u.resolve_complaint(c, "C1", f"called {PHONE} back"))
     s.engine.flush()
 
 
@@ -44,7 +44,7 @@ def test_erasing_a_member_shreds_the_key_and_history_still_replays(make_system):
     key = s.keys.key("M1")
     data_dir = s.settings.data_dir
     assert _found(data_dir, key) == ["keys.db"]
-    s.engine.run(START + timedelta(days=1), lambda c: s.app.erase_member(c, "M1"))
+    s.engine.run(START + timedelta(days=1), lambda u, c: u.erase_member(c, "M1"))
     s.engine.flush()
     s.close()
     assert _found(data_dir, key) == [], "the destroyed key must not survive in any file"
@@ -68,20 +68,20 @@ def test_erasure_never_blocks_a_complaint_and_later_free_text_is_not_kept(make_s
     """Every step of an erased member's open complaint still works; new text is stored as erased."""
     from domain.base import ERASED
     s = make_system()
-    s.engine.run(START, lambda c: s.app.register_member(c, "reg", "M1", {"name": NAME}))
-    s.engine.run(START + timedelta(hours=1), lambda c: s.app.file_complaint(c, "C1", "M1", "phone", "service", "high", STORY))
-    s.engine.run(START + timedelta(hours=2), lambda c: s.app.erase_member(c, "M1"))
+    s.engine.run(START, lambda u, c: u.register_member(c, "reg", "M1", {"name": NAME}))
+    s.engine.run(START + timedelta(hours=1), lambda u, c: u.file_complaint(c, "C1", "M1", "phone", "service", "high", STORY))
+    s.engine.run(START + timedelta(hours=2), lambda u, c: u.erase_member(c, "M1"))
     app, t = s.app, START + timedelta(hours=3)
     app.notices.clear()
-    s.engine.run(t, lambda c: app.acknowledge_complaint(c, "C1"))
-    s.engine.run(t, lambda c: app.wait_for_customer(c, "C1", "她说地址是幸福路"))
-    s.engine.run(t, lambda c: app.record_customer_reply(c, "C1"))
-    s.engine.run(t, lambda c: app.resolve_complaint(c, "C1", f"called {PHONE} back"))
-    s.engine.run(t, lambda c: app.rate_complaint(c, "C1", 5))
-    s.engine.run(t, lambda c: app.close_complaint(c, "C1"))
-    s.engine.run(t, lambda c: app.reopen_complaint(c, "C1", f"{PHONE} again"))
-    s.engine.run(t, lambda c: app.resolve_complaint(c, "C1", "done"))
-    s.engine.run(t, lambda c: s.app.file_complaint(c, "C2", "M1", "web", "x", "low", "new text 幸福路"))
+    s.engine.run(t, lambda u, c: u.acknowledge_complaint(c, "C1"))
+    s.engine.run(t, lambda u, c: u.wait_for_customer(c, "C1", "她说地址是幸福路"))
+    s.engine.run(t, lambda u, c: u.record_customer_reply(c, "C1"))
+    s.engine.run(t, lambda u, c: u.resolve_complaint(c, "C1", f"called {PHONE} back"))
+    s.engine.run(t, lambda u, c: u.rate_complaint(c, "C1", 5))
+    s.engine.run(t, lambda u, c: u.close_complaint(c, "C1"))
+    s.engine.run(t, lambda u, c: u.reopen_complaint(c, "C1", f"{PHONE} again"))
+    s.engine.run(t, lambda u, c: u.resolve_complaint(c, "C1", "done"))
+    s.engine.run(t, lambda u, c: u.file_complaint(c, "C2", "M1", "web", "x", "low", "new text 幸福路"))
     s.engine.flush()
     assert app.complaint("C1").status == "resolved" and app.complaint("C2").status == "filed"
     # five texts and C2's category (sealed like its description since issue 16)
@@ -100,9 +100,9 @@ def test_complaint_reasons_are_sealed_like_the_description(make_system):
     _member_with_story(s)
     app, t = s.app, START + timedelta(hours=3)
     quote = "客户欧阳娜娜说她的手机13912345678一直没收到"
-    s.engine.run(t, lambda c: app.reopen_complaint(c, "C1", quote))
-    s.engine.run(t, lambda c: app.wait_for_customer(c, "C1", quote))
-    s.engine.run(t, lambda c: app.escalate_complaint(c, "C1", quote))
+    s.engine.run(t, lambda u, c: u.reopen_complaint(c, "C1", quote))
+    s.engine.run(t, lambda u, c: u.wait_for_customer(c, "C1", quote))
+    s.engine.run(t, lambda u, c: u.escalate_complaint(c, "C1", quote))
     s.engine.flush()
     assert _found(s.settings.data_dir, quote.encode()) == []
     events = history(app, "complaint", "C1")

@@ -24,7 +24,7 @@ def test_cold_members_are_loaded_in_bulk_and_the_log_is_the_same_as_loading_them
     # are cold; snapshots every 5 versions make the bulk read start from snapshots too.
     bulk = make_system(name="bulk", batch_max_inputs=7, aggregate_map_mb=0, snapshot_interval=5)
     single = make_system(name="single", batch_max_inputs=7, aggregate_map_mb=0, snapshot_interval=5)
-    single.app.prefetch_members = lambda member_ids: None      # the per-aggregate path only
+    single.app.load_many = lambda aggregate_ids: {}      # the per-aggregate path only
     bulk_loads, single_loads = _counting_loads(bulk.app), _counting_loads(single.app)
     reports = [_ingest_all(system, path) for system in (bulk, single)]
 

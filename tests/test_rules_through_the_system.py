@@ -79,16 +79,16 @@ def test_an_order_in_another_currency_is_recorded_and_counts_nothing_by_default(
 
 def _active_gold_member_with_agreement(s, t: datetime) -> None:
     _order(s, 1, "OrderPaid", t, "O1", 2_500_000)  # gold
-    s.engine.run(t, lambda c: s.app.apply_for_vip(c, "M1"))
-    s.engine.run(t, lambda c: s.app.start_vip_review(c, "M1"))
-    s.engine.run(t, lambda c: s.app.approve_vip(c, "M1"))
+    s.engine.run(t, lambda u, c: u.apply_for_vip(c, "M1"))
+    s.engine.run(t, lambda u, c: u.start_vip_review(c, "M1"))
+    s.engine.run(t, lambda u, c: u.approve_vip(c, "M1"))
     terms = {"parties": [{"id": "platform"}, {"id": "M1"}], "member_id": "M1", "validity_months": 12}
-    s.engine.run(t, lambda c: s.app.draft_contract(c, "AG-1", "member_agreement", terms))
-    s.engine.run(t, lambda c: s.app.sign_contract(c, "AG-1", "M1"))
-    s.engine.run(t, lambda c: s.app.sign_contract(c, "AG-1", "platform"))
-    s.engine.run(t, lambda c: s.app.issue_invoice(
+    s.engine.run(t, lambda u, c: u.draft_contract(c, "AG-1", "member_agreement", terms))
+    s.engine.run(t, lambda u, c: u.sign_contract(c, "AG-1", "M1"))
+    s.engine.run(t, lambda u, c: u.sign_contract(c, "AG-1", "platform"))
+    s.engine.run(t, lambda u, c: u.issue_invoice(
         c, "AG-1", "FEE-1", "M1", 19_900, "CNY", "membership_fee"))
-    s.engine.run(t, lambda c: s.app.pay_invoice(c, "AG-1", "FEE-1", 19_900, "CNY", "P1"))
+    s.engine.run(t, lambda u, c: u.pay_invoice(c, "AG-1", "FEE-1", 19_900, "CNY", "P1"))
     assert s.app.member("M1").vip_status == "active"
 
 
@@ -132,7 +132,7 @@ def test_renewal_makes_a_lapsed_standing_active_and_charges_the_fee_of_the_tier_
     later = end + timedelta(days=10)
     _order(s, 2, "OrderPaid", later, "O2", 5_100_000)  # platinum now (the first order left the window)
     assert s.app.member("M1").vip_status == "lapsed"
-    s.engine.run(later, lambda c: s.app.renew_contract(c, "AG-1"))
+    s.engine.run(later, lambda u, c: u.renew_contract(c, "AG-1"))
     contract, member = s.app.contract("AG-1"), s.app.member("M1")
     assert contract.status == "effective" and member.vip_status == "active"
     fee = contract.invoices["renewal-1-fee"]
@@ -141,7 +141,7 @@ def test_renewal_makes_a_lapsed_standing_active_and_charges_the_fee_of_the_tier_
     books = queries.ledger(s.store, None, s.app.policy, contract="AG-1")
     assert books["by_contract"]["AG-1"]["receivable:M1 CNY"] == 49_900
     # A second renewal in force charges again, for the tier held then.
-    s.engine.run(later + timedelta(days=1), lambda c: s.app.renew_contract(c, "AG-1"))
+    s.engine.run(later + timedelta(days=1), lambda u, c: u.renew_contract(c, "AG-1"))
     assert s.app.contract("AG-1").invoices["renewal-2-fee"]["amount_fen"] == 49_900
 
 
@@ -149,7 +149,7 @@ def test_terminating_the_member_agreement_lapses_the_member(make_system):
     s = make_system(clock=LATE_CLOCK)
     t = datetime(2025, 2, 1, 10, tzinfo=Z)
     _active_gold_member_with_agreement(s, t)
-    s.engine.run(t + timedelta(days=30), lambda c: s.app.terminate_contract(
+    s.engine.run(t + timedelta(days=30), lambda u, c: u.terminate_contract(
         c, "AG-1", "customer withdrew"))
     assert s.app.contract("AG-1").status == "terminated"
     assert s.app.member("M1").vip_status == "lapsed"

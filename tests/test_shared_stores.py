@@ -14,6 +14,7 @@ from domain.base import ERASED, Ctx
 from infra.audit.checkpoints import AuditError, key_path, load_key, make_checkpoints, signing_key
 from infra.audit.sql import AuditSql
 from infra.bootstrap import open_api_keys, open_app, open_idempotency, open_key_store
+from infra.service_layer.uow import UnitOfWork
 from infra.settings import Settings
 from infra.stores.pii import ErasedError, KeyStoreError, PiiCipher
 
@@ -104,11 +105,18 @@ def test_keys_of_a_data_dirs_keys_db_move_into_postgresql_once(pg_url, tmp_path)
         elsewhere.close()
 
 
+def _register(app, input_id: str, member_id: str, name: str) -> None:
+    """Register a member through a unit of work of its own (no engine: the stores alone)."""
+    uow = UnitOfWork(app, {})
+    uow.register_member(Ctx(datetime.now(timezone.utc)), input_id, member_id, {"name": name})
+    uow.commit()
+
+
 @pytest.mark.postgres
 def test_missing_key_tables_beside_a_log_with_events_are_an_error_not_a_new_store(pg_url, tmp_path):
     settings = _settings(pg_url, tmp_path / "d")
     app, keys = open_app(settings)
-    app.register_member(Ctx(datetime.now(timezone.utc)), "reg-1", "M1", {"name": "王芳"})
+    _register(app, "reg-1", "M1", "王芳")
     keys.close()
     app.close()
     with psycopg.connect(pg_url, autocommit=True) as db:
@@ -151,10 +159,10 @@ def test_a_signer_without_the_key_that_signed_the_checkpoints_signs_nothing(even
     one, two = _two(event_store, tmp_path)
     app, keys = open_app(one)
     try:
-        app.register_member(Ctx(datetime.now(timezone.utc)), "reg-1", "M1", {"name": "王芳"})
+        _register(app, "reg-1", "M1", "王芳")
         sql = AuditSql(app.recorder)
         assert make_checkpoints(sql, signing_key(sql, key_path(one.data_dir, {})), 1)
-        app.register_member(Ctx(datetime.now(timezone.utc)), "reg-2", "M2", {"name": "李娜"})
+        _register(app, "reg-2", "M2", "李娜")
         missing = tmp_path / "elsewhere" / "audit.key"  # a process with a data dir of its own
         with pytest.raises(AuditError, match="no new key is made"):
             signing_key(sql, missing)

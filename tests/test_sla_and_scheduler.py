@@ -34,14 +34,14 @@ def _breaches(s, complaint_id: str, at: datetime) -> dict:
 
 
 def _file_and_pause(s, complaint_id: str, at: datetime, paused_after: timedelta) -> None:
-    s.engine.run(at, lambda c: s.app.file_complaint(c, complaint_id, "M1", "web", "billing", "medium", "t"))
-    s.engine.run(at + paused_after, lambda c: s.app.wait_for_customer(c, complaint_id, "photos"))
+    s.engine.run(at, lambda u, c: u.file_complaint(c, complaint_id, "M1", "web", "billing", "medium", "t"))
+    s.engine.run(at + paused_after, lambda u, c: u.wait_for_customer(c, complaint_id, "photos"))
 
 
 def test_a_paused_clock_is_judged_by_the_ratio_recorded_at_filing_even_after_the_policy_changes(
         make_system, tmp_path):
     s = make_system()  # default policy: at risk at 0.8
-    s.engine.run(TUESDAY, lambda c: s.app.register_member(c, "r1", "M1", {"name": "x"}))
+    s.engine.run(TUESDAY, lambda u, c: u.register_member(c, "r1", "M1", {"name": "x"}))
     # A member's first response has 8 business hours: paused after 5 (62.5 % used).
     _file_and_pause(s, "C1", TUESDAY, timedelta(hours=5))
     assert _breaches(s, "C1", TUESDAY + timedelta(days=1)) == {}
@@ -112,15 +112,15 @@ def test_the_scheduler_table_covers_every_timer_kind_the_views_emit(make_system)
     apply_input(s.engine, parse("orders", {"type": "OrderPaid", "event_id": "e1", "member_id": "M1",
                                            "order_id": "O1", "occurred_at": t.isoformat(),
                                            "amount_fen": 2_500_000, "currency": "CNY"}))  # gold
-    run(t, lambda c: app.file_complaint(c, "C1", "M1", "web", "billing", "high", "t"))
-    run(t, lambda c: app.set_override(c, "M1", "pin", "platinum", "guest", t + timedelta(days=10)),
+    run(t, lambda u, c: u.file_complaint(c, "C1", "M1", "web", "billing", "high", "t"))
+    run(t, lambda u, c: u.set_override(c, "M1", "pin", "platinum", "guest", t + timedelta(days=10)),
         actor="ops:li")
     terms = {"parties": [{"id": "platform"}, {"id": "P1"}], "validity_months": 3,
              "milestones": [{"id": "MS1", "title": "launch", "due_months": 1}]}
-    run(t, lambda c: app.draft_contract(c, "K1", "cooperation", terms))
-    run(t, lambda c: app.sign_contract(c, "K1", "P1"))
-    run(t, lambda c: app.sign_contract(c, "K1", "platform"))
-    run(t, lambda c: app.issue_invoice(c, "K1", "I1", "P1", 50_000, "CNY", "service_fee"))
+    run(t, lambda u, c: u.draft_contract(c, "K1", "cooperation", terms))
+    run(t, lambda u, c: u.sign_contract(c, "K1", "P1"))
+    run(t, lambda u, c: u.sign_contract(c, "K1", "platform"))
+    run(t, lambda u, c: u.issue_invoice(c, "K1", "I1", "P1", 50_000, "CNY", "service_fee"))
     emitted: set = set()
     steps = [t + timedelta(hours=h) for h in range(24 * 10)] + [t + timedelta(days=d) for d in range(10, 400)]
     for step in steps:  # fire as time passes, noting every kind of timer the view holds

@@ -51,10 +51,11 @@ def test_postgresql_saves_record_tracking_with_the_events(make_system, pg_url, m
     monkeypatch.setenv("POSTGRES_ENABLE_DB_FUNCTIONS", "y")
     s = make_system(pg_url)
     assert s.app.recorder.datastore.enable_db_functions is False
-    s.engine.run(START, lambda c: s.app.register_member(c, "r", "M1", {"name": "x"}))
-    member = s.app.member("M1")
-    member.update_profile(s.engine.ctx(START), "u1", {"email": s.app.cipher.seal("M1", "a@b.cn")})
-    s.app.save_tracked(Tracking("kafka:t:0", 42), member)
+    s.engine.run(START, lambda u, c: u.register_member(c, "r", "M1", {"name": "x"}))
+    with s.engine.unit_of_work() as uow:
+        member = uow.member("M1")
+        member.update_profile(s.engine.ctx(START), "u1", {"email": s.app.cipher.seal("M1", "a@b.cn")})
+        uow.save_tracked(Tracking("kafka:t:0", 42), member)
     assert s.app.recorder.max_tracking_id("kafka:t:0") == 42
 
 
@@ -76,7 +77,7 @@ def test_a_crash_before_the_view_commit_replays_the_batch_exactly_once(make_syst
     expected = _summary(s, end)
     settings = s.settings
     # More events arrive; the runner folds them in memory, then the process dies before commit.
-    s.engine.run(end + timedelta(days=1), lambda c: s.app.register_member(c, "late-reg", "MX", {"name": "x"}))
+    s.engine.run(end + timedelta(days=1), lambda u, c: u.register_member(c, "late-reg", "MX", {"name": "x"}))
     s.engine.runner.catch_up(flush=False)
     s.app.close()
     s.store.db.close()
@@ -102,9 +103,9 @@ def test_two_processes_committing_the_same_store_never_double_a_fold(make_system
     s.engine.flush()
     other = SqliteReadStore(s.settings.data_dir / "read.db")
     stale = Runner(s.app, other, VIEWS)
-    s.engine.run(START + timedelta(days=400), lambda c: s.app.register_member(c, "r", "MZ", {"name": "z"}))
+    s.engine.run(START + timedelta(days=400), lambda u, c: u.register_member(c, "r", "MZ", {"name": "z"}))
     s.engine.flush()  # this process commits first
-    s.engine.run(START + timedelta(days=401), lambda c: s.app.register_member(c, "r2", "MY", {"name": "y"}))
+    s.engine.run(START + timedelta(days=401), lambda u, c: u.register_member(c, "r2", "MY", {"name": "y"}))
     stale.catch_up()  # started at the older position: must reload, not overwrite
     reference = replay(s.app, VIEWS)
     assert other.rows == reference.rows

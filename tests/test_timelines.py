@@ -93,7 +93,7 @@ def test_two_processes_over_one_store_each_applying_one_members_inputs_give_the_
 
 
 def _register(system, at: datetime, member: str) -> None:
-    system.engine.run(at, lambda c: system.app.register_member(c, f"reg-{member}", member, {"name": member}))
+    system.engine.run(at, lambda u, c: u.register_member(c, f"reg-{member}", member, {"name": member}))
 
 
 def test_one_callers_future_instant_on_a_member_neither_moves_another_members_stamps_nor_fires_its_work(
@@ -103,14 +103,14 @@ def test_one_callers_future_instant_on_a_member_neither_moves_another_members_st
     app, engine = s.app, s.engine
     for member in ("A", "B"):
         _register(s, now - timedelta(hours=1), member)
-    engine.run(now - timedelta(minutes=30), lambda c: app.set_override(
+    engine.run(now - timedelta(minutes=30), lambda u, c: u.set_override(
         c, "B", "floor", "gold", "retention offer", now + timedelta(minutes=2)))
     ahead = now + timedelta(minutes=4)
     engine.check_command_at(ahead, "at")
-    engine.run(ahead, lambda c: app.set_override(c, "A", "pin", "silver", "goodwill", now + timedelta(days=9)))
+    engine.run(ahead, lambda u, c: u.set_override(c, "A", "pin", "silver", "goodwill", now + timedelta(days=9)))
 
     engine.check_command_at(now, "at")   # B's own timeline is still at now - 30 min
-    engine.run(now, lambda c: app.apply_for_vip(c, "B"))    # B is gold by its floor
+    engine.run(now, lambda u, c: u.apply_for_vip(c, "B"))    # B is gold by its floor
     assert apply_input(engine, parse("orders", {**_order("b-now", "B", 0), "occurred_at": now.isoformat()})) \
         == "applied"
     b_log = logs_by_aggregate(app)[("member", "B")]
@@ -133,12 +133,12 @@ def test_a_command_before_its_own_aggregates_latest_instant_is_refused_naming_it
     before = app.member("A").version
     earlier = t - timedelta(hours=1)
     with pytest.raises(LateCommandError) as refused:
-        engine.run(earlier, lambda c: app.set_override(c, "A", "pin", "gold", "vip event", t + timedelta(days=1)))
+        engine.run(earlier, lambda u, c: u.set_override(c, "A", "pin", "gold", "vip event", t + timedelta(days=1)))
     message = str(refused.value)
     assert f"the instant {earlier.isoformat()}" in message and t.isoformat() in message and "member A" in message
     assert app.member("A").version == before                                   # nothing recorded
-    engine.run(earlier, lambda c: app.set_override(c, "B", "pin", "gold", "vip event", t + timedelta(days=1)))
-    engine.run(earlier, lambda c: app.draft_contract(c, "K1", "cooperation",
+    engine.run(earlier, lambda u, c: u.set_override(c, "B", "pin", "gold", "vip event", t + timedelta(days=1)))
+    engine.run(earlier, lambda u, c: u.draft_contract(c, "K1", "cooperation",
                                                      {"parties": [{"id": "platform"}, {"id": "P1"}]}))
     logs = logs_by_aggregate(app)
     assert logs[("member", "B")][-1][2] == earlier and logs[("contract", "K1")][0][2] == earlier
@@ -152,7 +152,7 @@ def test_filing_a_complaint_is_judged_against_the_members_timeline_not_anothers(
     t = datetime(2025, 6, 3, 10, tzinfo=Z)
     _register(s, t, "M")
     _register(s, t + timedelta(days=5), "X")     # another member, far later
-    file = lambda at: engine.run(at, lambda c: app.file_complaint(   # noqa: E731
+    file = lambda at: engine.run(at, lambda u, c: u.file_complaint(   # noqa: E731
         c, "C1", "M", "web", "billing", "high", "text"))
     with pytest.raises(LateCommandError) as refused:
         file(t - timedelta(minutes=1))
@@ -168,12 +168,12 @@ def test_paying_a_member_agreements_fee_is_judged_against_the_later_of_contract_
     t = datetime(2025, 3, 3, 10, tzinfo=Z)
     assert apply_input(engine, parse("orders", {**_order("gold", "M1", 0, 2_100_000),
                                                 "occurred_at": t.isoformat()})) == "applied"
-    steps = [lambda c: app.apply_for_vip(c, "M1"), lambda c: app.start_vip_review(c, "M1"),
-             lambda c: app.approve_vip(c, "M1"),
-             lambda c: app.draft_contract(c, "VA-1", "member_agreement", {
+    steps = [lambda u, c: u.apply_for_vip(c, "M1"), lambda u, c: u.start_vip_review(c, "M1"),
+             lambda u, c: u.approve_vip(c, "M1"),
+             lambda u, c: u.draft_contract(c, "VA-1", "member_agreement", {
                  "parties": [{"id": "platform"}, {"id": "M1"}], "member_id": "M1"}),
-             lambda c: app.sign_contract(c, "VA-1", "M1"), lambda c: app.sign_contract(c, "VA-1", "platform"),
-             lambda c: app.issue_invoice(c, "VA-1", "FEE-1", "M1", 19_900, "CNY", "membership_fee")]
+             lambda u, c: u.sign_contract(c, "VA-1", "M1"), lambda u, c: u.sign_contract(c, "VA-1", "platform"),
+             lambda u, c: u.issue_invoice(c, "VA-1", "FEE-1", "M1", 19_900, "CNY", "membership_fee")]
     for n, step in enumerate(steps, 1):
         engine.run(t + timedelta(minutes=n), step)
     contract_latest = t + timedelta(minutes=len(steps))
@@ -182,7 +182,7 @@ def test_paying_a_member_agreements_fee_is_judged_against_the_later_of_contract_
                                              "occurred_at": member_latest.isoformat(), "kind": "login"})) \
         == "applied"
     _register(s, member_latest + timedelta(days=1), "Z")   # another member's later instant does not matter
-    pay = lambda at: engine.run(at, lambda c: app.pay_invoice(   # noqa: E731
+    pay = lambda at: engine.run(at, lambda u, c: u.pay_invoice(   # noqa: E731
         c, "VA-1", "FEE-1", 19_900, "CNY", "P1"))
     between = contract_latest + timedelta(hours=1)   # after the contract's latest, before the member's
     with pytest.raises(LateCommandError) as refused:
@@ -201,7 +201,7 @@ def test_a_refusal_on_a_business_rule_is_still_a_domain_error_on_the_aggregates_
     t = datetime(2025, 6, 3, 10, tzinfo=Z)
     _register(s, t, "M")
     with pytest.raises(DomainError) as refused:
-        s.engine.run(t, lambda c: s.app.approve_vip(c, "M"))
+        s.engine.run(t, lambda u, c: u.approve_vip(c, "M"))
     assert not isinstance(refused.value, LateCommandError)
 
 

@@ -105,60 +105,59 @@ def plan_members(y: Year, members: int) -> None:
 def _vip_round(y: Year):
     """Monthly: qualified members without VIP standing apply; most are approved and pay."""
     def round_(when: datetime) -> None:
-        app = y.app
         for row in list(y.system.store.view("current_tier").values()):
             if row["tier"] == "member" or row["status"] not in ("none",):
                 continue
             if y.rng.random() < 0.7:
                 mid = row["member_id"]
                 y.op(when + timedelta(hours=y.rng.uniform(0, 48)), "customer",
-                     lambda c, mid=mid: app.apply_for_vip(c, mid))
+                     lambda u, c, mid=mid: u.apply_for_vip(c, mid))
                 _plan_review(y, mid, when + timedelta(days=y.rng.uniform(2, 4)))
     return round_
 
 
 def _plan_review(y: Year, mid: str, when: datetime) -> None:
-    app, rng = y.app, y.rng
-    y.op(when, "reviewer-1", lambda c: app.start_vip_review(c, mid))
+    rng = y.rng
+    y.op(when, "reviewer-1", lambda u, c: u.start_vip_review(c, mid))
     decide = when + timedelta(hours=rng.uniform(2, 30))
     if rng.random() < 0.1:
-        y.op(decide, "reviewer-1", lambda c: app.reject_vip(c, mid, "materials incomplete"))
+        y.op(decide, "reviewer-1", lambda u, c: u.reject_vip(c, mid, "materials incomplete"))
         return
-    y.op(decide, "reviewer-1", lambda c: app.approve_vip(c, mid))
+    y.op(decide, "reviewer-1", lambda u, c: u.approve_vip(c, mid))
     agreement = f"VA-{mid}"
     sign = decide + timedelta(days=rng.uniform(0.5, 3))
 
-    def draft_and_sign(c):
-        member = app.member(mid)
+    def draft_and_sign(u, c):
+        member = u.member(mid)
         terms = {"parties": [{"id": PLATFORM, "role": "company"}, {"id": mid, "role": "customer"}],
                  "member_id": mid, "validity_months": 12, "payment_terms_days": 7,
                  "fee_schedule": [{"tier": member.effective_tier,
-                                   "annual_fee_fen": app.policy.tiers.fee_for(member.effective_tier)}],
+                                   "annual_fee_fen": u.policy.tiers.fee_for(member.effective_tier)}],
                  "sla_targets": member.effective_tier, "notice_channels": ["phone", "email"],
                  "confidentiality_years": 3,
                  "revenue_share": {PLATFORM: 10000}}
-        app.draft_contract(c, agreement, "member_agreement", terms)
-        app.sign_contract(c, agreement, mid)
-        app.sign_contract(c, agreement, PLATFORM)
+        u.draft_contract(c, agreement, "member_agreement", terms)
+        u.sign_contract(c, agreement, mid)
+        u.sign_contract(c, agreement, PLATFORM)
         fee = member.fee_due_fen
         if fee:
-            app.issue_invoice(c, agreement, "FEE-1", mid, fee, "CNY", "membership_fee")
+            u.issue_invoice(c, agreement, "FEE-1", mid, fee, "CNY", "membership_fee")
     y.op(sign, "agent-onboarding", draft_and_sign)
     pay = sign + timedelta(days=rng.uniform(0.1, 10))
 
-    def settle(c):
-        contract = app.contract(agreement)
+    def settle(u, c):
+        contract = u.contract(agreement)
         if "FEE-1" not in contract.invoices:
             return
         if rng.random() < 0.1:
-            app.waive_invoice(c, agreement, "FEE-1", "first-year promotion")
+            u.waive_invoice(c, agreement, "FEE-1", "first-year promotion")
         else:
-            app.pay_invoice(c, agreement, "FEE-1", contract.outstanding("FEE-1"), "CNY", f"PAY-{mid}")
+            u.pay_invoice(c, agreement, "FEE-1", contract.outstanding("FEE-1"), "CNY", f"PAY-{mid}")
     y.op(pay, "finance", settle)
 
 
 def plan_partners(y: Year) -> None:
-    app, rng = y.app, y.rng
+    rng = y.rng
     for index, (pid, platform_bp) in enumerate(PARTNERS):
         cid = f"COOP-{index + 1}"
         start = y.start + timedelta(days=3 + 20 * index, hours=10)
@@ -169,35 +168,35 @@ def plan_partners(y: Year) -> None:
                  "milestones": [{"id": f"M{m}", "title": t, "due_months": m} for m, t in enumerate(
                      ["客服服务质量提升", "首场VIP用户活动", "扩大新品试用范围", "优化优惠价格政策",
                       "升级个性化推荐系统"], 1)]}
-        y.op(start, "legal", lambda c, cid=cid, terms=terms: app.draft_contract(c, cid, "cooperation", terms))
-        y.op(start + timedelta(days=1), f"{pid}-rep", lambda c, cid=cid, pid=pid: app.sign_contract(c, cid, pid))
-        y.op(start + timedelta(days=2), "platform-rep", lambda c, cid=cid: app.sign_contract(c, cid, PLATFORM))
+        y.op(start, "legal", lambda u, c, cid=cid, terms=terms: u.draft_contract(c, cid, "cooperation", terms))
+        y.op(start + timedelta(days=1), f"{pid}-rep", lambda u, c, cid=cid, pid=pid: u.sign_contract(c, cid, pid))
+        y.op(start + timedelta(days=2), "platform-rep", lambda u, c, cid=cid: u.sign_contract(c, cid, PLATFORM))
         for m in range(1, 6):
             if rng.random() < 0.85:
                 done = start + timedelta(days=2 + 30 * m + rng.uniform(-12, 8))
-                y.op(done, f"{pid}-pm", lambda c, cid=cid, m=m: app.complete_milestone(
+                y.op(done, f"{pid}-pm", lambda u, c, cid=cid, m=m: u.complete_milestone(
                     c, cid, f"M{m}"))
         for month in range(1, 12):
             issued = start + timedelta(days=2 + 30 * month)
             amount = rng.randint(5_000_00, 80_000_00) + rng.randint(0, 99)
             inv = f"INV-{month:02d}"
-            y.op(issued, "finance", lambda c, cid=cid, pid=pid, inv=inv, amount=amount: app.issue_invoice(
+            y.op(issued, "finance", lambda u, c, cid=cid, pid=pid, inv=inv, amount=amount: u.issue_invoice(
                 c, cid, inv, pid, amount, "CNY", "service_fee"))
             r = rng.random()
             if r < 0.8:
                 paid = issued + timedelta(days=rng.uniform(3, 45))
-                y.op(paid, "finance", lambda c, cid=cid, inv=inv, amount=amount: app.pay_invoice(
+                y.op(paid, "finance", lambda u, c, cid=cid, inv=inv, amount=amount: u.pay_invoice(
                     c, cid, inv, amount, "CNY", f"P-{cid}-{inv}"))
             elif r < 0.9:
-                y.op(issued + timedelta(days=5), "finance", lambda c, cid=cid, inv=inv: app.grant_discount(
+                y.op(issued + timedelta(days=5), "finance", lambda u, c, cid=cid, inv=inv: u.grant_discount(
                     c, cid, inv, 1000_00, "service credit"))
         if index == 2:
-            y.op(start + timedelta(days=200), "legal", lambda c, cid=cid, pid=pid: app.record_breach(
+            y.op(start + timedelta(days=200), "legal", lambda u, c, cid=cid, pid=pid: u.record_breach(
                 c, cid, pid, "milestone 3 missed by over a month", 2000_00, "CNY"))
 
 
 def plan_complaints(y: Year, members: int) -> None:
-    app, rng = y.app, y.rng
+    rng = y.rng
     total = max(10, members // 6)
     for n in range(total):
         when = y.moment(rng.uniform(20, 360))
@@ -206,34 +205,34 @@ def plan_complaints(y: Year, members: int) -> None:
         channel = rng.choice(["phone", "web", "email", "app"])
         category = rng.choice(["billing", "delivery", "service", "product", "privacy"])
         severity = rng.choices(["low", "medium", "high", "critical"], [4, 4, 2, 1])[0]
-        y.op(when, "customer", lambda c, cid=cid, mid=mid, ch=channel, cat=category, sev=severity:
-             app.file_complaint(c, cid, mid, ch, cat, sev, f"{mid} 的投诉: 订单问题, 联系电话请见档案"))
+        y.op(when, "customer", lambda u, c, cid=cid, mid=mid, ch=channel, cat=category, sev=severity:
+             u.file_complaint(c, cid, mid, ch, cat, sev, f"{mid} 的投诉: 订单问题, 联系电话请见档案"))
         late = rng.random() < 0.15
         ack = when + timedelta(minutes=rng.uniform(3, 50) * (8 if late else 1))
-        y.op(ack, f"agent-{n % 7}", lambda c, cid=cid: app.acknowledge_complaint(c, cid))
+        y.op(ack, f"agent-{n % 7}", lambda u, c, cid=cid: u.acknowledge_complaint(c, cid))
         y.op(ack + timedelta(minutes=5), "dispatcher",
-             lambda c, cid=cid, a=f"agent-{n % 7}": app.assign_complaint(c, cid, a))
+             lambda u, c, cid=cid, a=f"agent-{n % 7}": u.assign_complaint(c, cid, a))
         t = ack
         if rng.random() < 0.2:
             t = t + timedelta(hours=rng.uniform(1, 5))
-            y.op(t, f"agent-{n % 7}", lambda c, cid=cid: app.wait_for_customer(
+            y.op(t, f"agent-{n % 7}", lambda u, c, cid=cid: u.wait_for_customer(
                 c, cid, "need order photos"))
             t = t + timedelta(hours=rng.uniform(2, 72))
-            y.op(t, "customer", lambda c, cid=cid: app.record_customer_reply(c, cid))
+            y.op(t, "customer", lambda u, c, cid=cid: u.record_customer_reply(c, cid))
         if rng.random() < 0.05:
             continue  # still open at year end
         resolved = t + timedelta(hours=rng.uniform(0.5, 6) * (12 if late else 1))
-        y.op(resolved, f"agent-{n % 7}", lambda c, cid=cid: app.resolve_complaint(c, cid, "refund issued"))
+        y.op(resolved, f"agent-{n % 7}", lambda u, c, cid=cid: u.resolve_complaint(c, cid, "refund issued"))
         if rng.random() < 0.7:
             score = rng.choices([1, 2, 3, 4, 5], [1, 1, 2, 5, 6] if not late else [4, 3, 2, 1, 1])[0]
             y.op(resolved + timedelta(hours=2), "customer",
-                 lambda c, cid=cid, s=score: app.rate_complaint(c, cid, s))
-        y.op(resolved + timedelta(days=3), "agent-closer", lambda c, cid=cid: _close(app, c, cid))
+                 lambda u, c, cid=cid, s=score: u.rate_complaint(c, cid, s))
+        y.op(resolved + timedelta(days=3), "agent-closer", lambda u, c, cid=cid: _close(u, c, cid))
 
 
-def _close(app, c, cid: str) -> None:
-    if app.complaint(cid).status == "resolved":
-        app.close_complaint(c, cid)
+def _close(uow, c, cid: str) -> None:
+    if uow.complaint(cid).status == "resolved":
+        uow.close_complaint(c, cid)
 
 
 def prepare_data_dir(settings, reset: bool) -> None:

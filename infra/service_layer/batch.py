@@ -1,11 +1,11 @@
-"""One unit of work over many inputs: a write-back map of aggregates, committed at once.
+"""What one batch of steps collects: a write-back map of aggregates, new events, receipts.
 
-While a unit of work is open, the application's ``save`` and ``save_tracked``
-record nothing: they collect the aggregates' new events, the input receipts
-and the tracking position here, and :meth:`UnitOfWork.commit` writes all of
-them in ONE event-store transaction (one fsync). Commands get their
-aggregates from :attr:`UnitOfWork.aggregates` (the write-back map), so the
-second input about a member sees the first one's effect without a read.
+The unit of work (:class:`infra.service_layer.uow.UnitOfWork`, a :class:`Batch`)
+collects the aggregates' new events, the input receipts and the tracking
+position here, and :meth:`Batch.record` writes all of them in ONE
+event-store transaction (one fsync). Steps get their aggregates from
+:attr:`Batch.aggregates` (the write-back map), so the second input about a
+member sees the first one's effect without a read.
 
 Each input (and each fired timer) is a *step*: :meth:`mark` before it,
 :meth:`rollback` when it is refused. A refused step's events and receipts are
@@ -19,7 +19,7 @@ per input); it is dropped whenever another writer may have changed the log
 (:class:`AggregateMap`), the least recently kept aggregates leave it.
 
 A step also notes which aggregates it got and the latest instant their
-histories held when it got them (:attr:`UnitOfWork.got`, :attr:`UnitOfWork.latest`):
+histories held when it got them (:attr:`Batch.got`, :attr:`Batch.latest`):
 the engine judges the step on those aggregates' own timelines (DOMAIN.md "Time").
 """
 from __future__ import annotations
@@ -95,7 +95,7 @@ class AggregateMap(OrderedDict):
             self.total -= self.weights.pop(key, 0)
 
 
-class UnitOfWork:
+class Batch:
     """What one batch changed and has not committed yet."""
 
     def __init__(self, aggregates: dict, limit: int = 20000) -> None:
@@ -138,7 +138,7 @@ class UnitOfWork:
         if tracking is not None:
             self.tracking = tracking
 
-    def get(self, aggregate_id: Any, load: Callable[[], Any], missing: type[Exception]) -> Any:
+    def fetch(self, aggregate_id: Any, load: Callable[[], Any], missing: type[Exception]) -> Any:
         """The map's aggregate, or ``load()``-ed (and brought up to this batch) and kept.
 
         ``load`` gives the committed state or raises ``missing``.
@@ -216,8 +216,9 @@ class UnitOfWork:
 
     # -- committing -------------------------------------------------------------------
 
-    def commit(self, app) -> list:
-        """Record the batch's events, receipts and position in one transaction; the recordings."""
+    def record(self, app) -> list:
+        """Record the batch's events, receipts and position in one transaction (``app.record_batch``);
+        the recordings."""
         if not (self.events or self.receipts or self.tracking):
             return []
         processing = ProcessingEvent(tracking=self.tracking)

@@ -10,39 +10,29 @@ The same code runs live (wall clock) and over historical files.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
-from eventsourcing.persistence import IntegrityError
-
 from domain.base import Ctx, DomainError, FutureInstantError
 from infra.service_layer.app import VipApp
-from infra.service_layer.batch import UnitOfWork
-from infra.service_layer.prefetch import prefetch_rows
+from infra.service_layer.batch import AggregateMap
 from infra.service_layer.runner import Runner
 from infra.service_layer.timelines import (REDO_LIMIT, Frame, LateCommandError, Redo, judge, late_command,
                                            latest_of, sight)
 from infra.service_layer.handlers import dispatch
 from infra.service_layer.scheduled import FireTimer, timer_command
 from infra.service_layer.timer_index import TimerIndex
-from infra.stores.readstore import StaleStoreError
+from infra.service_layer.units import ConflictError, UnitsOfWork
+from infra.service_layer.uow import UnitOfWork
 from projections.common import iso, parse
 
 log = logging.getLogger("vip.scheduler")
 
-CONFLICT_ATTEMPTS = 8
-
-
-class ConflictError(RuntimeError):
-    """Other processes kept changing the same aggregates; nothing of this step was saved."""
-
-
 __all__ = ["ConflictError", "Engine", "LateCommandError", "TimerIndex"]
 
 
-class Engine:
+class Engine(UnitsOfWork):
     """Applies commands and inputs on their aggregates' timelines, firing their due work first."""
 
     def __init__(self, app: VipApp, runner: Runner, clock: Callable[[], datetime],
@@ -57,7 +47,13 @@ class Engine:
         # Committed batches, the inputs and timers they tried, the events they recorded (metrics).
         self.stats = {"batches": 0, "steps": 0, "events": 0}
         self.aggregate_map_size = aggregate_map_size   # a ceiling: the bytes bound the map (AggregateMap)
-        app.aggregates.budget = aggregate_map_bytes
+        # The write-back map: aggregates as the last committed unit of work left them, kept
+        # between units of work (a read saved per input); dropped when another writer moved the log.
+        self.aggregates = AggregateMap(aggregate_map_bytes)
+        # The open unit of work (begin .. commit/abort), handed to each handler it runs.
+        self.uow: UnitOfWork | None = None
+        # The log moved in a way this process has not folded yet (at start: unknown).
+        self.log_changed = True
         self._skipped_at_begin: set = set()
         self.runner.catch_up(flush=False)
         self._timers: TimerIndex | None = None
@@ -114,20 +110,6 @@ class Engine:
             raise late_command(what, at, latest)
         return at
 
-    def retrying(self, step: Callable[[], Any], what: str = "this step") -> Any:
-        """Run ``step``; when another process saved the same aggregate first, run it again on
-        fresh state (a bounded number of times), then refuse clearly."""
-        for attempt in range(CONFLICT_ATTEMPTS):
-            try:
-                return step()
-            except IntegrityError:
-                log.info("conflict with another writer on %s (try %d): retrying on fresh state",
-                         what, attempt + 1)
-                self.abort()
-                self.sync(force=True)
-        raise ConflictError(f"other processes kept changing the same records; {what} was not saved "
-                            f"after {CONFLICT_ATTEMPTS} tries: run it again")
-
     def stamp(self, at: datetime, *aggregates: Any) -> datetime:
         """The instant a thing that happened at ``at`` is applied at: never before the latest
         instant of the aggregates it touches (given, or learned by the step being run)."""
@@ -149,7 +131,7 @@ class Engine:
         step of the open batch (one is opened if none is). In a command's or an input's frame,
         only the work of the aggregates its step touches (see :meth:`step`); elsewhere, all."""
         self._writable()
-        if self.app.uow is None:
+        if self.uow is None:
             return self.in_batch(lambda: self._fire_due(until), "the scheduled work")
         frame = self._frame
         if frame is not None and frame.fire_first:
@@ -172,60 +154,6 @@ class Engine:
             self._fire(*top)
             fired += 1
 
-    def sync(self, force: bool = False) -> None:
-        """Fold newly saved events into the views (in memory) and the timer index.
-
-        In a batch, the batch's new events are folded from memory (never read
-        back from the log). Outside one, the log is read after the tracked
-        position; skipped when this process saved nothing since the last
-        sync, unless ``force`` (another process may have written).
-        """
-        uow = self.app.uow
-        if uow is not None:
-            new = uow.unfolded()
-            if new:
-                self.runner.fold(new)
-                self._refresh_timers()
-            return
-        if not (force or self.app.log_changed):
-            return
-        self.app.log_changed = False
-        self.runner.catch_up(flush=False)
-        self._refresh_timers()
-
-    def _refresh_timers(self) -> None:
-        keys = {key for view, key in self.runner.touched if view == "timers"}
-        self.runner.touched.clear()
-        self.timers.refresh(keys)
-
-    # -- batches ----------------------------------------------------------------------
-
-    def begin(self) -> UnitOfWork:
-        """Open a batch. When the log moved past what this process folded (another writer),
-        the views catch up from it and the write-back map is dropped first."""
-        self._writable()
-        if self.app.uow is not None:
-            raise RuntimeError("a batch is already open")
-        end = self.app.recorder.max_notification_id() or 0
-        if end != self.runner.position or self.app.log_changed:
-            self.app.aggregates.clear()
-            self.sync(force=True)
-        self._skipped_at_begin = set(self.timers.skipped)
-        self.app.uow = UnitOfWork(self.app.aggregates, self.aggregate_map_size)
-        return self.app.uow
-
-    def prefetch(self, inputs) -> None:
-        """At a batch's start, read in bulk what its inputs (``event_id``, ``member_id``) need: their
-        receipts, their members and those members' view rows. File ingest and the Kafka consumer both
-        call it; a writer in between makes the commit conflict, so the log is the same without it."""
-        inputs = list(inputs)
-        if self.app.uow is None or not inputs:  # no batch to fill, or nothing to read for it
-            return
-        self.app.prefetch_receipts([item.event_id for item in inputs])
-        members = list(dict.fromkeys(item.member_id for item in inputs))
-        self.app.prefetch_members(members)
-        prefetch_rows(self.runner, "member", members)
-
     @contextmanager
     def step(self) -> Iterator[None]:
         """One input or one timer in the open batch: refused, it leaves no trace; applied, its
@@ -235,9 +163,9 @@ class Engine:
         aggregates it touched before it is kept (``infra.service_layer.timelines.judge``):
         run again after their due work or at their latest instant, or refused as dated too early.
         """
-        uow = self.app.uow
+        uow = self.uow
         if uow is None:
-            raise RuntimeError("no batch is open (Engine.begin)")
+            raise RuntimeError("no unit of work is open (Engine.unit_of_work)")
         frame = self._frame
         mark = uow.mark()
         uow.on_sight = (lambda aggregate: sight(frame, aggregate, self.timers)) if frame else None
@@ -259,36 +187,6 @@ class Engine:
             raise verdict
         self.sync()
 
-    def commit(self) -> None:
-        """Record the open batch in one transaction; a failure records nothing (see :meth:`abort`)."""
-        uow = self.app.uow
-        self.sync()
-        try:
-            recordings = uow.commit(self.app)
-        except BaseException:
-            self.abort()
-            raise
-        self.app.uow = None
-        self.app.log_changed = False
-        self.stats["batches"] += 1
-        self.stats["steps"] += uow.steps
-        self.stats["events"] += len(recordings)
-        if not self.runner.committed(recordings):
-            # Another writer's events came between: fold the log in its own order.
-            self.runner.rewind()
-            self._refresh_timers()
-
-    def abort(self) -> None:
-        """Drop the open batch: nothing of it is recorded, the views forget what they folded."""
-        uow, self.app.uow = self.app.uow, None
-        if uow is None:
-            return
-        self.app.aggregates.clear()
-        self.timers.skipped = self._skipped_at_begin
-        if uow.folded:
-            self.runner.rewind()
-            self._refresh_timers()
-
     def in_batch(self, work: Callable[[], Any], what: str = "this step", late: str = "stamp",
                  instant: str = "the instant") -> Any:
         """Run ``work`` in a batch of its own (or in the open one), committed, retried on conflicts.
@@ -305,21 +203,12 @@ class Engine:
         def framed():
             return self._framed(work, Frame(late=late, what=instant))
 
-        if self.app.uow is not None:
+        if self.uow is not None:
             return framed()
 
         def attempt():
-            self.begin()
-            try:
-                result = framed()
-            except DomainError:
-                self.commit()
-                raise
-            except BaseException:
-                self.abort()
-                raise
-            self.commit()
-            return result
+            with self.unit_of_work(commit_refused=True):
+                return framed()
         return self.retrying(attempt, what)
 
     def _framed(self, work: Callable[[], Any], frame: Frame) -> Any:
@@ -336,27 +225,14 @@ class Engine:
         finally:
             self._frame = outer
 
-    def flush(self) -> None:
-        """Commit the views. The read store is derived data: when it cannot be written (a full
-        disk), what was saved is still in the log and the store catches up from it later, so
-        this warns instead of failing a step whose events are already saved.
-        Nothing is written while a batch is open (its events are not recorded yet)."""
-        if self.app.uow is not None:
-            return
-        self.sync(force=True)
-        try:
-            self.runner.flush()
-        except (sqlite3.Error, OSError, StaleStoreError) as exc:
-            log.warning("the read store could not be updated (%s): what was saved is in the event "
-                        "log, and the read store catches up from it on the next command", exc)
-
     def _writable(self) -> None:
         if self.read_only:
             raise RuntimeError("this engine was opened read-only (a query): it records nothing")
 
-    def run(self, at: datetime | None, action: Callable[[Ctx], Any], actor: str = "operator",
+    def run(self, at: datetime | None, action: Callable[[UnitOfWork, Ctx], Any], actor: str = "operator",
             causation_id: str = "", correlation_id: str = "", what: str = "the instant") -> Any:
-        """Run one command at ``at`` after the due work of the aggregates it touches.
+        """Run ``action(uow, ctx)``, one command, at ``at`` after the due work of the aggregates it
+        touches, in a unit of work of its own (or the one open).
 
         A dated command (``at`` given) before the latest instant of an aggregate it touches
         (the later of them) is refused naming that instant (:class:`LateCommandError`); with
@@ -371,7 +247,7 @@ class Engine:
         def work():
             self.advance(at)
             with self.step():
-                return action(self.ctx(at, actor, causation_id, correlation_id))
+                return action(self.uow, self.ctx(at, actor, causation_id, correlation_id))
         return self.in_batch(work, "the command", late=late, instant=what)
 
     def tick(self) -> int:
@@ -389,7 +265,7 @@ class Engine:
         def body():
             with self.step():
                 ctx = self.ctx(parse(due), actor="scheduler", causation_id=f"timer:{key}:{name}:{due}")
-                dispatch(command, self.app, ctx)
+                dispatch(command, self.uow, ctx)
         try:
             timer_command(command)  # a kind no code knows is refused before any step opens
             self._framed(body, Frame(fire_first=False))

@@ -238,8 +238,7 @@ def _batch(engine: Engine, items: list, start: int, size: int, name: str) -> lis
     in one transaction; each line's (outcome, reason). A refused line is refused alone."""
     outcomes: list = []
     deadline = time.monotonic() + engine.batch_max_ms / 1000
-    engine.begin()
-    try:
+    with engine.unit_of_work():
         engine.prefetch(item for item, _, _ in items[start:start + size])
         for item, number, _ in items[start:start + size]:
             try:
@@ -253,10 +252,6 @@ def _batch(engine: Engine, items: list, start: int, size: int, name: str) -> lis
                 outcomes.append(("rejected", f"error: {type(exc).__name__}: {exc}"))
             if time.monotonic() > deadline:
                 break
-        engine.commit()
-    except BaseException:
-        engine.abort()
-        raise
     return outcomes
 
 

@@ -191,25 +191,25 @@ def _apply(engine: Engine, item: Input, tracking: Tracking | None) -> str:
 
 
 def _apply_step(engine: Engine, item: Input, tracking: Tracking | None) -> str:
-    app = engine.app
+    uow = engine.uow
     ctx = engine.ctx(item.occurred_at, actor=f"upstream:{item.source}",
                      causation_id=item.event_id, correlation_id=item.correlation_id)
     # The member is read before the receipt: a writer that commits in between is then seen
     # by the receipt, and one that commits after both reads makes our commit conflict (retried).
-    known = app.find_member(item.member_id) is not None  # a found one is kept in the batch
-    if _seen_before(app.receipt(item.event_id), item):
-        app.save_tracked(tracking)
+    known = uow.find_member(item.member_id) is not None  # a found one is kept in the unit of work
+    if _seen_before(uow.receipt(item.event_id), item):
+        uow.save_tracked(tracking)
         return "duplicate"
     try:
-        member = dispatch(item.command(known), app, ctx)
+        member = dispatch(item.command(known), uow, ctx)
     except DomainError:
         # A batch looks its receipts up before it reads members: a writer that recorded this
         # input in between shows in the member, not in that lookup. Ask the store again.
-        if _seen_before(app.recorder.receipt(item.event_id), item):
-            app.save_tracked(tracking)
+        if _seen_before(engine.app.receipt(item.event_id), item):
+            uow.save_tracked(tracking)
             return "duplicate"
         raise
-    app.save_tracked(tracking, member, receipts=[item.receipt()])
+    uow.save_tracked(tracking, member, receipts=[item.receipt()])
     return "applied"
 
 
