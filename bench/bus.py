@@ -127,7 +127,7 @@ def _serve(settings, topics, bootstrap: str, env: dict) -> tuple[list, dict, str
     child_env = dict(os.environ, **env, VIP_DATA_DIR=str(settings.data_dir), VIP_EVENT_STORE="sqlite",
                      VIP_KAFKA_BOOTSTRAP=bootstrap, VIP_TOPIC_PREFIX=settings.topic_prefix,
                      PYTHONPATH=str(ROOT))
-    return ([sys.executable, "-m", "consumers.service"], child_env, topics.domain("member"),
+    return ([sys.executable, "-m", "hosts.serve"], child_env, topics.domain("member"),
             lambda h: h.get("causation_id") if h.get("event_type") in ORDER_EVENTS else None)
 
 

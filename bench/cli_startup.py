@@ -20,7 +20,7 @@ from pathlib import Path
 from bench.common import machine, machine_line, print_rows, row
 
 ROOT = Path(__file__).resolve().parents[1]
-VIP = [sys.executable, "-c", "from infra.cli.main import main; main()"]
+VIP = [sys.executable, "-c", "from hosts.main import main; main()"]
 TARGET_S = 0.3
 
 

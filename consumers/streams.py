@@ -1,5 +1,8 @@
 """Faust stream processors: the read models, built from the domain topics by N workers.
 
+This module makes the Faust app (:func:`make_app`); the worker process that
+runs it is ``hosts.streams`` (``vip streams run``).
+
 The workers of one consumer group share the domain topics' partitions. Each
 batch is folded by :class:`consumers.stream_fold.Folder` (the embedded
 runner's own folds) and committed with each partition's next offset in one
@@ -23,10 +26,9 @@ import logging
 import os
 
 from consumers.stream_fold import Batch, Folder
-from infra.kafka.bus import Topics, dead_letter_headers, make_producer
+from infra.kafka.bus import Topics, dead_letter_headers
 from infra.settings import Settings
-from infra.stores.streamstore import ViewVersionsChangedError, open_stream_store, worker_lease
-from projections.views import VIEWS
+from infra.stores.streamstore import ViewVersionsChangedError
 
 log = logging.getLogger("vip.streams")
 
@@ -153,28 +155,3 @@ def make_app(settings: Settings, topics: list[str], folder: Folder, producer, ap
             await seeker.seek_back(batch.seeks)
 
     return app
-
-
-def run_streams(settings: Settings | None = None, loglevel: str = "warning") -> None:
-    """Run one worker until it is stopped (SIGTERM/SIGINT).
-
-    Raises ``LeaseHeldError`` when another worker holds the SQLite store.
-    """
-    import faust
-
-    settings = settings or Settings.from_env()
-    lease = worker_lease(settings)
-    try:
-        store = open_stream_store(settings, views=VIEWS)
-        producer = make_producer(settings.kafka_bootstrap)
-        folder = Folder(store, VIEWS)
-        app = make_app(settings, Topics.from_settings(settings).domain_topics, folder, producer,
-                       app_id=f"{settings.topic_prefix}.views")
-        try:
-            faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
-        finally:
-            producer.close()
-            store.close()
-    finally:
-        if lease:
-            lease.release()

@@ -9,7 +9,7 @@ import psycopg
 from click.testing import CliRunner
 
 from bench.workloads import generate_orders
-from infra.cli.main import main
+from hosts.main import main
 from infra.service_layer.ingest import ingest_file
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from hosts.main import main
 from infra.api.app import create_app
 from infra.api.auth import PERMISSIONS, route_table
 from infra.api.keys import ROLES
 from infra.bootstrap import build
-from infra.cli.main import main
 from infra.settings import Settings
 from tests.api_support import api  # noqa: F401  (fixture)
 

@@ -198,7 +198,7 @@ def test_a_key_subject_must_be_safe_and_not_a_system_actor(api, subject, tmp_pat
     _is_problem(r, 422)
     from click.testing import CliRunner
 
-    from infra.cli.main import main
+    from hosts.main import main
     result = CliRunner().invoke(main, ["api-key", "create", "--role", "agent", "--subject", subject],
                                 env={"VIP_DATA_DIR": str(tmp_path / "d")})
     assert result.exit_code != 0 and "Traceback" not in result.output

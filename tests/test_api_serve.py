@@ -10,7 +10,7 @@ import uuid
 import httpx
 import pytest
 
-from consumers.service import serve
+from hosts.serve import serve
 from infra.api.keys import ApiKeyStore
 from infra.kafka.admin import create_all
 from infra.kafka.bus import Topics, make_producer

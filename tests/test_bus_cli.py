@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from infra.cli.main import main
+from hosts.main import main
 from infra.kafka.admin import read_topics
 from infra.kafka.bus import header_map
 from schemas.codec import decode
@@ -57,7 +57,7 @@ def test_topics_produce_and_serve(kafka_broker, tmp_path):
         assert header_map(r.headers)["event_id"] == decoded.record["event_id"]
 
     # vip serve: consumes both topics, publishes the domain events, stops on SIGTERM with 0
-    serve = subprocess.Popen([sys.executable, "-m", "consumers.service"], cwd=ROOT,
+    serve = subprocess.Popen([sys.executable, "-m", "hosts.serve"], cwd=ROOT,
                              env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -90,7 +90,7 @@ def test_broker_command_runs_until_sigterm(tmp_path):
         pytest.skip(str(exc))
     port = free_port("127.0.0.1")
     env = {**os.environ, "VIP_TOPIC_PREFIX": "dev", "VIP_DATA_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", "from infra.cli.main import main; main()", "broker",
+    proc = subprocess.Popen([sys.executable, "-c", "from hosts.main import main; main()", "broker",
                              "--port", str(port)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:

@@ -6,7 +6,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from infra.cli.main import main
+from hosts.main import main
 
 
 @pytest.fixture

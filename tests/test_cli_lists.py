@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from infra.cli.main import main
+from hosts.main import main
 
 CRM = [{"event_id": f"r{n}", "type": "CustomerRegistered", "member_id": f"M{n}",
         "occurred_at": "2025-02-01T09:00:00+08:00", "name": "李雷"} for n in (1, 2)]

@@ -10,7 +10,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from infra.cli.main import COMMANDS, load, main
+from hosts.main import COMMANDS, load, main
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("fastapi", "uvicorn", "kafka", "faust", "eventsourcing", "pyarrow")
@@ -25,11 +25,11 @@ def _loaded_after(code: str) -> list[str]:
 
 
 def test_importing_the_cli_group_loads_no_web_stack_bus_or_event_store():
-    assert _loaded_after("import infra.cli.main") == []
+    assert _loaded_after("import hosts.main") == []
 
 
 def test_vip_help_lists_every_command_without_importing_them():
-    code = ("from click.testing import CliRunner\nfrom infra.cli.main import main\n"
+    code = ("from click.testing import CliRunner\nfrom hosts.main import main\n"
             "r = CliRunner().invoke(main, ['--help'])\nassert r.exit_code == 0 and 'complaints' in r.output")
     assert _loaded_after(code) == []
     listed = CliRunner().invoke(main, ["--help"]).output

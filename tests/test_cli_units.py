@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from infra.cli.main import main
+from hosts.main import main
 from projections import presentation as show
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

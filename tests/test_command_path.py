@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from click.testing import CliRunner
 
-from infra.cli.main import main
+from hosts.main import main
 from infra.service_layer import commands, scheduled, upstream_commands
 from infra.service_layer.handlers import HANDLERS
 from tests.api_support import T0, TERMS, build_api, seed_member

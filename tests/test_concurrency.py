@@ -25,7 +25,7 @@ def _write(path: Path, rows: list) -> str:
 
 
 def _vip(env: dict, *args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", "from infra.cli.main import main; main()", *args], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-c", "from hosts.main import main; main()", *args], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

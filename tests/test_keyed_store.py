@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from click.testing import CliRunner
 
+from hosts.main import main
 from infra.bootstrap import build
-from infra.cli.main import main
 from infra.dev.demo import run_demo
 from infra.service_layer.envelope import envelope, lean_envelope
 from infra.service_layer.replay import rebuild_views, replay

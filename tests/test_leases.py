@@ -21,7 +21,7 @@ def test_a_second_serve_on_the_same_sqlite_store_is_refused_with_a_pointer_to_po
     try:
         env = {**os.environ, "VIP_DATA_DIR": str(tmp_path / "d"), "VIP_EVENT_STORE": "sqlite",
                "VIP_KAFKA_BOOTSTRAP": "127.0.0.1:9"}   # refused before any broker is asked
-        done = subprocess.run([sys.executable, "-m", "infra.cli.main", "serve"], cwd=ROOT, env=env,
+        done = subprocess.run([sys.executable, "-m", "hosts.main", "serve"], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 1
         assert f"another vip serve (pid {os.getpid()})" in done.stderr
@@ -38,7 +38,7 @@ def test_commands_beside_a_serve_on_sqlite_are_not_refused(tmp_path):
     held = serve_lease(settings)
     try:
         env = {**os.environ, "VIP_DATA_DIR": str(tmp_path / "d"), "VIP_EVENT_STORE": "sqlite"}
-        done = subprocess.run([sys.executable, "-m", "infra.cli.main", "tiers", "--json"], cwd=ROOT, env=env,
+        done = subprocess.run([sys.executable, "-m", "hosts.main", "tiers", "--json"], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
     finally:

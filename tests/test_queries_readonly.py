@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from infra.cli.main import main
+from hosts.main import main
 from tests.scenario import stored_event_count
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,7 +88,7 @@ def _chmod_tree(path: Path, dirs: int, files: int) -> None:
 def _query_without_write_access(data: Path, args: list) -> subprocess.CompletedProcess:
     """Run a query as a process that cannot write (root without its capabilities, on 0444 files)."""
     env = {**os.environ, "VIP_DATA_DIR": str(data), "VIP_EVENT_STORE": "sqlite"}
-    command = [sys.executable, "-c", "from infra.cli.main import main; main()", *args, "--json"]
+    command = [sys.executable, "-c", "from hosts.main import main; main()", *args, "--json"]
     return subprocess.run(["setpriv", "--bounding-set=-all", "--inh-caps=-all", *command], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=120)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from infra.cli.main import main
+from hosts.main import main
 from infra.stores.readstore import damage
 from tests.test_store_faults import _lines, _orders
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from click.testing import CliRunner
 
-from infra.cli.main import main
+from hosts.main import main
 from infra.dev.demo import run_demo
 from infra.service_layer.replay import rebuild, replay
 from infra.service_layer.upstream import apply_input, parse

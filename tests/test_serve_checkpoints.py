@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from consumers.service import serve
+from hosts.serve import serve
 from infra.audit.checkpoints import key_path, load_key
 from infra.audit.sql import AuditSql
 from infra.audit.verify import verify

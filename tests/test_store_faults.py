@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from infra.cli.main import main
+from hosts.main import main
 from tests.scenario import stored_event_count
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,7 +172,7 @@ def test_history_shows_a_value_it_cannot_open_as_unreadable(vip):
 
 def _vip_process(data: Path, *args, limit: int | None = None, capless: bool = False):
     env = {**os.environ, "VIP_DATA_DIR": str(data), "VIP_EVENT_STORE": "sqlite"}
-    command = [sys.executable, "-c", "from infra.cli.main import main; main()", *args]
+    command = [sys.executable, "-c", "from hosts.main import main; main()", *args]
     if capless:
         command = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", *command]
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from consumers.stream_fold import PARKED, VERSIONS, Batch, Folder
 from consumers.streams import send_dead_letters
-from infra.cli.main import main
+from hosts.main import main
 from infra.cli.common import summarise
 from infra.dev.demo import run_demo
 from infra.policy_file import load_policy

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from infra.cli.main import main
+from hosts.main import main
 from infra.dev.demo import run_demo
 from infra.kafka.admin import create_all
 from infra.kafka.bus import Topics, make_producer

@@ -13,11 +13,11 @@ from dataclasses import replace
 
 import click
 
-from consumers.service import serve
 from consumers.stream_fold import PARKED
-from consumers.streams import run_streams
 from consumers.upstream import run_consumer
 from domain.base import InstantError, parse_instant
+from hosts.serve import serve
+from hosts.streams import run_streams
 from infra.cli.common import emit, summarise, when
 from infra.cli.tables import print_summary
 from infra.dev.broker import Broker, BrokerError

@@ -15,8 +15,8 @@ from contextlib import nullcontext
 from typing import Callable
 
 from consumers.upstream import UpstreamConsumer
+from hosts.api_server import ApiThread
 from infra.api.app import create_app
-from infra.api.server import ApiThread
 from infra.audit.schedule import checkpoint_due
 from infra.bootstrap import build
 from infra.kafka.bus import Topics, group_id, make_producer
@@ -118,7 +118,7 @@ def serve(settings=None, *, group: str | None = None, tick_seconds: float = 5.0,
     return result
 
 
-def main() -> None:  # python -m consumers.service  (the same as `vip serve`)
+def main() -> None:  # python -m hosts.serve  (the same as `vip serve`)
     setup_logging()
     serve(echo=lambda line: print(line, flush=True))
 
