@@ -14,6 +14,7 @@ from infra.api.keys import ApiKeyStore
 from infra.policy_file import load_policy
 from infra.service_layer.app import VipApp, utc_now
 from infra.service_layer.engine import Engine
+from infra.service_layer.fastpath import paths_named
 from infra.service_layer.replay import rebuild_views, serve_stale
 from infra.service_layer.runner import Runner
 from infra.settings import Settings
@@ -205,10 +206,15 @@ def _open_app(policy, cipher: PiiCipher, settings: Settings, read_only: bool) ->
     if read_only:
         immutable = settings.event_store == "sqlite" and _needs_immutable(settings.data_dir / "events.db")
         return VipApp(policy, cipher, env=settings.eventsourcing_env(read_only, immutable=immutable),
-                      snapshot_interval=settings.snapshot_interval)
+                      snapshot_interval=settings.snapshot_interval, paths=_paths(settings))
     with schema_lock(settings.event_store):
         return VipApp(policy, cipher, env=settings.eventsourcing_env(read_only),
-                      snapshot_interval=settings.snapshot_interval)
+                      snapshot_interval=settings.snapshot_interval, paths=_paths(settings))
+
+
+def _paths(settings: Settings):
+    """The fast paths around the library, or its own path (``VIP_LIBRARY_PATH=1``)."""
+    return paths_named("library" if settings.library_path else "fast")
 
 
 def _needs_immutable(path: Path) -> bool:

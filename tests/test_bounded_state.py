@@ -16,7 +16,7 @@ from domain.base import Ctx
 from domain.member import Member, OrderError
 from domain.tiering import order_inputs, standing
 from infra.policy_file import load_policy
-from infra.service_layer.app import _project
+from infra.service_layer.fastpath import FAST
 from infra.service_layer.ingest import ingest_file
 from infra.service_layer.upstream import apply_input, parse
 from infra.service_layer.envelope import lean_envelope
@@ -211,7 +211,7 @@ def test_a_cold_member_loads_from_its_snapshot_and_fewer_events_than_the_interva
     member = cold.member("M1")
     assert member.version == warm.version > 3 * SNAPSHOT_INTERVAL
     assert 0 < len(read) < SNAPSHOT_INTERVAL
-    full = _project(None, cold.events.get(member.id))  # every event, no snapshot
+    full = FAST.project(None, cold.events.get(member.id))  # every event, no snapshot
     assert vars(member) == vars(full)
     assert member.standing_at(START + timedelta(days=500), s.app.policy) == \
         full.standing_at(START + timedelta(days=500), s.app.policy)
@@ -235,7 +235,7 @@ def test_snapshots_taken_in_batches_are_the_state_the_events_give_and_read_nothi
         assert len(snapshots) == 2 and snapshots[0].originator_version % SNAPSHOT_INTERVAL != 0
         for snapshot in snapshots:
             assert "_ctx" not in snapshot.state
-            replayed = _project(None, s.app.events.get(aggregate_id, lte=snapshot.originator_version))
+            replayed = FAST.project(None, s.app.events.get(aggregate_id, lte=snapshot.originator_version))
             assert vars(snapshot.mutate(None)) == vars(replayed)
 
 
@@ -248,7 +248,7 @@ def test_snapshots_of_every_aggregate_round_trip_through_the_stored_form(make_sy
     ids = {note.originator_id for note in s.app.recorder.select_notifications(None, 100_000)}
     kinds = set()
     for aggregate_id in ids:
-        aggregate = s.app.repository.get(aggregate_id, projector_func=_project)
+        aggregate = s.app.repository.get(aggregate_id, projector_func=FAST.project)
         snapshot = Snapshot.take(aggregate)
         stored = s.app.mapper.to_stored_event(snapshot)
         again = s.app.mapper.to_domain_event(stored).mutate(None)

@@ -14,7 +14,7 @@ from domain.base import Ctx
 from domain.member import Member
 from domain.tiering import order_inputs, standing
 from infra.policy_file import load_policy
-from infra.service_layer.app import _project
+from infra.service_layer.fastpath import FAST
 from domain.window import CANCELLED, CURRENCY, PAID, REVERSED
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -79,7 +79,7 @@ def test_the_index_is_rebuilt_from_the_orders_of_a_snapshot_and_of_a_copy():
     m.collect_events()
     snap = Snapshot.take(copy.deepcopy(m))     # of a copy: the snapshot's state is not m's
     assert "_index" not in snap.state          # derived data: never stored
-    restored = _project(None, [snap])
+    restored = FAST.project(None, [snap])
     clone = copy.deepcopy(m)
     at = T0 + timedelta(days=60 * 9)
     for other in (restored, clone):
@@ -107,7 +107,7 @@ def test_a_snapshot_taken_when_orders_were_dicts_restores_as_order_lists():
                            for book in ("orders", "closed_orders")}}
     old = Snapshot(originator_id=snap.originator_id, originator_version=snap.originator_version,
                    timestamp=snap.timestamp, topic=snap.topic, state=v1)
-    restored = _project(None, [old])
+    restored = FAST.project(None, [old])
     assert restored.orders == m.orders and restored.closed_orders == m.closed_orders
     assert restored.orders["o-unpaid"][CURRENCY] is None and restored.orders["o-unpaid"][CANCELLED]
     restored.record_order_refunded(ctx(at), "r39", "o39", 1_000, "CNY", at, POLICY)

@@ -20,7 +20,7 @@ from domain.complaint import Complaint
 from domain.contract import Contract
 from domain.member import Member
 from domain.policy import Policy
-from infra.service_layer.prefetch import load_many
+from infra.service_layer.fastpath import FAST, Paths
 from infra.service_layer.transcoder import FastJSONTranscoder
 from infra.stores.pii import PiiCipher
 from infra.stores.recorders import Receipt
@@ -37,7 +37,7 @@ class VipApp(Application):
     name = "vip"
 
     def __init__(self, policy: Policy, cipher: PiiCipher, env: dict | None = None,
-                 snapshot_interval: int = 0) -> None:
+                 snapshot_interval: int = 0, paths: Paths = FAST) -> None:
         # Every ``snapshot_interval``-th member version is snapshotted (VIP_SNAPSHOT_INTERVAL), so
         # a cold member loads from its snapshot and fewer than that many events. Members only:
         # they are the aggregates with long histories; Contract state holds a set (payments)
@@ -45,6 +45,8 @@ class VipApp(Application):
         if snapshot_interval > 0:
             self.snapshotting_intervals = {Member: snapshot_interval}
             env = {**(env or {}), "IS_SNAPSHOTTING_ENABLED": "y"}
+        # Where we go around the library for speed, or the library's own path (infra.service_layer.fastpath)
+        self.paths = paths
         super().__init__(env=env)
         self.policy = policy
         self.cipher = cipher
@@ -52,33 +54,11 @@ class VipApp(Application):
         self.notices: list[str] = []
 
     def record_batch(self, processing: ProcessingEvent) -> list:
-        """Record a batch's events, receipts and position in one transaction; the recordings."""
+        """Record a batch's events, receipts and position in one transaction, then take the
+        snapshots due (``paths.take_snapshots``); the recordings."""
         recordings = self._record(processing)
-        self._take_snapshots(processing)
+        self.paths.take_snapshots(self, processing)
         return recordings
-
-    def _take_snapshots(self, processing: ProcessingEvent) -> None:
-        """Snapshot, from the aggregates in hand, each one whose version crossed its interval.
-
-        The library's version reads the aggregate back from the store and replays up to an
-        interval of events to snapshot it: in a long history that was half of all aggregate
-        mutations of an ingest. The aggregates in hand hold exactly that state (a refused step
-        evicts what it touched), at their latest version.
-        """
-        if not (self.snapshots and self.snapshotting_intervals):
-            return
-        due: dict = {}
-        for event in processing.events:
-            aggregate = processing.aggregates.get(event.originator_id)
-            interval = self.snapshotting_intervals.get(type(aggregate))
-            if interval and event.originator_version % interval == 0:
-                due[aggregate.id] = aggregate
-        snapshots = []
-        for aggregate in due.values():
-            snapshot = getattr(type(aggregate), "Snapshot", type(self).snapshot_class).take(aggregate)
-            snapshots.append(snapshot)
-        if snapshots:
-            self.snapshots.put(snapshots)
 
     def construct_transcoder(self) -> Transcoder:
         # The library's JSON transcoder (or one named by TRANSCODER_TOPIC), with orjson doing its
@@ -99,12 +79,12 @@ class VipApp(Application):
 
     def load(self, aggregate_id):
         """One aggregate's committed state (raises the library's AggregateNotFoundError)."""
-        return self.repository.get(aggregate_id, projector_func=_project)
+        return self.repository.get(aggregate_id, projector_func=self.paths.project)
 
     def load_many(self, aggregate_ids: list) -> dict:
-        """``{id: aggregate or None}`` in bulk where the store allows, else ``{}`` (load one by one;
-        see ``infra.service_layer.prefetch``)."""
-        return load_many(self, aggregate_ids, _project)
+        """``{id: aggregate or None}`` in bulk where the store and paths allow, else ``{}`` (load one
+        by one; see ``infra.service_layer.fastpath``)."""
+        return self.paths.load_many(self, aggregate_ids)
 
     def receipt(self, input_id: str) -> Receipt | None:
         """How an upstream input id was first applied, or None (see ``infra.stores.recorders``)."""
@@ -132,17 +112,6 @@ class VipApp(Application):
             return self.member(member_id)
         except NotFoundError:
             return None
-
-
-def _project(aggregate, events):
-    # The library's projector asserts a runtime Protocol per event, which
-    # costs a fifth of ingest; our events are all mutators by construction.
-    # Kept after bounded state and snapshots (issue 9): with the library's projector and
-    # deepcopy (no Member.__deepcopy__) ingest took 1,470-1,500 us CPU per order against
-    # 940 us with these two (bench.run, 6,000 orders over 120 members, 2 cores).
-    for domain_event in events:
-        aggregate = domain_event.mutate(aggregate)
-    return aggregate
 
 
 def utc_now() -> datetime:
