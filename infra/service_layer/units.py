@@ -57,7 +57,6 @@ class UnitsOfWork:
         raise ConflictError(f"other processes kept changing the same records; {what} was not saved "
                             f"after {CONFLICT_ATTEMPTS} tries: run it again")
 
-
     def sync(self, force: bool = False) -> None:
         """Fold newly saved events into the views (in memory) and the timer index.
 
@@ -83,7 +82,6 @@ class UnitsOfWork:
         keys = {key for view, key in self.runner.touched if view == "timers"}
         self.runner.touched.clear()
         self.timers.refresh(keys)
-
 
     @contextmanager
     def unit_of_work(self, commit_refused: bool = False) -> Iterator[UnitOfWork]:
@@ -136,7 +134,6 @@ class UnitsOfWork:
         self.uow.prefetch_members(members)
         prefetch_rows(self.runner, "member", members)
 
-
     def commit(self) -> None:
         """Record the open batch in one transaction; a failure records nothing (see :meth:`abort`)."""
         uow = self.uow
@@ -166,7 +163,6 @@ class UnitsOfWork:
         if uow.folded:
             self.runner.rewind()
             self._refresh_timers()
-
 
     def flush(self) -> None:
         """Commit the views. The read store is derived data: when it cannot be written (a full
