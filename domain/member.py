@@ -15,11 +15,11 @@ from eventsourcing.domain import event
 from domain import benefits, vip_workflow as flow
 from domain.base import Ctx, VipAggregate, aggregate_id, command, keep_declared_annotations, require_aware
 from domain.member_copy import copy_member
-from domain.member_events import OrderPaid
-from domain.member_inputs import (
+from domain.member_errors import (
     ACTIVITY_KINDS, OVERRIDE_KINDS, PROFILE_FIELDS, MemberError, NotQualifiedError, OrderError,
     WorkflowError, check_amount, check_override, check_profile, not_qualified, unknown_order,
 )
+from domain.member_events import OrderPaid
 from domain.policy import TIERS, Policy, tier_rank
 from domain import tiering
 from domain.tiering import Standing, effective_tier, next_anniversary

@@ -12,8 +12,9 @@ from domain.limits import unsafe_character
 
 from infra.api.app import create_app
 from infra.api.keys import ROLES, ApiKeyStore, ApiKeyError
-from infra.api.ops import json_logs
+from infra.api.ops import JsonFormatter
 from infra.bootstrap import build, open_api_keys
+from infra.logs import setup_logging
 from infra.settings import Settings
 
 log = logging.getLogger("vip.api")
@@ -99,7 +100,7 @@ def api(host: str, port: int, tick_seconds: float, demo_key: bool) -> None:
     """
     system = build(Settings.from_env())
     app = create_app(system)
-    json_logs()
+    setup_logging(formatter=JsonFormatter())
     stop = threading.Event()
     if tick_seconds > 0:
         threading.Thread(target=_scheduler, args=(app, tick_seconds, stop), daemon=True).start()

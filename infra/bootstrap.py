@@ -24,8 +24,9 @@ from infra.stores.pg_keys import PostgresKeyStore
 from infra.stores.pg_shared import is_pg
 from infra.stores.pii import KeyStore, PiiCipher
 from infra.stores.private import check_private, private_dir, private_file
-from infra.stores.readstore import MemoryStore, StaleStoreError, open_read_store
+from infra.stores.readstore import open_read_store
 from infra.stores.streamstore import open_stream_store
+from infra.stores.viewstore import MemoryStore, StaleStoreError, ViewStore
 from projections.views import VIEWS
 
 log = logging.getLogger("vip.bootstrap")
@@ -38,7 +39,7 @@ class System:
     settings: Settings
     app: VipApp
     keys: KeyStore | PostgresKeyStore
-    store: MemoryStore
+    store: ViewStore
     engine: Engine
 
     @property
@@ -137,7 +138,7 @@ def read_store_url(settings: Settings) -> str | None:
     return None
 
 
-def open_views(settings: Settings, memory_views: bool = False, read_only: bool = False) -> MemoryStore:
+def open_views(settings: Settings, memory_views: bool = False, read_only: bool = False) -> ViewStore:
     """The read store the settings name: memory, PostgreSQL, or SQLite (``read.db``)."""
     if memory_views or settings.event_store in ("memory", "popo"):
         return MemoryStore()

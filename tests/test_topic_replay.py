@@ -16,7 +16,7 @@ from infra.kafka.bus import Topics, make_producer
 from infra.kafka.relay import Relay
 from infra.kafka.topic_replay import TopicReplayError, replay_topics
 from infra.service_layer.replay import fold_log, replay
-from infra.stores.memory import MemoryStore
+from infra.stores.viewstore import MemoryStore
 from projections.views import VIEWS
 
 pytestmark = pytest.mark.kafka

@@ -23,12 +23,12 @@ import json
 from contextlib import contextmanager
 
 from infra.stores.keyed_rows import KeyedRows
-from infra.stores.memory import MemoryStore, StaleStoreError
+from infra.stores.viewstore import StaleStoreError, ViewStore
 
 STAGING = "~rebuild"  # suffix of a view being rebuilt
 
 
-class KeyedStore(MemoryStore):
+class KeyedStore(ViewStore):
     """The SQL read store: tables ``<p>rows``, ``<p>tracking`` and ``<p>view_versions``."""
 
     prefix = ""

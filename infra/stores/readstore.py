@@ -23,11 +23,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 from infra.stores.keyed import KeyedStore
-from infra.stores.memory import MemoryStore, StaleStoreError
 from infra.stores.private import check_private, private_file
+from infra.stores.viewstore import MemoryStore, StaleStoreError, ViewStore
 
-__all__ = ["MemoryStore", "ReadStoreDamagedError", "SqliteReadStore", "SqliteSql", "StaleStoreError", "connect",
-           "damage", "open_read_store", "set_aside"]
+__all__ = ["MemoryStore", "ReadStoreDamagedError", "SqliteReadStore", "SqliteSql", "StaleStoreError", "ViewStore",
+           "connect", "damage", "open_read_store", "set_aside"]
 
 log = logging.getLogger("vip.readstore")
 
@@ -247,7 +247,7 @@ def set_aside(path: str | Path) -> Path:
     return aside
 
 
-def open_read_store(path: str | Path, read_only: bool = False, views=()) -> MemoryStore:
+def open_read_store(path: str | Path, read_only: bool = False, views=()) -> ViewStore:
     """The SQLite read store at ``path``; one that cannot be opened is rebuilt, after one warning.
 
     Read-only, a missing file gives an empty store in memory (the runner folds

@@ -24,10 +24,10 @@ from infra.settings import Settings
 from infra.stores.keyed import KeyedStore
 from infra.stores.keyed_rows import KeyedRows
 from infra.stores.leases import FileLease, LeaseHeldError, schema_lock
-from infra.stores.memory import MemoryStore
 from infra.stores.pgstore import PostgresSql
 from infra.stores.private import private_dir
 from infra.stores.readstore import SqliteSql, connect
+from infra.stores.viewstore import MemoryStore, ViewStore
 
 log = logging.getLogger("vip.streamstore")
 
@@ -234,7 +234,7 @@ def streams_path(settings: Settings) -> Path:
     return settings.data_dir / "streams.db"
 
 
-def open_stream_store(settings: Settings, read_only: bool = False, views=()) -> MemoryStore:
+def open_stream_store(settings: Settings, read_only: bool = False, views=()) -> ViewStore:
     """The stream store the settings name: PostgreSQL (``VIP_STREAMS_STORE``) or ``streams.db``.
 
     ``read_only`` never writes: the rows answer the query functions

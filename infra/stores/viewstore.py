@@ -1,4 +1,5 @@
-"""Read-model rows in memory: replays, as-of answers, and the stores without a table."""
+"""The read stores' common base (:class:`ViewStore`) and the store held in memory alone
+(:class:`MemoryStore`: replays, as-of answers, the stores without a table)."""
 from __future__ import annotations
 
 
@@ -6,8 +7,11 @@ class StaleStoreError(RuntimeError):
     """Another process moved the read store on; reload and catch up again."""
 
 
-class MemoryStore:
-    """Rows by view and key, the last applied log position, and the timeline clock.
+class ViewStore:
+    """Rows by view and key, the last applied log position, and the timeline clock: the base of
+    every read store (in memory, and through ``infra.stores.keyed.KeyedStore`` the SQLite and
+    PostgreSQL read stores and the stream stores, which keep the rows in a table and these
+    dicts as their cache).
 
     ``log_id`` and ``last_hash`` say which log the rows came from (a digest of
     its first notification) and which notification sits at ``position``, so a
@@ -60,3 +64,7 @@ class MemoryStore:
 
     def close(self) -> None:
         """Nothing to release in memory."""
+
+
+class MemoryStore(ViewStore):
+    """A read store held in memory alone: nothing is written anywhere, a restart starts empty."""

@@ -1,4 +1,5 @@
-"""What a member command accepts: its errors, profile fields, activity kinds and amounts."""
+"""A member command's refusals: its errors, the checks of its inputs (amounts, overrides,
+profile fields) that raise them, and the refusals other rules build."""
 from __future__ import annotations
 
 from datetime import datetime
