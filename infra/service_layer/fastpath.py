@@ -51,6 +51,12 @@ read in the library's source at an upgrade, then run tests/test_library_path.py)
    attribute of the domain (which may not import infra), so it is not switched here: the
    test compares it with the generic deepcopy. Re-check: ``Repository.get`` still copies
    with ``copy.deepcopy``; a new attribute of Member must be copied by ``copy_member``.
+
+FAST against LIBRARY on 2026-12-07 (CPU, one process on this 2-core machine; a 60-member demo
+log of 1,043 events): decode 7.4 against 9.0 us an event; projector 7.6 against 21.0 us an
+event; a cold load 0.22 against 0.46 ms an aggregate; deepcopy 6.6 against 188 us a member.
+A file ingest of 5,058 inputs over 400 members (map of no memory, a snapshot every 5 versions,
+batches of 200): 320 against 590 us an input (``copy_member`` on both).
 """
 from __future__ import annotations
 
@@ -61,7 +67,7 @@ from typing import Any, ContextManager, Iterable, Protocol
 from eventsourcing.application import Application, ProcessingEvent, project_aggregate
 
 from infra.service_layer import prefetch
-from infra.service_layer.envelope import LeanEnvelope, lean_envelope, stored_envelope
+from infra.service_layer.envelope import LeanEnvelope, lean_envelope, stored_envelope as _decode
 
 
 class Paths(Protocol):
@@ -115,8 +121,8 @@ class FastPaths:
         if snapshots:
             app.snapshots.put(snapshots)
 
-    def stored_envelope(self, mapper: Any, notification: Any) -> LeanEnvelope:
-        return stored_envelope(mapper, notification)
+    # the decoder itself, not a method calling it: a replay calls it per event
+    stored_envelope = staticmethod(_decode)
 
     def fold_pause(self) -> ContextManager:
         return _no_cycle_collection()
