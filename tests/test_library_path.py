@@ -256,7 +256,7 @@ FAST_PATH_CALLS = {  # a bypass called directly: only fastpath.py may
 
 def _direct_bypasses() -> list[str]:
     found = []
-    for path in sorted((ROOT / "infra").rglob("*.py")):
+    for path in sorted(p for package in ("infra", "consumers", "hosts") for p in (ROOT / package).rglob("*.py")):
         if path.name in ("fastpath.py", "envelope.py", "prefetch.py"):
             continue
         text = path.read_text(encoding="utf-8")
