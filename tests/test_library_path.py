@@ -28,6 +28,7 @@ from infra.service_layer.fastpath import FAST, LIBRARY, paths_named, paths_of
 from infra.service_layer.handlers import handle
 from infra.service_layer.replay import replay
 from infra.service_layer.runner import Runner
+from infra.settings import Settings
 from infra.stores.readstore import MemoryStore
 from tests.scenario import START, upstream_events, write_jsonl
 from tests.test_batching import _ingest_all, _notes
@@ -120,8 +121,10 @@ class _GcProbe:
         return ()
 
 
-def test_paths_are_named_fast_and_library_and_an_app_without_paths_folds_fast():
+def test_paths_are_named_fast_and_library_and_vip_library_path_chooses_the_library():
     assert (paths_named("fast"), paths_named("library")) == (FAST, LIBRARY)
+    assert [Settings.from_env(env).library_path for env in ({}, {"VIP_LIBRARY_PATH": "0"},
+                                                            {"VIP_LIBRARY_PATH": "1"})] == [False, False, True]
     assert paths_of(object()) is FAST
     with pytest.raises(ValueError, match="library"):
         paths_named("slow")
