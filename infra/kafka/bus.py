@@ -157,11 +157,15 @@ def consumer_config(bootstrap: str, group: str | None, env: Mapping[str, str] | 
     ``VIP_KAFKA_SESSION_TIMEOUT_MS`` (default 10000) and
     ``VIP_KAFKA_HEARTBEAT_MS`` (default a fifth of it) tune group membership;
     a consumer group's first join takes about half the session timeout.
-    ``VIP_KAFKA_FETCH_MAX_WAIT_MS`` (default 50) bounds how long the broker
+    ``VIP_KAFKA_FETCH_MAX_WAIT_MS`` (default 20) bounds how long the broker
     may hold a fetch: Tansu 0.6 holds a fetch for the full wait even when data
-    arrives meanwhile (500 ms, the Kafka default, gave a median delay of
-    ~130 ms at 100 msg/s; 50 ms gives ~12 ms). Apache Kafka answers as soon
-    as data arrives, so there the value only sets how often an idle consumer asks.
+    arrives meanwhile, so a message waits half of it on average (500 ms, the
+    Kafka default, gave a median delay of ~130 ms at 100 msg/s). At 50 orders/s
+    ``vip serve``'s median from send to domain event was 25-31 ms at 50 ms and
+    14.5-16 ms at 20 ms (10 ms: 12.5-14 ms); an idle consumer's CPU was 3.4 %
+    of a core at 50 ms, 9.4 % at 10 ms (docs/benchmarks.md, issue 21). Apache
+    Kafka answers as soon as data arrives, so there the value only sets how
+    often an idle consumer asks.
     """
     env = os.environ if env is None else env
     session = _env_int(env, "VIP_KAFKA_SESSION_TIMEOUT_MS", 10_000)
@@ -173,7 +177,7 @@ def consumer_config(bootstrap: str, group: str | None, env: Mapping[str, str] | 
         session_timeout_ms=session,
         heartbeat_interval_ms=_env_int(env, "VIP_KAFKA_HEARTBEAT_MS", max(100, session // 5)),
         max_poll_records=500,
-        fetch_max_wait_ms=_env_int(env, "VIP_KAFKA_FETCH_MAX_WAIT_MS", 50),
+        fetch_max_wait_ms=_env_int(env, "VIP_KAFKA_FETCH_MAX_WAIT_MS", 20),
         bootstrap_timeout_ms=10_000,
         client_id="vip-backend",
     )

@@ -43,6 +43,7 @@ from infra.bootstrap import open_app
 from infra.kafka.bus import Topics, dead_letter_headers, make_producer
 from infra.logs import setup_logging
 from infra.service_layer.envelope import envelope
+from infra.service_layer.fastpath import paths_of
 from infra.settings import Settings
 from infra.stores.leases import AdvisoryLease, relay_lease
 from schemas.codec import HEADER_SIZE, MAGIC, CodecError
@@ -71,6 +72,7 @@ class Relay:
         self.in_flight: deque = deque()  # (first id, last id, futures) of batches sent, oldest first
         self.acknowledged = self.position  # the last notification id the broker acknowledged
         self.track_every, self.tracked_at = track_every, time.monotonic()
+        self.envelope = paths_of(app).stored_envelope
 
     def recorded_position(self) -> int:
         """The last notification id known to be on the broker."""
@@ -91,7 +93,9 @@ class Relay:
     def message(self, note, event_hash: bytes | None = None) -> tuple[str, bytes, bytes, list]:
         """(topic, key, value, headers) of one notification; ``event_hash`` (its chain hash in the
         event store) travels as the ``event_hash`` header (hex), so a consumer can check what it read."""
-        event = envelope(self.app.mapper.to_domain_event(note), note.id)
+        # The envelope straight from the stored state (the app's paths: no domain event built to
+        # be taken apart again); the same envelope, so the same bytes (tests/test_relay_message.py).
+        event = self.envelope(self.app.mapper, note)
         value = encode_event(event)
         assert value[:len(MAGIC)] == MAGIC
         fingerprint = value[len(MAGIC):HEADER_SIZE]
@@ -142,16 +146,17 @@ class Relay:
         if not notes:
             return 0
         futures = []
-        hashes = self.app.recorder.event_hashes([(oid_text(n.originator_id), n.originator_version) for n in notes])
-        for note in notes:
+        keys = [(oid_text(n.originator_id), n.originator_version) for n in notes]
+        hashes = self.app.recorder.event_hashes(keys)
+        message, send, append = self.message, self.producer.send, futures.append
+        for note, chain_key in zip(notes, keys):
             try:
-                topic, key, value, hdrs = self.message(
-                    note, hashes.get((oid_text(note.originator_id), note.originator_version)))
+                topic, key, value, hdrs = message(note, hashes.get(chain_key))
             except CodecError as exc:
                 # One event its schema cannot carry must not stop the bus for good:
                 # it goes to the domain dead-letter topic with the reason, loudly.
                 topic, key, value, hdrs = self.dead_letter(note, exc)
-            futures.append(self.producer.send(topic, key=key, value=value, headers=hdrs))
+            append(send(topic, key=key, value=value, headers=hdrs))
         self.in_flight.append((notes[0].id, notes[-1].id, futures))
         self.sent_to = notes[-1].id
         return len(notes)
