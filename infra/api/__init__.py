@@ -1,6 +1,8 @@
 """The operator surface: an HTTP API with roles, a web console, metrics.
 
-Modules by concern: ``app`` (factory), ``keys`` (hashed API keys),
+Modules by concern: ``app`` (factory), ``engines`` (what requests run on:
+writer and reader engines, per-aggregate locks, as-of replays of their own;
+no process-wide lock), ``keys`` (hashed API keys),
 ``auth`` (roles and permissions), ``idempotency`` (Idempotency-Key store),
 ``problems`` (RFC 9457 errors), ``commands`` (the one adapter onto the
 application services), ``execute`` (If-Match, idempotency, the timeline),

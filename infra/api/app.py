@@ -1,7 +1,7 @@
-"""The API app factory: one System, its keys and idempotency stores, the routes, the console."""
+"""The API app factory: one System, the engines requests run on, keys and idempotency, routes, console."""
 from __future__ import annotations
 
-import threading
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from infra.api import ops, problems
+from infra.api.engines import Engines
 from infra.api.guard import Guard, Throttle
 from infra.api.idempotency import IdempotencyStore
 from infra.api.keys import ApiKeyStore
@@ -33,20 +34,31 @@ def key_store(system: System) -> ApiKeyStore:
 
 def create_app(system: System, keys: ApiKeyStore | None = None,
                idempotency: IdempotencyStore | None = None) -> FastAPI:
-    """An ASGI app over ``system``; the caller owns ``system`` and closes it.
+    """An ASGI app over ``system``'s store; the caller owns ``system`` and closes it.
 
-    Tests pass a system built with a controllable clock.
+    Requests run on engines of their own over the same store (:mod:`infra.api.engines`),
+    closed when the app shuts down; ``system``'s engine stays with the caller (a serve
+    loop, a scheduler), which takes ``app.state.lock`` for its turns on it.
+    Tests pass a system built with a controllable clock: every engine shares that clock.
     """
+    engines = Engines(system)
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        yield
+        engines.close()
+
     # No Swagger UI or ReDoc: both load scripts from a CDN, which the CSP forbids; the
     # OpenAPI document stays at /openapi.json for any viewer the operator trusts.
-    app = FastAPI(title="VIP backend", version="1.0.0", docs_url=None, redoc_url=None,
+    app = FastAPI(title="VIP backend", version="1.0.0", docs_url=None, redoc_url=None, lifespan=lifespan,
                   description="Members, contracts and complaints of a VIP program: every command and "
                               "query of the `vip` CLI, with roles. Errors are RFC 9457 problem details.")
     app.state.system = system
     app.state.keys = keys or key_store(system)
     app.state.idempotency = idempotency or open_idempotency(system.settings)
-    # The engine, its read store and timer index are single-threaded objects.
-    app.state.lock = threading.RLock()
+    app.state.engines = engines
+    # The host's turns on ``system`` (single-threaded: its engine, read store, timer index).
+    app.state.lock = engines.lock
     app.state.throttle = Throttle()
     problems.install(app)
     ops.install(app)

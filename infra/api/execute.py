@@ -1,7 +1,9 @@
 """Running one command for a request: If-Match, Idempotency-Key, the timeline.
 
-All commands and queries of one API process go through one lock: the
-engine, its read store and its timer index are single-threaded objects.
+A command holds its aggregate's lock and a writer engine of its own for the
+request (:meth:`infra.api.engines.Engines.writer`): a second request on the
+same aggregate waits its turn (it then sees the first one's effect, its
+If-Match or idempotency record), one on another aggregate does not wait.
 """
 from __future__ import annotations
 
@@ -16,10 +18,10 @@ from domain.base import NotFoundError
 from infra.api.commands import aggregate, command_of
 from infra.api.idempotency import fingerprint
 from infra.api.keys import Principal
-from infra.api.models import state_json
 from infra.api.problems import Problem
 from infra.api.ops import COMMANDS
 from infra.service_layer.commands import Command
+from infra.service_layer.describe import as_json
 from infra.service_layer.handlers import handle
 
 
@@ -59,12 +61,13 @@ def _cause_of(events, cause: str) -> bool:
 
 
 def execute(state, who: Principal, kind: str, name: str, command: type[Command], business_id: str,
-            body: BaseModel, describe: Callable[[Any], dict], path: str, if_match: str | None = None,
+            body: BaseModel, describe: Callable[[Any, Any], BaseModel], path: str, if_match: str | None = None,
             idempotency_key: str | None = None, correlation_id: str = "",
             created: bool = False) -> JSONResponse:
     """Run ``command`` (built from the body) for ``who`` through the one handler map, and answer
-    with the aggregate's new state (``name``: the route's, for the metrics)."""
-    system, store = state.system, state.idempotency
+    with the aggregate's new state, ``describe(aggregate, app)`` (``name``: the route's, for the
+    metrics)."""
+    store = state.idempotency
     asked = command_of(command, kind, business_id, body)
     at: datetime | None = getattr(body, "at", None)
     expected = parse_if_match(if_match)
@@ -73,7 +76,7 @@ def execute(state, who: Principal, kind: str, name: str, command: type[Command],
     # Scoped by key, not subject: two keys of one person never answer each other's requests.
     owner = who.key_id
     cause = f"idem:{owner}:{idempotency_key}" if idempotency_key else f"api:{correlation_id}"
-    with state.lock:
+    with state.engines.writer(kind, business_id) as system:
         if idempotency_key:
             stored = store.get(owner, idempotency_key)
             if stored is not None and stored.fingerprint != fp:
@@ -85,7 +88,7 @@ def execute(state, who: Principal, kind: str, name: str, command: type[Command],
                 raise _in_progress()
             if stored is not None and (done := _effect_logged(system.app, kind, business_id, cause)):
                 # A crash after the command saved but before its response was kept.
-                answer = state_json(kind, describe(done))
+                answer = as_json(describe(done, system.app))
                 store.finish(owner, idempotency_key, code, answer, etag(done.version))
                 return _response(answer, code, etag(done.version), replayed=True)
             if not store.reserve(owner, idempotency_key, fp):
@@ -109,7 +112,7 @@ def execute(state, who: Principal, kind: str, name: str, command: type[Command],
             COMMANDS.labels(kind, name, "refused").inc()
             raise
         COMMANDS.labels(kind, name, "ok").inc()
-        answer = state_json(kind, describe(result))
+        answer = as_json(describe(result, system.app))
         tag = etag(result.version)
         if idempotency_key:
             store.finish(owner, idempotency_key, code, answer, tag)

@@ -3,9 +3,11 @@
 Every bound comes from :mod:`domain.limits`, the same rules the CLI and the
 ingest edges apply: text is checked for control characters and lone
 surrogates, JSON objects for size, depth and non-finite numbers, instants for
-their year range. Replies are typed too, so nothing can fail to encode.
+their year range. Replies are typed too, so nothing can fail to encode; an
+aggregate's state (``MemberState``, ...) is declared once, in
+:mod:`infra.service_layer.describe`, for the API and the CLI alike.
 """
-from datetime import datetime
+
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
@@ -160,53 +162,6 @@ class Rate(Command):
     score: int = Field(ge=1, le=5)
 
 
-class OverrideState(BaseModel):
-    kind: str
-    tier: str
-    reason: str
-    actor: str
-    expires_at: datetime
-
-
-class MemberState(BaseModel):
-    member_id: str
-    tier: str
-    effective_tier: str
-    vip_status: str
-    override: OverrideState | None
-    dedicated_agent: str | None = None
-    erased: bool
-    version: int
-
-
-class InvoiceState(BaseModel):
-    status: str
-    outstanding_fen: int
-
-
-class ContractState(BaseModel):
-    contract_id: str
-    kind: str
-    status: str
-    terms_version: int
-    valid_until: datetime | None
-    invoices: dict[str, InvoiceState] | None = Field(
-        default=None, description="Only for finance, auditor, admin (amounts are confidential)")
-    version: int
-    terms: dict[str, Any] | None = Field(default=None, description="Only for finance, auditor, admin")
-
-
-class ComplaintState(BaseModel):
-    complaint_id: str
-    member_id: str
-    status: str
-    tier: str
-    assignee: str | None
-    escalation_level: int
-    rating: int | None
-    version: int
-
-
 class Page(BaseModel):
     """One page of a list: ``next_offset`` is null on the last page."""
 
@@ -215,19 +170,6 @@ class Page(BaseModel):
     limit: int
     offset: int
     next_offset: int | None
-
-
-STATE_MODELS = {"member": MemberState, "contract": ContractState, "complaint": ComplaintState}
-
-
-def state_json(kind: str, data: dict) -> dict:
-    """An aggregate's description (:mod:`infra.service_layer.describe`, the one the CLI prints too)
-    as JSON-ready data, checked by its typed reply model (datetimes as ISO text)."""
-    out = STATE_MODELS[kind].model_validate(data).model_dump(mode="json")
-    for confidential in ("terms", "invoices"):  # absent for roles not cleared for the terms
-        if out.get(confidential, ...) is None:
-            del out[confidential]
-    return out
 
 
 class FileNew(File):

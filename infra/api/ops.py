@@ -47,8 +47,10 @@ def json_logs(level: int = logging.INFO) -> None:
 class SystemCollector:
     """Scrape-time metrics: how far the log, the read models, the relay and the consumer have come.
 
-    Under ``vip serve --api-port`` the state also holds the serve loop's consumer and
-    relay (``state.serving``); they are read under the same lock the loop runs under.
+    Read under the lock the host takes for its turns on its system (``state.system``; under
+    ``vip serve --api-port`` also its consumer and relay, ``state.serving``). The views'
+    position is the furthest any engine of the process has folded (the host's, or one a
+    request ran on: each commits the read store it folded); the batch counters add them up.
     """
 
     def __init__(self, state) -> None:
@@ -60,8 +62,9 @@ class SystemCollector:
 
     def _collect(self):
         system = self.state.system
+        engines = [system.engine] + [e for e in self.state.engines.engines() if e is not system.engine]
         head = system.app.recorder.max_notification_id() or 0
-        position = system.engine.runner.position
+        position = max(e.runner.position for e in engines)
         yield GaugeMetricFamily("vip_log_head", "Highest notification id in the event log", value=head)
         # The log only grows, so its head is a counter too: rate(vip_events_total) is events/s.
         yield CounterMetricFamily("vip_events", "Events in the log", value=head)
@@ -79,7 +82,7 @@ class SystemCollector:
             folded = store.position_of(view.name) if view.name in stale else position
             lag.add_metric([view.name], max(head - folded, 0))
         yield lag
-        stats = system.engine.stats
+        stats = {name: sum(e.stats[name] for e in engines) for name in ("batches", "steps", "events")}
         yield CounterMetricFamily("vip_batches", "Batches committed (one transaction each)",
                                   value=stats["batches"])
         yield CounterMetricFamily("vip_batch_steps", "Inputs and timers the committed batches tried; "
@@ -163,9 +166,9 @@ def install(app: FastAPI) -> None:
                 responses={503: {"description": "Not ready"}})
     def readyz():
         try:
-            with app.state.lock:
-                head = app.state.system.app.recorder.max_notification_id() or 0
-                position = app.state.system.engine.runner.position
+            with app.state.engines.reader() as system:  # brought to the log's end, or failing
+                head = system.app.recorder.max_notification_id() or 0
+                position = system.engine.runner.position
         except Exception as exc:  # any failure of the store means not ready
             return JSONResponse({"status": "not ready", "detail": str(exc)}, status_code=503)
         return {"status": "ready", "log_head": head, "views_position": position}

@@ -21,22 +21,22 @@ AS_OF = Query(default=None, description="Answer as of this past instant (ISO-860
        summary="Balances per account, contract, party and month; trial balance")
 def ledger(request: Request, as_of: AwareDatetime | None = AS_OF,
            contract: str | None = Query(None, max_length=100)) -> dict:
-    with request.app.state.lock:
-        return answers.ledger(request.app.state.system, as_of, contract)
+    with request.app.state.engines.at(as_of) as system:
+        return answers.ledger(system, as_of, contract)
 
 
 @route(router, "GET", "/revenue", "ledger:read", tags=["money"],
        summary="Recognised revenue per currency, month and party (platform, partners, rounding)")
 def revenue(request: Request, as_of: AwareDatetime | None = AS_OF) -> dict:
-    with request.app.state.lock:
-        return answers.revenue(request.app.state.system, as_of)
+    with request.app.state.engines.at(as_of) as system:
+        return answers.revenue(system, as_of)
 
 
 @route(router, "GET", "/overdue", "ledger:read", tags=["money"],
        summary="Contract milestones and invoices past due")
 def overdue(request: Request, as_of: AwareDatetime | None = AS_OF) -> dict:
-    with request.app.state.lock:
-        return answers.overdue(request.app.state.system, as_of)
+    with request.app.state.engines.at(as_of) as system:
+        return answers.overdue(system, as_of)
 
 
 @route(router, "GET", "/history/{kind}/{id}", "history:read", 404, response_model=m.Page, tags=["audit"],
@@ -49,6 +49,6 @@ def history(request: Request, kind: Literal["member", "contract", "complaint"],
         # A contract's history carries its terms (seed 000 §7: confidential).
         raise Problem(403, f"role {who.role!r} may not read contract history: it holds the terms "
                            "(finance, auditor or admin may)", "urn:vip:forbidden")
-    with request.app.state.lock:
-        rows = answers.history(request.app.state.system, kind, id, as_of)
+    with request.app.state.engines.reader() as system:
+        rows = answers.history(system, kind, id, as_of)
     return page(rows, limit, offset)

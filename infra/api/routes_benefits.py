@@ -33,7 +33,6 @@ command_route(router, "member", "assign-agent", c.AssignAgent, "/members/{id}/as
        summary="Open complaints in priority order: time to breach, then tier priority, then severity")
 def work_queue(request: Request, as_of: AwareDatetime | None = Query(default=None),
                limit: int = Query(100, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0)) -> dict:
-    system = request.app.state.system
-    with request.app.state.lock:
+    with request.app.state.engines.at(as_of) as system:
         rows = queries.work_queue(store_as_of(system, as_of), now_or(system, as_of))
     return page(rows, limit, offset)

@@ -6,26 +6,26 @@ model from the handler's annotations at run time.)
 from typing import Any, Callable
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Request
+from pydantic import BaseModel
 
 from infra.api.auth import allowed, principal, route
 from infra.api.execute import execute
 from infra.api.keys import Principal
-from infra.api.models import STATE_MODELS
 from infra.service_layer.commands import Command
-from infra.service_layer.describe import describe_complaint, describe_contract, describe_member
+from infra.service_layer.describe import STATE_MODELS, describe_complaint, describe_contract, describe_member
 from domain.limits import ID_PATTERN, MAX_ID_LENGTH
 MAX_PAGE = 500
 
 
-def describer(kind: str, who: Principal, app: Any = None) -> Callable[[Any], dict]:
-    """How a changed aggregate is shown to ``who`` (contract terms only to the cleared; a member's
-    sealed free text opened with ``app``)."""
+def describer(kind: str, who: Principal) -> Callable[[Any, Any], BaseModel]:
+    """How an aggregate is shown to ``who``: ``(aggregate, app)`` to its reply model (contract terms
+    only to the cleared; a member's sealed free text opened with ``app``)."""
     if kind == "member":
-        return lambda member: describe_member(member, app)
+        return describe_member
     if kind == "complaint":
-        return describe_complaint
+        return lambda complaint, app: describe_complaint(complaint)
     terms = allowed(who.role, "contract:terms")
-    return lambda c: describe_contract(c, terms)
+    return lambda contract, app: describe_contract(contract, terms)
 
 
 IF_MATCH = Header(default=None, alias="If-Match", description='The aggregate version, e.g. "5"; stale -> 412')
@@ -41,8 +41,7 @@ def command_route(router: APIRouter, kind: str, name: str, command: type[Command
     codes = (400, 404, 409, 412) if id_field is None else (404, 409)
 
     def run(request: Request, business_id: str, body, who: Principal, if_match, key):
-        shown = describer(kind, who, request.app.state.system.app)
-        return execute(request.app.state, who, kind, name, command, business_id, body, shown,
+        return execute(request.app.state, who, kind, name, command, business_id, body, describer(kind, who),
                        request.url.path, if_match=if_match, idempotency_key=key,
                        correlation_id=getattr(request.state, "correlation_id", ""),
                        created=id_field is not None)

@@ -14,9 +14,9 @@ from infra.api.auth import principal, route
 from infra.api.commands import aggregate
 from infra.api.execute import etag, execute
 from infra.api.keys import Principal
-from infra.api.routes_common import IDEMPOTENCY, ID_PATTERN, MAX_PAGE, command_route, page
+from infra.api.routes_common import IDEMPOTENCY, ID_PATTERN, MAX_PAGE, command_route, describer, page
 from infra.service_layer import commands as c
-from infra.service_layer.describe import describe_complaint
+from infra.service_layer.describe import ComplaintState, as_json, describe_complaint
 
 router = APIRouter()
 AS_OF = Query(default=None, description="Answer as of this past instant (ISO-8601 with zone)")
@@ -39,15 +39,20 @@ def new_complaint_id(app, who: Principal, idempotency_key: str | None) -> str:
 
 
 @route(router, "POST", "/complaints", "complaint:write", 404, 409, status_code=201,
-       response_model=m.ComplaintState, tags=["complaints"],
+       response_model=ComplaintState, tags=["complaints"],
        summary="File a complaint; SLA clocks start from the member's tier policy. Leave complaint_id "
                "out and the server makes one (the answer names it)")
 def complaint_file(request: Request, body: m.FileNew = Body(), who: Principal = Depends(principal),
                    key: str | None = IDEMPOTENCY):
     state = request.app.state
-    complaint_id = body.complaint_id or new_complaint_id(state.system.app, who, key)
+    if body.complaint_id:
+        complaint_id = body.complaint_id
+    else:
+        with state.engines.reader() as system:
+            complaint_id = new_complaint_id(system.app, who, key)
     body = body.model_copy(update={"complaint_id": complaint_id})
-    return execute(state, who, "complaint", "file", c.FileComplaint, complaint_id, body, describe_complaint,
+    return execute(state, who, "complaint", "file", c.FileComplaint, complaint_id, body,
+                   describer("complaint", who),
                    request.url.path, idempotency_key=key,
                    correlation_id=getattr(request.state, "correlation_id", ""), created=True)
 
@@ -69,32 +74,30 @@ for name, command, model, permission, summary in (
 def complaints(request: Request, as_of: AwareDatetime | None = AS_OF,
                member_id: str | None = Query(None, max_length=100), status: Status | None = None,
                limit: int = Query(50, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0)) -> dict:
-    with request.app.state.lock:
-        rows = answers.complaints(request.app.state.system, as_of, member_id, status)
+    with request.app.state.engines.at(as_of) as system:
+        rows = answers.complaints(system, as_of, member_id, status)
     return page(rows, limit, offset)
 
 
-@route(router, "GET", "/complaints/{id}", "complaint:read", 404, response_model=m.ComplaintState,
+@route(router, "GET", "/complaints/{id}", "complaint:read", 404, response_model=ComplaintState,
        tags=["complaints"], summary="A complaint's state and version (the ETag for If-Match)")
 def complaint_state(request: Request, id: str = Path(min_length=1, max_length=100, pattern=ID_PATTERN)):
-    state = request.app.state
-    with state.lock:
-        complaint = aggregate(state.system.app, "complaint", id)
-        return JSONResponse(m.state_json("complaint", describe_complaint(complaint)),
-                            headers={"ETag": etag(complaint.version)})
+    with request.app.state.engines.reader() as system:
+        complaint = aggregate(system.app, "complaint", id)
+    return JSONResponse(as_json(describe_complaint(complaint)), headers={"ETag": etag(complaint.version)})
 
 
 @route(router, "GET", "/breaches", "complaint:read", response_model=m.Page, tags=["complaints"],
        summary="Open complaints whose SLA clock is at risk or breached, most overdue first")
 def breaches(request: Request, as_of: AwareDatetime | None = AS_OF,
              limit: int = Query(100, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0)) -> dict:
-    with request.app.state.lock:
-        return page(answers.breaches(request.app.state.system, as_of), limit, offset)
+    with request.app.state.engines.at(as_of) as system:
+        return page(answers.breaches(system, as_of), limit, offset)
 
 
 @route(router, "GET", "/kpis", "kpis:read", response_model=m.Page, tags=["complaints"],
        summary="Complaint KPIs per tier and month: percentiles and satisfaction")
 def kpis(request: Request, as_of: AwareDatetime | None = AS_OF,
          limit: int = Query(100, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0)) -> dict:
-    with request.app.state.lock:
-        return page(answers.kpis(request.app.state.system, as_of), limit, offset)
+    with request.app.state.engines.at(as_of) as system:
+        return page(answers.kpis(system, as_of), limit, offset)

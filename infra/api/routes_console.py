@@ -6,6 +6,7 @@ Personal values (name, phone, email) are shown, and searched by, only to the rol
 the customer (those holding ``complaint:write``); the search goes through a blind index
 (:mod:`infra.stores.blind_index`), never a clear copy.
 """
+import threading
 from datetime import datetime
 from pathlib import Path as FilePath
 from typing import Literal
@@ -37,13 +38,13 @@ AGING_BUCKETS = ((30, "0-30"), (60, "31-60"), (90, "61-90"), (None, "90+"))
 
 def _page(path: str, permission: str, tag: str, summary: str):
     """Register ``answer(system, id, as_of, who)`` as a GET route answering one record's page by
-    its id (404 when there is none), called under the app's lock; the route keeps its name."""
+    its id (404 when there is none), on a system lent for ``as_of``; the route keeps its name."""
     def register(answer):
         @route(router, "GET", path, permission, 404, tags=[tag], summary=summary, name=answer.__name__)
         def endpoint(request: Request, id: str = Path(min_length=1, max_length=100, pattern=ID_PATTERN),
                      as_of: AwareDatetime | None = AS_OF, who: Principal = Depends(principal)) -> dict:
-            with request.app.state.lock:
-                return answer(request.app.state.system, id, as_of, who)
+            with request.app.state.engines.at(as_of) as system:
+                return answer(system, id, as_of, who)
         return answer
     return register
 
@@ -53,13 +54,18 @@ def personal(who: Principal) -> bool:
     return allowed(who.role, "complaint:write")
 
 
+_OPENING = threading.Lock()  # two first searches at once open one index
+
+
 def blind_index(state) -> BlindIndex:
-    """The app's blind index (opened on first use beside the data, its key beside the member keys)."""
-    index = getattr(state, "blind_index", None)
-    if index is None:
-        system = state.system
-        index = state.blind_index = BlindIndex(system.settings.data_dir / "search.db",
-                                               _index_key_dir(system) / "search_index.key")
+    """The app's blind index (opened on first use beside the data, its key beside the member keys;
+    it takes its own lock for each search and catch-up)."""
+    with _OPENING:
+        index = getattr(state, "blind_index", None)
+        if index is None:
+            system = state.system
+            index = state.blind_index = BlindIndex(system.settings.data_dir / "search.db",
+                                                   _index_key_dir(system) / "search_index.key")
     return index
 
 
@@ -83,8 +89,8 @@ def me(request: Request, who: Principal = Depends(principal)) -> dict:
 def member_search(request: Request, q: str = Query(min_length=1, max_length=100),
                   who: Principal = Depends(principal)) -> dict:
     state = request.app.state
-    system, text = state.system, q.strip()
-    with state.lock:
+    text = q.strip()
+    with state.engines.reader() as system:
         rows = system.store.view("current_tier")
         wanted = text.casefold()
         found = [k for k in sorted(rows) if k.casefold() == wanted]
@@ -207,8 +213,7 @@ def actions(row: dict, who: Principal) -> list[str]:
 @route(router, "GET", "/aging", "ledger:read", tags=["money"],
        summary="Overdue invoices by days overdue (0-30, 31-60, 61-90, 90+), with totals per bucket")
 def aging(request: Request, as_of: AwareDatetime | None = AS_OF) -> dict:
-    system = request.app.state.system
-    with request.app.state.lock:
+    with request.app.state.engines.at(as_of) as system:
         at = now_or(system, as_of)
         rows = overdue(store_as_of(system, as_of), at)["invoices"]
     totals: dict = {}
@@ -230,8 +235,8 @@ def contract_list(request: Request, as_of: AwareDatetime | None = AS_OF,
                   kind: Literal["cooperation", "member_agreement"] | None = None,
                   limit: int = Query(50, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0),
                   who: Principal = Depends(principal)) -> dict:
-    with request.app.state.lock:
-        rows = answers.contracts(request.app.state.system, as_of)
+    with request.app.state.engines.at(as_of) as system:
+        rows = answers.contracts(system, as_of)
     terms = allowed(who.role, "contract:terms")
     text = (q or "").strip().casefold()
     out = []

@@ -10,6 +10,7 @@ from infra.api.execute import etag
 from infra.api.keys import Principal
 from infra.api.routes_common import ID_PATTERN, MAX_PAGE, command_route, describer, page
 from infra.service_layer import commands as c
+from infra.service_layer.describe import ContractState, as_json
 
 router = APIRouter()
 AS_OF = Query(default=None, description="Answer as of this past instant (ISO-8601 with zone)")
@@ -45,19 +46,18 @@ UNCLASSIFIED = ("contract_id", "kind", "status", "terms_version", "effective_at"
 def contracts(request: Request, as_of: AwareDatetime | None = AS_OF,
               limit: int = Query(50, ge=1, le=MAX_PAGE), offset: int = Query(0, ge=0),
               who: Principal = Depends(principal)) -> dict:
-    with request.app.state.lock:
-        rows = answers.contracts(request.app.state.system, as_of)
+    with request.app.state.engines.at(as_of) as system:
+        rows = answers.contracts(system, as_of)
     if not allowed(who.role, "contract:terms"):
         rows = [{k: row.get(k) for k in UNCLASSIFIED} for row in rows]
     return page(rows, limit, offset)
 
 
-@route(router, "GET", "/contracts/{id}", "contract:read", 404, response_model=m.ContractState,
+@route(router, "GET", "/contracts/{id}", "contract:read", 404, response_model=ContractState,
        tags=["contracts"], summary="A contract's state and version; terms only for finance, auditor, admin")
 def contract_state(request: Request, id: str = Path(min_length=1, max_length=100, pattern=ID_PATTERN),
                    who: Principal = Depends(principal)):
-    state = request.app.state
-    with state.lock:
-        contract = aggregate(state.system.app, "contract", id)
-        body = m.state_json("contract", describer("contract", who)(contract))
+    with request.app.state.engines.reader() as system:
+        contract = aggregate(system.app, "contract", id)
+        body = as_json(describer("contract", who)(contract, system.app))
     return JSONResponse(body, headers={"ETag": etag(contract.version)})

@@ -51,14 +51,15 @@ def run(ctx, at, actor, as_json, command: Command) -> None:
     system.app.notices.clear()
     result = handle(engine, command, instant, actor=actor)
     engine.flush()
-    data = describe(result, app=system.app)
+    description = describe(result, app=system.app)
+    # The table shows the values as they are; --json the API's body for the same state.
+    data = described_json(description) if as_json else description.model_dump()
     notices = list(dict.fromkeys(system.app.notices))  # a step run again notes the same twice
     for notice in notices:
         click.echo(f"Note: {notice}", err=True)
     if notices:
         data = {**data, "notices": notices}
-    emit(described_json(data) if as_json else data, as_json,
-         lambda d: print_record(d, list(d), f"Recorded, as {actor}"))
+    emit(data, as_json, lambda d: print_record(d, list(d), f"Recorded, as {actor}"))
 
 
 class JsonObject(click.ParamType):
