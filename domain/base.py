@@ -38,8 +38,12 @@ class FutureInstantError(DomainError):
     """An instant lies further after the wall clock than the tolerance allows."""
 
 
+@functools.lru_cache(maxsize=8192)
 def aggregate_id(kind: str, business_id: str) -> UUID:
-    """The stable aggregate id for a business id (``member:M001`` and so on)."""
+    """The stable aggregate id for a business id (``member:M001`` and so on).
+
+    Cached (bounded): an input looks its member up more than once (the input path, then its
+    handler), and a uuid5 cost about a tenth of applying an order (pyinstrument, 2026-12)."""
     return uuid5(NAMESPACE, f"{kind}:{business_id}")
 
 
