@@ -45,13 +45,9 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
 from domain.base import DomainError
-from infra.bootstrap import build
-from infra.kafka.bus import Topics, dead_letter_headers, group_id, make_consumer, make_producer, tracking_name
-from infra.kafka.relay import StopFlag
-from infra.logs import setup_logging
+from infra.kafka.bus import Topics, dead_letter_headers, make_consumer, tracking_name
 from infra.service_layer.masking import MAX_INPUT_BYTES
 from infra.service_layer.upstream import SOURCES, Input, InputError, apply_input, parse
-from infra.settings import Settings
 from schemas.codec import CodecError, SchemaRegistry, decode
 
 log = logging.getLogger("vip.consumer")
@@ -344,44 +340,3 @@ class UpstreamConsumer:
                     reason[:300])
         dead[record.offset] = reason
         return "dead"
-
-
-def run_consumer(settings=None, *, group: str | None = None, stop=None, env: dict | None = None,
-                 echo: Callable[[str], None] | None = None) -> Stats:
-    """The ``vip consume`` process: consume until SIGTERM, then drain and exit."""
-
-    settings = settings or Settings.from_env()
-    topics = Topics.from_settings(settings)
-    flag = None if stop else StopFlag().install()
-    stop = stop or flag
-    group = group or group_id(settings)
-    system = build(settings)
-    producer = make_producer(settings.kafka_bootstrap)
-    consumer = UpstreamConsumer(system.engine, topics, settings.kafka_bootstrap, producer,
-                                group=group, env=env)
-    try:
-        consumer.start()
-        if echo:
-            echo(f"consume: {settings.kafka_bootstrap} group {group} topics "
-                 f"{', '.join(topics.upstream)}")
-        consumer.run(stop)
-        if echo:
-            echo(f"consume: stopped {consumer.stats.as_dict()}")
-        return consumer.stats
-    finally:
-        try:
-            consumer.close()
-        finally:
-            producer.close(timeout=10)
-            system.close()
-            if flag is not None:
-                flag.restore()
-
-
-def main() -> None:  # python -m consumers.upstream
-    setup_logging()
-    run_consumer(echo=lambda line: print(line, flush=True))
-
-
-if __name__ == "__main__":
-    main()

@@ -14,7 +14,7 @@ from dataclasses import replace
 import click
 
 from consumers.stream_fold import PARKED
-from consumers.upstream import run_consumer
+from hosts.consume import run_consumer
 from domain.base import InstantError, parse_instant
 from hosts.serve import serve
 from hosts.streams import run_streams
