@@ -8,7 +8,9 @@ from datetime import timedelta
 
 import pytest
 
+from domain.base import NotFoundError
 from infra.api.app import create_app
+from infra.api.engines import ANSWERED, Pool
 from infra.service_layer import asof, commands as c
 from infra.service_layer.handlers import HANDLERS
 from tests.api_support import T0, TERMS, Api, build_api, seed_member
@@ -189,3 +191,22 @@ def test_an_api_over_an_event_store_in_memory_runs_its_requests_on_that_one_syst
     assert api.client.post("/api/members/M1/apply", headers=api.auth("admin"), json={}).status_code == 200
     assert api.system.app.member("M1").vip_status == "applied"
     assert api.client.get("/api/tiers", headers=api.auth("admin")).json()["total"] == 1
+
+
+class _System:
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_an_engine_that_failed_unforeseen_is_closed_and_one_that_refused_is_lent_again():
+    pool = Pool(_System, 2, ANSWERED)
+    with pytest.raises(NotFoundError), pool.lend() as refused:
+        raise NotFoundError("no such member")
+    with pytest.raises(RuntimeError), pool.lend() as failed:
+        assert failed is refused  # the last one returned is lent first
+        raise RuntimeError("a unit of work left open")
+    with pool.lend() as fresh:
+        assert fresh is not failed and not fresh.closed
+    assert failed.closed and pool.systems() == [fresh]

@@ -28,6 +28,7 @@ RESOURCE_MARKS = ("postgres", "kafka", "browser")
 INTEGRATION_MODULES = frozenset({
     "test_analytics_export.py",    # a simulated year exported and read by DuckDB
     "test_api.py",                 # the HTTP API end to end (7 s)
+    "test_api_concurrency.py",     # requests on threads, held mid-command, over several engines
     "test_api_fuzz.py",            # Hypothesis state machine over the whole API
     "test_api_roles.py",           # every route for every role over HTTP (13 s together)
     "test_api_safety.py",          # hostile input over HTTP, signing the largest terms (12 s)

@@ -7,5 +7,5 @@ no process-wide lock), ``keys`` (hashed API keys),
 ``problems`` (RFC 9457 errors), ``commands`` (the one adapter onto the
 application services), ``execute`` (If-Match, idempotency, the timeline),
 ``routes_*`` (one module per aggregate, queries, keys), ``ops`` (metrics,
-health, logs), ``cli`` (``vip api``, ``vip api-key``), ``static/`` (console).
+health, logs), ``static/`` (console); ``vip api`` and its server thread are in ``hosts/``.
 """

@@ -21,22 +21,31 @@ request runs on the primary under that lock, as before.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Callable, Iterator
 
+from domain.base import DomainError
+from infra.api.problems import Problem
 from infra.bootstrap import System, build
+
+log = logging.getLogger("vip.api")
 
 WRITERS = 4   # commands at once (SQLite takes their commits in turn anyway)
 READERS = 2   # live queries at once; they are short
+ANSWERED = (DomainError, Problem)  # refusals and problems: the engine is left as it was
 
 
 class Pool:
     """Systems made on demand (up to ``size``), each lent to one thread at a time."""
 
-    def __init__(self, make: Callable[[], System], size: int) -> None:
-        self.make, self.size = make, max(1, size)
+    def __init__(self, make: Callable[[], System], size: int,
+                 answered: tuple[type[BaseException], ...] = ()) -> None:
+        # ``answered``: errors a request answers (a refusal, a 404); any other leaves the system
+        # in a state nobody vouches for, so it is closed instead of lent again.
+        self.make, self.size, self.answered = make, max(1, size), answered
         self.idle: list[System] = []
         self.made: list[System | None] = []  # None: a place taken by a system being made
         self.retired: list[System] = []      # lent when the pool was closed: closed on return
@@ -46,11 +55,15 @@ class Pool:
     def lend(self) -> Iterator[System]:
         """A system of this pool for the block (the last one returned, so a quiet API uses one)."""
         system = self._take()
+        broken = False
         try:
             yield system
+        except BaseException as exc:
+            broken = not isinstance(exc, self.answered)
+            raise
         finally:
             with self.free:
-                if any(system is r for r in self.retired):
+                if broken or any(system is r for r in self.retired):
                     self.retired = [r for r in self.retired if r is not system]
                     self._forget(system)
                 else:
@@ -58,7 +71,7 @@ class Pool:
                     system = None
                 self.free.notify()
             if system is not None:
-                system.close()
+                _close(system)
 
     def _take(self) -> System:
         with self.free:
@@ -96,7 +109,16 @@ class Pool:
             self.retired += [s for s in self.made if s is not None]
             self.free.notify_all()
         for system in idle:
-            system.close()
+            _close(system)
+
+
+def _close(system: System) -> None:
+    # A system given up after an unforeseen error may fail to close too: that must not hide the
+    # request's own error, nor stop the pool.
+    try:
+        system.close()
+    except Exception:
+        log.exception("closing an engine the API gave up failed")
 
 
 class AggregateLocks:
@@ -132,8 +154,8 @@ class Engines:
         self.lock = threading.RLock()
         self.aggregates = AggregateLocks()
         self.shared = primary.settings.event_store in ("memory", "popo")
-        self.writers = Pool(self._make, writers)
-        self.readers = Pool(self._make, readers)
+        self.writers = Pool(self._make, writers, ANSWERED)
+        self.readers = Pool(self._make, readers, ANSWERED)
 
     def _make(self) -> System:
         return build(self.primary.settings, clock=self.primary.engine.clock)
