@@ -58,11 +58,12 @@ class Call(threading.Thread):
 
 
 @pytest.fixture
-def api(make_system) -> Api:
-    api = build_api(make_system)
+def api(make_system, event_store):
+    api = build_api(make_system, store=event_store)
     seed_member(api.system, "M2")
     api.advance(days=1)
-    return api
+    yield api
+    api.client.app.state.engines.close()  # before the store's database is dropped
 
 
 def _contract(api: Api, invoice_fen: int = 1000) -> None:
@@ -160,11 +161,12 @@ def test_a_repeat_of_an_idempotent_request_sent_while_the_first_runs_gets_its_an
     assert first.response.json()["invoices"]["INV-1"]["outstanding_fen"] == 600
 
 
-def test_two_apis_on_one_store_paying_one_invoice_at_once_lose_no_payment(api, make_system, monkeypatch):
+def test_two_apis_on_one_store_paying_one_invoice_at_once_lose_no_payment(api, monkeypatch, request):
     # Two apps are two processes: no lock is shared, the event store refuses the stale save and
     # the engine runs it again on fresh state.
     _contract(api)
     other = Api(type(api.client)(create_app(api.system)), api.system, api.clock, api.tokens, api.key_ids)
+    request.addfinalizer(other.client.app.state.engines.close)
     gate = Gate(monkeypatch, c.PayInvoice, "K1", after=True)
     first = _pay(api, 400, "P-1")
     assert gate.entered.wait(WAIT)   # its events are made, not yet saved
