@@ -34,8 +34,10 @@ def serve(settings=None, *, group: str | None = None, tick_seconds: float = 5.0,
           api_host: str = "127.0.0.1") -> dict:
     """Run until ``stop()`` (SIGTERM/SIGINT by default); returns what was done.
 
-    With ``api_port`` the HTTP API and console run beside the loop on the same
-    system: each loop step and each request take the API's lock in turn.
+    With ``api_port`` the HTTP API and console run beside the loop over the same
+    store: requests run on engines of their own (``infra.api.engines``), so the
+    loop's system is this loop's alone; the API's host lock guards only the loop's
+    own turns (and every request over an in-memory store, which opens once).
     """
 
     settings = settings or Settings.from_env()
