@@ -12,7 +12,7 @@ from domain.limits import unsafe_character
 
 from infra.api.app import create_app
 from infra.api.keys import ROLES, ApiKeyStore, ApiKeyError
-from infra.api.ops import JsonFormatter
+from infra.api.observability import JsonFormatter
 from infra.bootstrap import build, open_api_keys
 from infra.logs import setup_logging
 from infra.settings import Settings

@@ -12,7 +12,7 @@ def setup_logging(verbose: bool = False, formatter: logging.Formatter | None = N
 
     Without ``formatter``: timestamped text lines, and a root logger that already has handlers
     (a test's log capture) is left as it is. With one (``vip api``: JSON lines with each request's
-    correlation id, ``infra.api.ops.JsonFormatter``), it replaces every handler the root logger
+    correlation id, ``infra.api.observability.JsonFormatter``), it replaces every handler the root logger
     has, the text one the ``vip`` group set up included, so every line has the one format.
     """
     level = logging.DEBUG if verbose else logging.INFO

@@ -6,6 +6,6 @@ no process-wide lock), ``keys`` (hashed API keys),
 ``auth`` (roles and permissions), ``idempotency`` (Idempotency-Key store),
 ``problems`` (RFC 9457 errors), ``commands`` (the one adapter onto the
 application services), ``execute`` (If-Match, idempotency, the timeline),
-``routes_*`` (one module per aggregate, queries, keys), ``ops`` (metrics,
+``routes_*`` (one module per aggregate, queries, keys), ``observability`` (metrics,
 health, logs), ``static/`` (console); ``vip api`` and its server thread are in ``hosts/``.
 """

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from infra.api import ops, problems
+from infra.api import observability, problems
 from infra.api.engines import Engines
 from infra.api.guard import Guard, Throttle
 from infra.api.idempotency import IdempotencyStore
@@ -61,7 +61,7 @@ def create_app(system: System, keys: ApiKeyStore | None = None,
     app.state.lock = engines.lock
     app.state.throttle = Throttle()
     problems.install(app)
-    ops.install(app)
+    observability.install(app)
     # Outermost: authentication and the body limit before any route reads the body.
     app.add_middleware(Guard, throttle=app.state.throttle)
     for router in (member_routes, complaint_routes, contract_routes, audit_routes, key_routes,

@@ -19,7 +19,7 @@ from infra.api.commands import aggregate, command_of
 from infra.api.idempotency import fingerprint
 from infra.api.keys import Principal
 from infra.api.problems import Problem
-from infra.api.ops import COMMANDS
+from infra.api.observability import COMMANDS
 from infra.service_layer.commands import Command
 from infra.service_layer.describe import as_json
 from infra.service_layer.handlers import handle

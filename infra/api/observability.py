@@ -1,4 +1,4 @@
-"""Operations: Prometheus metrics, health and readiness, JSON logs with correlation ids."""
+"""Observability: Prometheus metrics, health and readiness, JSON log lines with correlation ids."""
 from __future__ import annotations
 
 import contextvars
@@ -33,15 +33,6 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
-
-
-def json_logs(level: int = logging.INFO) -> None:
-    """Send every log line to stderr as JSON (``vip api`` calls this)."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
 
 
 class SystemCollector:
