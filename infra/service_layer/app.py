@@ -8,26 +8,20 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from eventsourcing.application import (
-    AggregateNotFoundError,
-    Application,
-    ProcessingEvent,
-)
+from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import JSONTranscoder, Transcoder
 
-from domain.base import NotFoundError
-from domain.complaint import Complaint
-from domain.contract import Contract
 from domain.member import Member
 from domain.policy import Policy
 from infra.service_layer.fastpath import FAST, Paths
+from infra.service_layer.lookups import Lookups
 from infra.service_layer.transcoder import FastJSONTranscoder
 from infra.stores.pii import PiiCipher
 from infra.stores.recorders import Receipt
 
 
 
-class VipApp(Application):
+class VipApp(Lookups, Application):
     """Members, contracts and complaints in one event store: the library's application.
 
     Its reads are committed state; every change goes through a unit of work
@@ -90,28 +84,8 @@ class VipApp(Application):
         """How an upstream input id was first applied, or None (see ``infra.stores.recorders``)."""
         return self.recorder.receipt(input_id)
 
-    def _get(self, cls: type, business_id: str):
-        try:
-            return self.load(cls.create_id(business_id))
-        except AggregateNotFoundError:
-            kind = cls.__name__.lower()
-            raise NotFoundError(f"no {kind} {business_id!r}; check the id "
-                                f"(`vip tiers`, `vip breaches` or `vip ledger` list what exists)") from None
-
-    def member(self, member_id: str) -> Member:
-        return self._get(Member, member_id)
-
-    def contract(self, contract_id: str) -> Contract:
-        return self._get(Contract, contract_id)
-
-    def complaint(self, complaint_id: str) -> Complaint:
-        return self._get(Complaint, complaint_id)
-
-    def find_member(self, member_id: str) -> Member | None:
-        try:
-            return self.member(member_id)
-        except NotFoundError:
-            return None
+    def _load(self, aggregate_id):
+        return self.load(aggregate_id)
 
 
 def utc_now() -> datetime:

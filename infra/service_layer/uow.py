@@ -19,13 +19,12 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import Tracking
 
-from domain.base import ERASED, NotFoundError
-from domain.complaint import Complaint
-from domain.contract import Contract
+from domain.base import ERASED
 from domain.member import Member
 from infra.service_layer.batch import Batch
 from infra.service_layer.complaints import ComplaintServices
 from infra.service_layer.contracts import ContractServices
+from infra.service_layer.lookups import Lookups
 from infra.service_layer.members import MemberServices
 from infra.stores.pii import ErasedError, KeyStoreError
 from infra.stores.recorders import Receipt
@@ -34,7 +33,7 @@ if TYPE_CHECKING:
     from infra.service_layer.app import VipApp
 
 
-class UnitOfWork(MemberServices, ContractServices, ComplaintServices, Batch):
+class UnitOfWork(MemberServices, ContractServices, ComplaintServices, Lookups, Batch):
     """One batch of steps (commands, inputs, fired timers) over the application's store."""
 
     def __init__(self, app: "VipApp", aggregates: dict, limit: int = 20000) -> None:
@@ -51,36 +50,9 @@ class UnitOfWork(MemberServices, ContractServices, ComplaintServices, Batch):
 
     # -- aggregates -------------------------------------------------------------------
 
-    def _get(self, cls: type, business_id: str):
-        aggregate_id = cls.create_id(business_id)
-        try:
-            return self.fetch(aggregate_id, lambda: self.app.load(aggregate_id), AggregateNotFoundError)
-        except AggregateNotFoundError:
-            kind = cls.__name__.lower()
-            raise NotFoundError(f"no {kind} {business_id!r}; check the id "
-                                f"(`vip tiers`, `vip breaches` or `vip ledger` list what exists)") from None
-
-    def member(self, member_id: str) -> Member:
-        return self._get(Member, member_id)
-
-    def contract(self, contract_id: str) -> Contract:
-        return self._get(Contract, contract_id)
-
-    def complaint(self, complaint_id: str) -> Complaint:
-        return self._get(Complaint, complaint_id)
-
-    def find_member(self, member_id: str) -> Member | None:
-        try:
-            return self.member(member_id)
-        except NotFoundError:
-            return None
-
-    def _exists(self, cls: type, business_id: str) -> bool:
-        try:
-            self._get(cls, business_id)
-            return True
-        except NotFoundError:
-            return False
+    def _load(self, aggregate_id):
+        # The write-back map first (what this unit of work and the ones before it left), then the store.
+        return self.fetch(aggregate_id, lambda: self.app.load(aggregate_id), AggregateNotFoundError)
 
     def save(self, *aggregates: Any, receipts: Sequence[Receipt] = ()) -> None:
         """Keep the aggregates' new events (and input receipts) for the commit."""
