@@ -47,8 +47,6 @@ from infra.audit.sql import (
 
 log = logging.getLogger("vip.store")
 
-# The last hash of this many aggregates stays in each recorder (about 120 bytes each).
-CHAIN_CACHE_SIZE = 50_000
 START_WAIT = 30.0  # seconds an opening process goes on trying to make its tables in a busy SQLite store
 _CREATED = re.compile(r"CREATE (?:UNIQUE )?(?:TABLE|INDEX) IF NOT EXISTS (\w+)")
 
@@ -90,7 +88,7 @@ class SQLiteReceiptRecorder(_ChainCommitted, SQLiteProcessRecorder):
 
     def __init__(self, datastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
-        self.chain = ChainCache(CHAIN_CACHE_SIZE)
+        self.chain = ChainCache()  # bounded by memory (infra.audit.chain.CHAIN_CACHE_MB)
 
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(),
@@ -184,7 +182,7 @@ class PostgresReceiptRecorder(_ChainCommitted, PostgresProcessRecorder):
             " digest text NOT NULL, member_id text NOT NULL)").format(self._receipts))
         self._audit = PgNames(datastore, self.events_table_name)
         self.sql_create_statements.extend(self._audit.create())
-        self.chain = ChainCache(CHAIN_CACHE_SIZE)
+        self.chain = ChainCache()  # bounded by memory (infra.audit.chain.CHAIN_CACHE_MB)
 
     def event_hashes(self, keys: Sequence[Key]) -> dict[Key, bytes]:
         """The stored chain hash of each (originator id as text, version) that has one."""
