@@ -247,8 +247,9 @@ class Member(VipAggregate):
 
     def _upgrade_if_qualified(self, at: datetime, policy: Policy) -> None:
         # Upgrades take effect at the qualifying event; only reviews lower a tier.
-        now = self.standing_at(at, policy)
-        if tier_rank(now.tier) <= tier_rank(self.tier):
+        now = tiering.rising_standing(self._window(), self.orders, self.entries, self.active_months, at,
+                                      self.tier, policy)  # None: no rule above the tier is in reach
+        if now is None or tier_rank(now.tier) <= tier_rank(self.tier):
             return
         first = self.first_silver_at or at
         self._tier_upgraded(from_tier=self.tier, to_tier=now.tier, policy_version=policy.version,

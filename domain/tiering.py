@@ -80,15 +80,44 @@ def indexed_standing(index: WindowIndex, orders: dict, entries: list, months: li
     """:func:`standing` over :func:`order_inputs` of the kept and closed orders and the activity,
     from the running sums of ``index`` (see :mod:`domain.window`): the same figures, at a cost
     that does not grow with the orders in the window."""
+    spend, extra_points = window_sums(index, orders, entries, at, policy)
+    active = set(months)
+    active.update(index.months)
+    return _tally(spend, extra_points, active, at, policy)
+
+
+def window_sums(index: WindowIndex, orders: dict, entries: list, at: datetime,
+                policy: Policy) -> tuple[int, int]:
+    """``(net spend, activity points)`` of the window ending at ``at``: the sums
+    :func:`indexed_standing` tallies."""
     lo = at - timedelta(days=policy.tiers.window_days)
     spend = index.net_between(orders, lo, at)
     extra_points = 0
     for occurred_at, _, points in entries:
         if lo < occurred_at <= at:
             extra_points += points
-    active = set(months)
-    active.update(index.months)
-    return _tally(spend, extra_points, active, at, policy)
+    return spend, extra_points
+
+
+def rising_standing(index: WindowIndex, orders: dict, entries: list, months: list, at: datetime,
+                    tier: str, policy: Policy) -> Standing | None:
+    """:func:`indexed_standing` when the window's sums reach, by spend or by points, a rule
+    ranked above ``tier``; else None, as that standing would earn ``tier`` or lower whatever
+    the active months are.
+
+    The upgrade check of every order asks: most reach no higher rule, and need no standing
+    built (the months, their set and the :class:`Standing` cost about a tenth of applying an
+    order, issue 21)."""
+    spend, extra_points = window_sums(index, orders, entries, at, policy)
+    rules = policy.tiers
+    points = max(spend, 0) // 100 * rules.points_per_cny + extra_points
+    rank = tier_rank(tier)
+    for rule in rules.rules:
+        if (spend >= rule.min_spend_fen or points >= rule.min_points) and tier_rank(rule.tier) > rank:
+            active = set(months)
+            active.update(index.months)
+            return _tally(spend, extra_points, active, at, policy)
+    return None
 
 
 # -- bounded state --------------------------------------------------------------

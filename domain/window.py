@@ -112,22 +112,26 @@ class WindowIndex:
               forget_before: datetime | None) -> None:
         """:func:`domain.tiering.prune` for the orders: close those at or before ``keep_from``,
         forget closed ones at or before ``forget_before``; the cost is what moves."""
+        # Nearly every call moves nothing: one comparison with the oldest entry says so (a
+        # bisect with a key and aware datetimes cost ~7% of applying an order, issue 21).
         kept = self.kept
-        n = aged(kept, keep_from)
-        for entry in kept[:n]:
-            order = closed[entry[1]] = orders.pop(entry[1])
-            self.net -= order_counts(order)
-            _insert(self.closed, entry)
-        del kept[:n]
+        if kept and kept[0][0] <= keep_from:
+            n = aged(kept, keep_from)
+            for entry in kept[:n]:
+                order = closed[entry[1]] = orders.pop(entry[1])
+                self.net -= order_counts(order)
+                _insert(self.closed, entry)
+            del kept[:n]
         if forget_before is None:
             return
         gone = self.closed
-        n = aged(gone, forget_before)
-        for _, order_id in gone[:n]:
-            order = closed.pop(order_id)
-            if order_live(order):
-                self._drop_month(order[MONTH])
-        del gone[:n]
+        if gone and gone[0][0] <= forget_before:
+            n = aged(gone, forget_before)
+            for _, order_id in gone[:n]:
+                order = closed.pop(order_id)
+                if order_live(order):
+                    self._drop_month(order[MONTH])
+            del gone[:n]
 
     def net_between(self, orders: dict, lo: datetime, at: datetime) -> int:
         """The net of the kept orders with ``lo < occurred_at <= at``: the total less the few

@@ -71,9 +71,12 @@ class Input:
         phone number or name outlives the member's erasure: a reused id is
         still told apart by its type, member, instant and every other field.
         """
-        fields = {k: (sorted(v) if k == "profile" else v) for k, v in self.fields.items()}
-        content = [self.source, self.type, self.member_id, self.occurred_at.isoformat(), fields]
-        return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
+        text = _digest_text(self)
+        if text is None:  # a field of another type: json.dumps itself (the fast text is its bytes)
+            fields = {k: (sorted(v) if k == "profile" else v) for k, v in self.fields.items()}
+            content = [self.source, self.type, self.member_id, self.occurred_at.isoformat(), fields]
+            text = json.dumps(content, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def command(self, known: bool = True) -> UpstreamCommand:
         """The typed command this input stands for (by its type); ``known``: the member exists."""
@@ -83,6 +86,43 @@ class Input:
     def receipt(self) -> Receipt:
         """The receipt recorded with this input's events (one effect per event id)."""
         return Receipt(self.event_id, self.digest(), self.member_id)
+
+
+# What json.dumps writes for a str with its defaults (ensure_ascii): the C escaper it uses.
+_json_str = json.encoder.encode_basestring_ascii
+
+
+def _digest_text(item: Input) -> str | None:
+    """``json.dumps(content, sort_keys=True, default=str)`` of :meth:`Input.digest`, written
+    directly when every value is text or a plain int (every input ``parse`` makes), else None.
+
+    The receipts store the digest, so these must be json's bytes exactly: its default
+    separators, keys sorted, text escaped to ASCII. json.dumps with arguments builds an
+    encoder per call, which cost most of the digest (~8% of applying an order, issue 21)."""
+    parts = []
+    for value in (item.source, item.type, item.member_id):
+        if type(value) is not str:
+            return None
+        parts.append(_json_str(value))
+    parts.append(_json_str(item.occurred_at.isoformat()))
+    fields = []
+    for key in sorted(item.fields):
+        if type(key) is not str:
+            return None
+        value, kind = item.fields[key], type(item.fields[key])
+        if key == "profile":
+            names = sorted(value)
+            if not all(type(name) is str for name in names):
+                return None
+            text = "[" + ", ".join(map(_json_str, names)) + "]"
+        elif kind is str:
+            text = _json_str(value)
+        elif kind is int:
+            text = int.__repr__(value)
+        else:
+            return None
+        fields.append(f"{_json_str(key)}: {text}")
+    return "[" + ", ".join(parts) + ", {" + ", ".join(fields) + "}]"
 
 
 def parse(source: str, record: dict[str, Any], type_hint: str | None = None) -> Input:
