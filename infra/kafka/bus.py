@@ -162,8 +162,8 @@ def consumer_config(bootstrap: str, group: str | None, env: Mapping[str, str] | 
     arrives meanwhile, so a message waits half of it on average (500 ms, the
     Kafka default, gave a median delay of ~130 ms at 100 msg/s). At 50 orders/s
     ``vip serve``'s median from send to domain event was 25-31 ms at 50 ms and
-    14.5-16 ms at 20 ms (10 ms: 12.5-14 ms); an idle consumer's CPU was 3.4 %
-    of a core at 50 ms, 9.4 % at 10 ms (docs/benchmarks.md, issue 21). Apache
+    14.5-16.6 ms at 20 ms (10 ms: 12.5-14 ms); an idle consumer's CPU was 3.4 %
+    of a core at 50 ms, 7.3 % at 20 ms, 9.4 % at 10 ms (docs/benchmarks.md, issue 21). Apache
     Kafka answers as soon as data arrives, so there the value only sets how
     often an idle consumer asks.
     """
