@@ -38,6 +38,7 @@ from schemas.codec import (
     decode,
     encode,
 )
+from schemas.plans import data_plan
 from schemas.values import (
     HEADER_FIELDS,
     META_FIELDS,
@@ -50,7 +51,6 @@ from schemas.values import (
     invalid,
     prepared,
     record_in,
-    record_out,
     registry_or_default,
     schema_name,
     zone_name,
@@ -85,7 +85,7 @@ def to_record(envelope: Mapping[str, Any], registry: SchemaRegistry | None = Non
     datetime, or a data attribute the schema has no field for).
     """
     full = schema_name(envelope["type"])
-    raw, named = prepared(registry_or_default(registry).entry(full).raw)
+    plan = data_plan(registry_or_default(registry).entry(full).raw)
     meta = dict(envelope.get("meta") or {})
     extra = {k: v for k, v in meta.items() if k not in META_FIELDS}
     try:
@@ -103,7 +103,7 @@ def to_record(envelope: Mapping[str, Any], registry: SchemaRegistry | None = Non
             "correlation_id": meta.get("correlation_id", ""),
             "meta_extra": {k: {"value": free_out(v, f"{full}.meta_extra.{k}")} for k, v in extra.items()},
         }
-        record.update(record_out(_data_fields(raw), envelope.get("data") or {}, full, named, top=True))
+        record.update(plan.fill(envelope.get("data") or {}, full, top=True))
     except Misfit as exc:
         raise invalid(str(exc)) from None
     return full, record

@@ -1,12 +1,14 @@
 """Values of the ``vip.domain`` schemas: Python values <-> Avro datums, driven by the schema.
 
-Instants (timestamp-micros with a sibling zone field), records (optional and
-rest fields), maps, arrays, enums and the free-form ``Value``; the rules are
-listed in :mod:`schemas.events`.
+Instants (timestamp-micros with a sibling zone field), named types, the
+free-form ``Value`` both ways, and records (optional and rest fields), maps,
+arrays and enums from Avro; the rules are listed in :mod:`schemas.events`.
+Records to Avro go through the compiled plans of :mod:`schemas.plans`.
 """
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -49,7 +51,7 @@ _PRIMITIVES = ("null", "boolean", "int", "long", "float", "double", "bytes", "st
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICRO = timedelta(microseconds=1)
 _OFFSET = re.compile(r"^([+-])(\d\d):(\d\d)(?::(\d\d)(?:\.(\d{6}))?)?$")
-_LONG = range(-(2**63), 2**63)
+LONG = range(-(2**63), 2**63)  #: the values an Avro long holds
 
 
 class Misfit(Exception):
@@ -76,7 +78,13 @@ def zone_name(at: datetime) -> str:
     tz = at.tzinfo
     if isinstance(tz, ZoneInfo) and tz.key:
         return tz.key
-    offset = at.utcoffset()
+    return _offset_text(at.utcoffset())
+
+
+@functools.lru_cache(maxsize=256)
+def _offset_text(offset: timedelta) -> str:
+    # Cached: stored events come back with fixed offsets (the transcoder's ISO text), the
+    # same few over and over, and the text costs more than the rest of the instant.
     sign = "-" if offset < timedelta(0) else "+"
     seconds, micros = divmod(abs(offset) // _MICRO, 1_000_000)
     hours, rest = divmod(seconds, 3600)
@@ -160,7 +168,8 @@ def prepared(raw: dict) -> tuple[dict, dict]:
     return cached[1], cached[2]
 
 
-def _deref(t: Any, named: dict) -> Any:
+def deref(t: Any, named: dict) -> Any:
+    """The type ``t`` stands for: a named type looked up, a wrapped or plain primitive unwrapped."""
     while True:
         if isinstance(t, str) and t not in _PRIMITIVES:
             if t not in named:
@@ -177,9 +186,9 @@ def _deref(t: Any, named: dict) -> Any:
 _STAMPS: dict[tuple[int, int], tuple[Any, dict, bool]] = {}
 
 
-def _is_timestamp(t: Any, named: dict) -> bool:
+def is_timestamp(t: Any, named: dict) -> bool:
     """Whether ``t`` is (or is a null union of) a timestamp. Memoised per type object of a
-    prepared schema (cached, so bounded by the registry): asked for every field of every event."""
+    prepared schema (cached, so bounded by the registry): asked for every field of every decoded event."""
     key = (id(t), id(named))
     hit = _STAMPS.get(key)
     if hit is not None and hit[0] is t and hit[1] is named:
@@ -190,66 +199,13 @@ def _is_timestamp(t: Any, named: dict) -> bool:
 
 
 def _timestamp(t: Any, named: dict) -> bool:
-    t = _deref(t, named)
+    t = deref(t, named)
     if isinstance(t, list):
-        return any(_is_timestamp(b, named) for b in t if b != "null")
+        return any(is_timestamp(b, named) for b in t if b != "null")
     return isinstance(t, dict) and t.get("logicalType") == TIMESTAMP
 
 
-# --- values: Python -> Avro datum ---------------------------------------------------
-
-
-def _out(t: Any, value: Any, where: str, named: dict) -> Any:
-    t = _deref(t, named)
-    if isinstance(t, list):
-        if value is None:
-            if "null" in t:
-                return None
-            raise Misfit(f"{where}: null is not allowed")
-        branches = [b for b in t if b != "null"]
-        if len(branches) != 1:
-            raise CodecError(REASON_BAD_SCHEMA, f"{where}: only [\"null\", T] unions are mapped")
-        return _out(branches[0], value, where, named)
-    if isinstance(t, str):
-        return _primitive(t, value, where)
-    if t.get("logicalType") == TIMESTAMP:
-        return instant_out(value, where)[0]
-    kind = t["type"]
-    if kind == "record":
-        if t["__full"] == VALUE:
-            return {"value": free_out(value, where)}
-        if not isinstance(value, Mapping):
-            raise Misfit(f"{where}: expected an object, got {value!r}")
-        return record_out(t["fields"], value, where, named)
-    if kind == "enum":
-        if value not in t["symbols"]:
-            raise Misfit(f"{where}: {value!r} is not one of {t['symbols']}")
-        return value
-    if kind == "array":
-        if not isinstance(value, (list, tuple)):
-            raise Misfit(f"{where}: expected an array, got {value!r}")
-        return [_out(t["items"], v, f"{where}[{i}]", named) for i, v in enumerate(value)]
-    if kind == "map":
-        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-            raise Misfit(f"{where}: expected an object with string keys, got {value!r}")
-        return {k: _out(t["values"], v, f"{where}.{k}", named) for k, v in value.items()}
-    raise CodecError(REASON_BAD_SCHEMA, f"{where}: Avro type {kind!r} is not mapped")
-
-
-def _primitive(t: str, value: Any, where: str) -> Any:
-    ok = {
-        "null": value is None,
-        "boolean": isinstance(value, bool),
-        "int": isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31,
-        "long": isinstance(value, int) and not isinstance(value, bool) and value in _LONG,
-        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-        "double": isinstance(value, (int, float)) and not isinstance(value, bool),
-        "string": isinstance(value, str),
-        "bytes": isinstance(value, bytes),
-    }[t]
-    if not ok:
-        raise Misfit(f"{where}: {value!r} is not a {t}")
-    return value
+# --- values: Python -> Avro datum (the typed fields: schemas.plans) -----------------
 
 
 def free_out(value: Any, where: str) -> Any:
@@ -257,7 +213,7 @@ def free_out(value: Any, where: str) -> Any:
     if value is None or isinstance(value, (bool, str, float)):
         return value
     if isinstance(value, int):
-        if value not in _LONG:
+        if value not in LONG:
             raise Misfit(f"{where}: {value} does not fit a long")
         return value
     if isinstance(value, datetime):
@@ -272,51 +228,11 @@ def free_out(value: Any, where: str) -> Any:
     raise Misfit(f"{where}: {type(value).__name__} {value!r} has no Avro form")
 
 
-def record_out(fields: list, value: Mapping, where: str, named: dict, top: bool = False) -> dict:
-    data = dict(value)
-    out: dict[str, Any] = {}
-    rest_field = next((f for f in fields if f.get(REST)), None)
-    rest: dict[str, Any] = {}
-    zones = {f["name"] + ZONE_SUFFIX for f in fields if _is_timestamp(f["type"], named)}
-    for f in fields:
-        name = f["name"]
-        if name in zones or f is rest_field:
-            continue
-        attribute = f.get(ATTRIBUTE, name)
-        timestamp = _is_timestamp(f["type"], named)
-        if attribute not in data:
-            if f.get(OPTIONAL):
-                out[name] = None
-                if timestamp:
-                    out[name + ZONE_SUFFIX] = None
-            elif not top:
-                raise Misfit(f"{where}.{attribute}: missing")
-            continue  # top level: the codec applies the default or reports the missing field
-        item = data.pop(attribute)
-        try:
-            out[name] = _out(f["type"], item, f"{where}.{name}", named)
-        except Misfit:
-            if rest_field is None:
-                raise
-            rest[attribute] = item  # kept exactly, in the free-form rest
-            out[name] = None
-        if timestamp:
-            out[name + ZONE_SUFFIX] = None if out[name] is None else zone_name(item)
-    if rest_field is not None:
-        rest.update(data)
-        if not all(isinstance(k, str) for k in rest):
-            raise Misfit(f"{where}: object keys must be strings, got {list(rest)!r}")
-        out[rest_field["name"]] = {k: {"value": free_out(v, f"{where}.{k}")} for k, v in rest.items()}
-    elif data:
-        raise Misfit(f"{where}: attribute(s) {sorted(data)} have no field in the schema")
-    return out
-
-
 # --- values: Avro datum -> Python ---------------------------------------------------
 
 
 def _in(t: Any, value: Any, where: str, named: dict) -> Any:
-    t = _deref(t, named)
+    t = deref(t, named)
     if value is None:
         return None
     if isinstance(t, list):
@@ -348,7 +264,7 @@ def free_in(value: Any, where: str) -> Any:
 def record_in(fields: list, record: Mapping, where: str, named: dict, top: bool = False) -> dict:
     out: dict[str, Any] = {}
     rest_field = next((f for f in fields if f.get(REST)), None)
-    zones = {f["name"] + ZONE_SUFFIX for f in fields if _is_timestamp(f["type"], named)}
+    zones = {f["name"] + ZONE_SUFFIX for f in fields if is_timestamp(f["type"], named)}
     for f in fields:
         name = f["name"]
         if name in zones or f is rest_field:
@@ -356,7 +272,7 @@ def record_in(fields: list, record: Mapping, where: str, named: dict, top: bool 
         value = record.get(name, f.get("default"))
         if value is None and f.get(OPTIONAL):
             continue
-        if value is not None and _is_timestamp(f["type"], named):
+        if value is not None and is_timestamp(f["type"], named):
             out[f.get(ATTRIBUTE, name)] = instant_in(value, record.get(name + ZONE_SUFFIX), f"{where}.{name}")
         else:
             out[f.get(ATTRIBUTE, name)] = _in(f["type"], value, f"{where}.{name}", named)
