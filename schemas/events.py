@@ -86,8 +86,7 @@ def to_record(envelope: Mapping[str, Any], registry: SchemaRegistry | None = Non
     """
     full = schema_name(envelope["type"])
     plan = data_plan(registry_or_default(registry).entry(full).raw)
-    meta = dict(envelope.get("meta") or {})
-    extra = {k: v for k, v in meta.items() if k not in META_FIELDS}
+    meta = envelope.get("meta") or {}
     try:
         occurred_at, zone = instant_out(envelope["timestamp"], f"{full}.occurred_at")
         record: dict[str, Any] = {
@@ -101,9 +100,10 @@ def to_record(envelope: Mapping[str, Any], registry: SchemaRegistry | None = Non
             "actor": meta.get("actor", ""),
             "causation_id": meta.get("causation_id", ""),
             "correlation_id": meta.get("correlation_id", ""),
-            "meta_extra": {k: {"value": free_out(v, f"{full}.meta_extra.{k}")} for k, v in extra.items()},
+            "meta_extra": {k: {"value": free_out(v, f"{full}.meta_extra.{k}")}
+                           for k, v in meta.items() if k not in META_FIELDS},
         }
-        record.update(plan.fill(envelope.get("data") or {}, full, top=True))
+        plan.fill(envelope.get("data") or {}, full, top=True, out=record)
     except Misfit as exc:
         raise invalid(str(exc)) from None
     return full, record

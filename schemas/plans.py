@@ -53,12 +53,14 @@ class RecordPlan:
         self.rest: str | None = None  # the vip.rest field: every attribute no field takes
         self.broken: CodecError | None = None  # a field type the mapping cannot resolve
 
-    def fill(self, value: Mapping, where: str, top: bool = False) -> dict:
-        """The datum of ``value``; at the top level a missing attribute is left to the codec."""
+    def fill(self, value: Mapping, where: str, top: bool = False, out: dict | None = None) -> dict:
+        """The datum of ``value``, written into ``out`` if given (the record's header, whose
+        names no data field has); at the top level a missing attribute is left to the codec."""
         data = dict(value)
         if self.broken is not None:
             raise CodecError(self.broken.reason, self.broken.message)
-        out: dict[str, Any] = {}
+        if out is None:
+            out = {}
         rest: dict[str, Any] = {}
         for name, attribute, convert, optional, zone, suffix in self.fields:
             if attribute not in data:

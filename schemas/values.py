@@ -108,9 +108,12 @@ def _zone(name: str, where: str) -> tzinfo:
 
 
 def instant_out(value: Any, where: str) -> tuple[int, str]:
-    if not isinstance(value, datetime) or value.utcoffset() is None:
+    """``(microseconds since the epoch, zone_name(value))`` of an aware datetime."""
+    offset = value.utcoffset() if isinstance(value, datetime) else None
+    if offset is None:
         raise Misfit(f"{where}: expected a timezone-aware datetime, got {value!r}")
-    return (value - _EPOCH) // _MICRO, zone_name(value)
+    tz = value.tzinfo  # zone_name's rule, with the offset at hand (one call fewer an instant)
+    return (value - _EPOCH) // _MICRO, tz.key if isinstance(tz, ZoneInfo) and tz.key else _offset_text(offset)
 
 
 def instant_in(value: Any, zone: Any, where: str) -> datetime:

@@ -24,7 +24,7 @@ from schemas.codec import REASON_BAD_SCHEMA, CodecError, SchemaRegistry, encode
 from schemas.events import to_record
 from schemas.values import (
     ATTRIBUTE, HEADER_FIELDS, META_FIELDS, OPTIONAL, REST, TIMESTAMP, VALUE, ZONE_SUFFIX, LONG, Misfit,
-    deref, free_out, invalid, is_timestamp, prepared, registry_or_default, schema_name,
+    deref, invalid, is_timestamp, prepared, registry_or_default, schema_name,
 )
 from tests.test_domain_schemas import ENVELOPES, EVENT_TYPES, REGISTRY, TZ
 
@@ -54,6 +54,25 @@ def _ref_instant(value: Any, where: str) -> tuple[int, str]:
     if not isinstance(value, datetime) or value.utcoffset() is None:
         raise Misfit(f"{where}: expected a timezone-aware datetime, got {value!r}")
     return (value - _EPOCH) // _MICRO, _ref_zone(value)
+
+
+def _ref_free(value: Any, where: str) -> Any:
+    if value is None or isinstance(value, (bool, str, float)):
+        return value
+    if isinstance(value, int):
+        if value not in LONG:
+            raise Misfit(f"{where}: {value} does not fit a long")
+        return value
+    if isinstance(value, datetime):
+        at, zone = _ref_instant(value, where)
+        return {"at": at, "zone": zone}
+    if isinstance(value, Mapping):
+        if not all(isinstance(k, str) for k in value):
+            raise Misfit(f"{where}: object keys must be strings, got {list(value)!r}")
+        return {k: {"value": _ref_free(v, f"{where}.{k}")} for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [{"value": _ref_free(v, f"{where}[{i}]")} for i, v in enumerate(value)]
+    raise Misfit(f"{where}: {type(value).__name__} {value!r} has no Avro form")
 
 
 def _ref_primitive(t: str, value: Any, where: str) -> Any:
@@ -91,7 +110,7 @@ def _ref_out(t: Any, value: Any, where: str, named: dict) -> Any:
     kind = t["type"]
     if kind == "record":
         if t["__full"] == VALUE:
-            return {"value": free_out(value, where)}
+            return {"value": _ref_free(value, where)}
         if not isinstance(value, Mapping):
             raise Misfit(f"{where}: expected an object, got {value!r}")
         return _ref_record(t["fields"], value, where, named)
@@ -144,7 +163,7 @@ def _ref_record(fields: list, value: Mapping, where: str, named: dict, top: bool
         rest.update(data)
         if not all(isinstance(k, str) for k in rest):
             raise Misfit(f"{where}: object keys must be strings, got {list(rest)!r}")
-        out[rest_field["name"]] = {k: {"value": free_out(v, f"{where}.{k}")} for k, v in rest.items()}
+        out[rest_field["name"]] = {k: {"value": _ref_free(v, f"{where}.{k}")} for k, v in rest.items()}
     elif data:
         raise Misfit(f"{where}: attribute(s) {sorted(data)} have no field in the schema")
     return out
@@ -168,7 +187,7 @@ def reference_to_record(envelope: Mapping, registry: SchemaRegistry | None = Non
             "actor": meta.get("actor", ""),
             "causation_id": meta.get("causation_id", ""),
             "correlation_id": meta.get("correlation_id", ""),
-            "meta_extra": {k: {"value": free_out(v, f"{full}.meta_extra.{k}")} for k, v in extra.items()},
+            "meta_extra": {k: {"value": _ref_free(v, f"{full}.meta_extra.{k}")} for k, v in extra.items()},
         }
         fields = [f for f in raw["fields"] if f["name"] not in HEADER_FIELDS]
         record.update(_ref_record(fields, envelope.get("data") or {}, full, named, top=True))
