@@ -15,6 +15,7 @@ import click
 
 from consumers.stream_fold import PARKED
 from hosts.consume import run_consumer
+from hosts.relay import run_relay
 from domain.base import InstantError, parse_instant
 from hosts.serve import serve
 from hosts.streams import run_streams
@@ -24,7 +25,7 @@ from infra.dev.broker import Broker, BrokerError
 from infra.dev.simulator import Simulator, publish
 from infra.kafka.admin import create_all
 from infra.kafka.bus import Topics, make_producer
-from infra.kafka.relay import StopFlag, run_relay
+from infra.kafka.relay import StopFlag
 from infra.policy_file import load_policy
 from infra.service_layer.app import utc_now
 from infra.settings import Settings

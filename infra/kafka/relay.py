@@ -23,8 +23,8 @@ On PostgreSQL one relay publishes at a time, the holder of the relay lease
 starts from the position recorded then (:meth:`Relay.resume`), so a takeover
 sends again only what the previous holder had sent and not yet recorded.
 
-Run it alone with ``vip relay`` (or ``python -m infra.kafka.relay``); ``vip serve``
-runs it beside the consumers.
+Run it alone with ``vip relay`` (``hosts.relay``, or ``python -m hosts.relay``);
+``vip serve`` runs it beside the consumers.
 """
 from __future__ import annotations
 
@@ -39,13 +39,10 @@ from typing import Callable
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from infra.audit.chain import oid_text
-from infra.bootstrap import open_app
-from infra.kafka.bus import Topics, dead_letter_headers, make_producer
-from infra.logs import setup_logging
+from infra.kafka.bus import Topics, dead_letter_headers
 from infra.service_layer.envelope import envelope
 from infra.service_layer.fastpath import paths_of
-from infra.settings import Settings
-from infra.stores.leases import AdvisoryLease, relay_lease
+from infra.stores.leases import AdvisoryLease
 from schemas.codec import HEADER_SIZE, MAGIC, CodecError
 from schemas.events import encode_event, headers
 
@@ -320,53 +317,3 @@ class StopFlag:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
         self.previous = {}
-
-
-def run_relay(settings=None, *, batch: int = 500, idle: float = 0.05, stop: StopFlag | None = None,
-              echo: Callable[[str], None] | None = None) -> int:
-    """The ``vip relay`` process: publish until SIGTERM, then flush and exit."""
-    settings = settings or Settings.from_env()
-    topics = Topics.from_settings(settings)
-    flag = None if stop else StopFlag().install()
-    stop = stop or flag
-    lease = relay_lease(settings)
-    waiting = False
-    while lease is not None and not lease.acquire():
-        # Another relay publishes (PostgreSQL: one at a time); take over when it stops.
-        if echo and not waiting:
-            echo("relay: another process holds the relay lease; waiting to take over")
-        waiting = True
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
-            if stop():
-                return 0
-            time.sleep(0.1)
-    app, keys = open_app(settings)
-    producer = make_producer(settings.kafka_bootstrap)
-    try:
-        relay = Relay(app, producer, topics, batch=batch)
-        if echo:
-            echo(f"relay: {settings.kafka_bootstrap} from position {relay.position} to "
-                 f"{', '.join(topics.domain_topics)}")
-        relay.run(stop, idle, leads=RelayLeader(lease, echo, relay).leads)
-        if echo:
-            echo(f"relay: stopped at position {relay.position} ({relay.published} published)")
-        return relay.published
-    finally:
-        producer.flush(timeout=10)
-        producer.close(timeout=10)
-        app.close()
-        keys.close()
-        if lease is not None:
-            lease.release()
-        if flag is not None:
-            flag.restore()
-
-
-def main() -> None:  # python -m infra.kafka.relay
-    setup_logging()
-    run_relay(echo=lambda line: print(line, flush=True))
-
-
-if __name__ == "__main__":
-    main()
