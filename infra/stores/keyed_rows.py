@@ -18,8 +18,9 @@ _DELETED = object()
 _MISSING = object()
 
 
-def _dump(row: dict) -> str:
-    return json.dumps(row, separators=(",", ":"))
+# json.dumps with separators builds an encoder per call (~13 us a row at a flush); one encoder
+# with the same options writes the same text.
+_dump = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _rows_within(row_bytes: float) -> int:
