@@ -16,7 +16,7 @@ from domain import benefits, vip_workflow as flow
 from domain.base import Ctx, VipAggregate, aggregate_id, command, keep_declared_annotations, require_aware
 from domain.member_copy import copy_member
 from domain.member_errors import (
-    ACTIVITY_KINDS, OVERRIDE_KINDS, PROFILE_FIELDS, MemberError, NotQualifiedError, OrderError,
+    ACTIVITY_KINDS, MemberError, NotQualifiedError, OrderError,
     WorkflowError, check_amount, check_override, check_profile, not_qualified, unknown_order,
 )
 from domain.member_events import OrderPaid

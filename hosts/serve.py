@@ -1,6 +1,7 @@
 """``vip serve``: consumers, relay, scheduler and embedded projections in one process.
 
-One loop, one thread, one engine: poll the upstream topics and apply what
+One loop, one thread, one engine (the API beside it, ``--api-port``, runs its requests on
+engines of its own): poll the upstream topics and apply what
 came (each batch committed with its position), publish what the log gained
 after each batch (the relay, which does not wait for the broker's
 acknowledgements but settles them on a later turn), fire what the wall clock says is due (the scheduler), and commit

@@ -74,13 +74,25 @@ def build(settings: Settings | None = None, clock: Callable[[], datetime] = utc_
     if read_only and settings.event_store == "sqlite" and not (settings.data_dir / "events.db").exists():
         settings = replace(settings, event_store="memory")
     app, keys = open_app(settings, read_only)
-    if read_only and settings.query_views == "streams":
-        store, runner = _stream_views(app, settings)
-    else:
-        store, runner = _embedded_views(app, settings, memory_views, read_only)
-    engine = Engine(app, runner, clock, timedelta(seconds=settings.future_tolerance_seconds),
-                    read_only=read_only, batch_max_inputs=settings.batch_max_inputs,
-                    batch_max_ms=settings.batch_max_ms, aggregate_map_bytes=settings.aggregate_map_mb * 2**20)
+    store = None
+    try:
+        if read_only and settings.query_views == "streams":
+            store, runner = _stream_views(app, settings)
+        else:
+            store, runner = _embedded_views(app, settings, memory_views, read_only)
+        engine = Engine(app, runner, clock, timedelta(seconds=settings.future_tolerance_seconds),
+                        read_only=read_only, batch_max_inputs=settings.batch_max_inputs,
+                        batch_max_ms=settings.batch_max_ms,
+                        aggregate_map_bytes=settings.aggregate_map_mb * 2**20)
+    except BaseException:
+        # Nothing half-built stays open (the API builds systems per request and per pool slot).
+        for part in (store, app, keys):
+            try:
+                if part is not None:
+                    part.close()
+            except Exception:
+                log.exception("closing a half-built system failed")
+        raise
     return System(settings, app, keys, store, engine)
 
 

@@ -43,6 +43,9 @@ class Settings:
     # The library's own path for each of its bypasses (infra/service_layer/fastpath.py): slower;
     # for checking the fast paths against it, e.g. after a library upgrade.
     library_path: bool = False
+    # PostgreSQL connections an application keeps (0: the library's 5, plus 10 on demand). The API's
+    # request engines run one thread each, so they keep one (plus one on demand).
+    pg_pool_size: int = 0
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -110,6 +113,8 @@ class Settings:
                     # could commit out of order): keep the plain path, and
                     # keep saves small (one command's aggregates) instead.
                     "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+                    **({"POSTGRES_POOL_SIZE": str(self.pg_pool_size), "POSTGRES_MAX_OVERFLOW": "1"}
+                       if self.pg_pool_size else {}),
                     **({"CREATE_TABLE": "n"} if read_only else {})}
         raise ValueError(f"VIP_EVENT_STORE={store!r}: use sqlite, memory, or a postgresql:// URL")
 

@@ -10,6 +10,7 @@ import pytest
 
 from domain.base import NotFoundError
 from infra.api.app import create_app
+from infra.api import engines
 from infra.api.engines import ANSWERED, Pool
 from infra.service_layer import asof, commands as c
 from infra.service_layer.handlers import HANDLERS
@@ -131,6 +132,41 @@ def test_two_payments_on_one_contract_queue_and_both_land(api, monkeypatch):
     assert second.response.json()["invoices"]["INV-1"] == {"status": "paid", "outstanding_fen": 0}
     history = api.client.get("/api/history/contract/K1", headers=api.auth("auditor")).json()["items"]
     assert [e["data"]["payment_id"] for e in history if e["type"] == "PaymentReceived"] == ["P-1", "P-2"]
+
+
+def test_a_command_that_waits_too_long_for_its_aggregate_is_told_to_retry_and_changes_nothing(
+        api, monkeypatch):
+    monkeypatch.setattr(engines, "WAIT_S", 0.3)
+    gate = Gate(monkeypatch, c.ApplyForVip, "M1")
+    held = Call(api, "POST", "/members/M1/apply")
+    assert gate.entered.wait(WAIT)
+    waited = Call(api, "POST", "/members/M1/revoke", json={"reason": "x"}).done()
+    assert waited.status_code == 503 and waited.headers["Retry-After"] == "5"
+    assert waited.json()["type"] == "urn:vip:busy" and "member M1" in waited.json()["detail"]
+    gate.opened.set()
+    assert held.done().status_code == 200
+    history = api.client.get("/api/history/member/M1", headers=api.auth("auditor")).json()["items"]
+    assert not [e for e in history if e["type"] == "VipRevoked"]
+
+
+def test_as_of_replays_beyond_the_bound_wait_then_are_told_to_retry(api, monkeypatch):
+    monkeypatch.setattr(engines, "WAIT_S", 0.3)
+    monkeypatch.setattr(api.client.app.state.engines, "replays", threading.BoundedSemaphore(1))
+    entered, opened = threading.Event(), threading.Event()
+    replay = asof.replay
+
+    def slow_replay(*args, **kwargs):
+        entered.set()
+        assert opened.wait(WAIT)
+        return replay(*args, **kwargs)
+    monkeypatch.setattr(asof, "replay", slow_replay)
+    path = f"/tiers?as_of={(T0 + timedelta(hours=1)).isoformat().replace('+', '%2B')}"
+    first = Call(api, "GET", path)
+    assert entered.wait(WAIT)
+    second = Call(api, "GET", path).done()
+    assert second.status_code == 503 and "as-of replays" in second.json()["detail"]
+    opened.set()
+    assert first.done().status_code == 200
 
 
 def test_two_payments_sent_against_one_version_land_once_and_the_other_is_told_it_is_stale(api, monkeypatch):

@@ -197,8 +197,8 @@ def test_kill_consumer_and_relay_at_random_points_nothing_lost_or_doubled(kafka_
         stream_end.append(time.monotonic())
 
     # two consumers in one group: a kill also moves partitions to the survivor
-    group = [Proc("consumers.upstream", env, tmp_path / f"consumer{n}.log", "consume: ") for n in (1, 2)]
-    relay = Proc("infra.kafka.relay", env, tmp_path / "relay.log", "relay: ")
+    group = [Proc("hosts.consume", env, tmp_path / f"consumer{n}.log", "consume: ") for n in (1, 2)]
+    relay = Proc("hosts.relay", env, tmp_path / "relay.log", "relay: ")
     feeder = threading.Thread(target=produce, daemon=True)
     errors: list = []
     kills: dict = {"consumer": [], "relay": []}
@@ -323,7 +323,7 @@ def test_sigterm_stops_a_consumer_cleanly(kafka_broker, tmp_path):
                     member_prefix=f"{topics.prefix}-M")
     messages = list(sim.stream("orders", 3000))
     producer = make_producer(kafka_broker)
-    consumer = Proc("consumers.upstream", child_env(settings, tmp_path), tmp_path / "consumer.log",
+    consumer = Proc("hosts.consume", child_env(settings, tmp_path), tmp_path / "consumer.log",
                     "consume: ")
     try:
         publish(producer, topics.orders, messages)

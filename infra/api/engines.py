@@ -21,8 +21,10 @@ request runs on the primary under that lock, as before.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
+import time
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Callable, Iterator
@@ -35,7 +37,15 @@ log = logging.getLogger("vip.api")
 
 WRITERS = 4   # commands at once (SQLite takes their commits in turn anyway)
 READERS = 2   # live queries at once; they are short
+REPLAYS = 2   # as-of replays at once: each opens the stores and folds the log up to its instant
+WAIT_S = 30.0  # how long a request waits for its aggregate, an engine or a replay: then 503
 ANSWERED = (DomainError, Problem)  # refusals and problems: the engine is left as it was
+
+
+def busy(what: str) -> Problem:
+    """The answer when a request waited ``WAIT_S`` for ``what``: try again shortly (503)."""
+    return Problem(503, f"the API is busy ({what} for over {int(WAIT_S)} s); retry shortly",
+                   "urn:vip:busy", headers={"Retry-After": "5"})
 
 
 class Pool:
@@ -74,9 +84,13 @@ class Pool:
                 _close(system)
 
     def _take(self) -> System:
+        deadline = time.monotonic() + WAIT_S
         with self.free:
             while not self.idle and len(self.made) >= self.size:
-                self.free.wait()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise busy("every engine is in use")
+                self.free.wait(left)
             if self.idle:
                 return self.idle.pop()
             self.made.append(None)  # built outside the lock: a slow open holds up no other request
@@ -135,8 +149,12 @@ class AggregateLocks:
             entry = self.held.setdefault(key, [threading.Lock(), 0])
             entry[1] += 1
         try:
-            with entry[0]:
+            if not entry[0].acquire(timeout=WAIT_S):
+                raise busy(f"{kind} {business_id} is being changed")
+            try:
                 yield
+            finally:
+                entry[0].release()
         finally:
             with self.guard:
                 entry[1] -= 1
@@ -154,11 +172,17 @@ class Engines:
         self.lock = threading.RLock()
         self.aggregates = AggregateLocks()
         self.shared = primary.settings.event_store in ("memory", "popo")
+        self.replays = threading.BoundedSemaphore(REPLAYS)
+        # Each request engine keeps a share of the write-back map's budget and one PostgreSQL
+        # connection, so the pools do not multiply the process's memory and connections.
+        settings = primary.settings
+        self.settings = dataclasses.replace(
+            settings, pg_pool_size=1, aggregate_map_mb=max(8, settings.aggregate_map_mb // max(1, writers)))
         self.writers = Pool(self._make, writers, ANSWERED)
         self.readers = Pool(self._make, readers, ANSWERED)
 
     def _make(self) -> System:
-        return build(self.primary.settings, clock=self.primary.engine.clock)
+        return build(self.settings, clock=self.primary.engine.clock)
 
     @contextmanager
     def writer(self, kind: str, business_id: str) -> Iterator[System]:
@@ -182,11 +206,16 @@ class Engines:
             with self.reader() as system:
                 yield system
             return
-        system = build(self.primary.settings, clock=self.primary.engine.clock, read_only=True)
+        if not self.replays.acquire(timeout=WAIT_S):
+            raise busy(f"{REPLAYS} as-of replays are running")
         try:
-            yield system
+            system = build(self.settings, clock=self.primary.engine.clock, read_only=True)
+            try:
+                yield system
+            finally:
+                system.close()
         finally:
-            system.close()
+            self.replays.release()
 
     @contextmanager
     def _lend(self, pool: Pool) -> Iterator[System]:

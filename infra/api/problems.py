@@ -43,7 +43,7 @@ def responses(*codes: int) -> dict:
 TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
           409: "Conflict", 412: "Precondition failed", 413: "Content too large",
           422: "Unprocessable request", 428: "Precondition required", 429: "Too many requests",
-          500: "Internal error"}
+          500: "Internal error", 503: "Busy"}
 
 
 class Problem(Exception):

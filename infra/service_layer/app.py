@@ -6,6 +6,8 @@ The command services (get, call, save) run on the unit of work
 """
 from __future__ import annotations
 
+import logging
+from collections import deque
 from datetime import datetime, timezone
 
 from eventsourcing.application import Application, ProcessingEvent
@@ -18,6 +20,8 @@ from infra.service_layer.lookups import Lookups
 from infra.service_layer.transcoder import FastJSONTranscoder
 from infra.stores.pii import PiiCipher
 from infra.stores.recorders import Receipt
+
+log = logging.getLogger("vip.app")
 
 
 
@@ -44,14 +48,26 @@ class VipApp(Lookups, Application):
         super().__init__(env=env)
         self.policy = policy
         self.cipher = cipher
-        # What a command did not keep (free text for an erased member): the CLI says so.
-        self.notices: list[str] = []
+        # What a command did not keep (free text for an erased member): the CLI says so. Bounded:
+        # only the CLI clears it, and the serve loop and API engines live long.
+        self.notices: deque[str] = deque(maxlen=100)
+
+    def save(self, *objs, **kwargs):
+        """Refused: every change is recorded by a unit of work (``Engine.unit_of_work``,
+        ``handlers.handle``), with its input receipts and position and on its timelines."""
+        raise RuntimeError("VipApp.save records nothing: run the change through a unit of work "
+                           "(Engine.unit_of_work or infra.service_layer.handlers.handle)")
 
     def record_batch(self, processing: ProcessingEvent) -> list:
         """Record a batch's events, receipts and position in one transaction, then take the
         snapshots due (``paths.take_snapshots``); the recordings."""
         recordings = self._record(processing)
-        self.paths.take_snapshots(self, processing)
+        try:
+            self.paths.take_snapshots(self, processing)
+        except Exception:
+            # The events are recorded: a snapshot is only a shortcut for later loads, so failing
+            # to write one must not make a saved command look failed (and be sent again).
+            log.exception("snapshots after a recorded batch could not be written; loads replay instead")
         return recordings
 
     def construct_transcoder(self) -> Transcoder:

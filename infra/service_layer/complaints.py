@@ -9,7 +9,7 @@ from domain.complaint import Complaint
 
 
 class ComplaintServices:
-    """Typed complaint commands of :class:`infra.service_layer.app.VipApp` (get, call, save)."""
+    """Typed complaint commands on the unit of work (:class:`infra.service_layer.uow.UnitOfWork`: get, call, save)."""
 
 
     def file_complaint(self, ctx: Ctx, complaint_id: str, member_id: str, channel: str,

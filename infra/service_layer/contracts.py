@@ -14,7 +14,7 @@ from domain.member import Member
 
 
 class ContractServices:
-    """Typed contract commands of :class:`infra.service_layer.app.VipApp` (get, call, save)."""
+    """Typed contract commands on the unit of work (:class:`infra.service_layer.uow.UnitOfWork`: get, call, save)."""
 
 
     def draft_contract(self, ctx: Ctx, contract_id: str, kind: str, terms: dict) -> Contract:

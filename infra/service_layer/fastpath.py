@@ -61,6 +61,7 @@ batches of 200): 320 against 590 us an input (``copy_member`` on both).
 from __future__ import annotations
 
 import gc
+import threading
 from contextlib import contextmanager, nullcontext
 from typing import Any, ContextManager, Iterable, Protocol
 
@@ -175,7 +176,13 @@ def _no_cycle_collection():
     set off finds nothing, yet walks the ever larger set of live rows: about a
     tenth of a replay. Anything cyclic made meanwhile is collected once the
     collector is back (at the end of the fold, even on an error).
+
+    Only on the main thread: the collector is process-wide, and an as-of replay in an API
+    request thread must not pause it for the serve loop and the other requests.
     """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     enabled = gc.isenabled()
     gc.disable()
     try:

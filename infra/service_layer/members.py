@@ -10,7 +10,7 @@ from domain.member import Member
 
 
 class MemberServices:
-    """Typed member commands of :class:`infra.service_layer.app.VipApp` (get, call, save)."""
+    """Typed member commands on the unit of work (:class:`infra.service_layer.uow.UnitOfWork`: get, call, save)."""
 
 
     def register_member(self, ctx: Ctx, input_id: str, member_id: str, profile: dict) -> Member:

@@ -137,8 +137,8 @@ class UnitsOfWork:
     def commit(self) -> None:
         """Record the open batch in one transaction; a failure records nothing (see :meth:`abort`)."""
         uow = self.uow
-        self.sync()
         try:
+            self.sync()
             recordings = uow.commit()
         except BaseException:
             self.abort()

@@ -7,7 +7,7 @@ they get aggregates from it (the write-back map first, the store after) and
 of work: its events, the input receipts and the tracking position go to the
 event store in ONE transaction (``VipApp.record_batch``); a conflict with
 another writer is retried on fresh state in one place
-(:meth:`infra.service_layer.engine.Engine.retrying`).
+(:meth:`infra.service_layer.units.UnitsOfWork.retrying`, the engine's).
 
 The application (:class:`~infra.service_layer.app.VipApp`) stays the
 library's: its ``save`` is the library's save, its reads are committed state.

@@ -23,13 +23,6 @@ from domain.limits import id_problem, name_problem
 from domain.member import ACTIVITY_KINDS
 from infra.service_layer.engine import Engine
 from infra.service_layer.handlers import dispatch
-from infra.service_layer.masking import (  # noqa: F401  (the masks' public names, used here before)
-    MASK,
-    MAX_INPUT_BYTES,
-    PERSONAL_FIELDS,
-    mask_record,
-    mask_text,
-)
 from infra.service_layer.upstream_commands import INPUT_COMMANDS, UpstreamCommand
 from infra.stores.recorders import Receipt
 
