@@ -99,7 +99,8 @@ def test_a_command_held_on_one_member_holds_up_no_command_or_read_on_another(api
     assert api.client.get("/api/members/M1", headers=api.auth("admin")).json()["vip_status"] == "applied"
 
 
-def test_an_as_of_replay_holds_up_no_command(api, monkeypatch):
+def _hold_replays(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """As-of replays wait until the test opens them: (entered, opened)."""
     entered, opened = threading.Event(), threading.Event()
     replay = asof.replay
 
@@ -108,6 +109,11 @@ def test_an_as_of_replay_holds_up_no_command(api, monkeypatch):
         assert opened.wait(WAIT)
         return replay(*args, **kwargs)
     monkeypatch.setattr(asof, "replay", slow_replay)
+    return entered, opened
+
+
+def test_an_as_of_replay_holds_up_no_command(api, monkeypatch):
+    entered, opened = _hold_replays(monkeypatch)
     past = Call(api, "GET", f"/tiers?as_of={(T0 + timedelta(hours=1)).isoformat().replace('+', '%2B')}")
     assert entered.wait(WAIT)
     command = Call(api, "POST", "/members/M1/apply").done()
@@ -152,14 +158,7 @@ def test_a_command_that_waits_too_long_for_its_aggregate_is_told_to_retry_and_ch
 def test_as_of_replays_beyond_the_bound_wait_then_are_told_to_retry(api, monkeypatch):
     monkeypatch.setattr(engines, "WAIT_S", 0.3)
     monkeypatch.setattr(api.client.app.state.engines, "replays", threading.BoundedSemaphore(1))
-    entered, opened = threading.Event(), threading.Event()
-    replay = asof.replay
-
-    def slow_replay(*args, **kwargs):
-        entered.set()
-        assert opened.wait(WAIT)
-        return replay(*args, **kwargs)
-    monkeypatch.setattr(asof, "replay", slow_replay)
+    entered, opened = _hold_replays(monkeypatch)
     path = f"/tiers?as_of={(T0 + timedelta(hours=1)).isoformat().replace('+', '%2B')}"
     first = Call(api, "GET", path)
     assert entered.wait(WAIT)
